@@ -1,0 +1,332 @@
+"""Canonical data and the contracts every connector implements.
+
+A connector turns one external system's wire format into these types and back. It knows nothing
+of the hub's database: the hub hands it plain views (`OrderView`) and receives plain results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+# ---------------------------------------------------------------------------------------------
+# Failure kinds. Only the job layer decides whether to try again.
+# ---------------------------------------------------------------------------------------------
+
+
+class ConnectorError(Exception):
+    """Base of the three kinds of failure an outbound call can end in."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Retriable(ConnectorError):
+    """The call may succeed later (timeouts, 5xx, 429, "too early"); `after` is a hint in seconds."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Permanent(ConnectorError):
+    """The call will fail the same way every time; a person must act. `reason` is shown to them."""
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class FlowNotSupported(ConnectorError):
+    """The external system has no such operation (Depop has no acknowledge call, for example)."""
+
+
+class Unauthenticated(Exception):
+    """A webhook whose signature, token or timestamp does not check out. The hub answers 401."""
+
+
+class MalformedPayload(Exception):
+    """An authenticated webhook the connector cannot read. The hub stores it as failed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical order, as a channel reports it.
+# ---------------------------------------------------------------------------------------------
+
+
+class ChannelOrderStatus(StrEnum):
+    """Where the channel says the order stands, mapped exhaustively from its own statuses."""
+
+    OPEN = "open"  # placed, waiting for the seller to fulfil it
+    SHIPPED = "shipped"  # the channel considers it shipped, delivered or completed
+    CANCELLED = "cancelled"  # cancelled, rejected or fully refunded at the channel
+    UNSUPPORTED = "unsupported"  # a status the connector does not know: never guessed
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    country_code: str
+    line2: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+    company: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOrderLine:
+    """One line as the channel sent it; `quantity` units of one SKU at `unit_price`."""
+
+    channel_line_id: str
+    sku: str | None
+    quantity: int
+    unit_price: Decimal
+    parcel_ref: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOrder:
+    channel: str
+    channel_order_id: str
+    status: ChannelOrderStatus
+    channel_status: str
+    currency: str
+    total_amount: Decimal
+    placed_at: datetime
+    shipping_address: Address | None
+    lines: tuple[ChannelOrderLine, ...]
+    buyer_email: str | None = None
+    # Channel-specific facts kept on the order (fees, seller_offer_reference, refund_summary...).
+    # Values must be JSON-serialisable; money as decimal strings.
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fulfilment, as a provider reports it.
+# ---------------------------------------------------------------------------------------------
+
+
+class ProviderOrderStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class FulfilmentLine:
+    line_id: str  # the hub's OrderLine id; providers that carry a line id echo it back
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class FulfilmentRequest:
+    order_id: str  # the hub's order id: the provider's external order id, so retries dedupe
+    channel: str
+    channel_order_id: str
+    placed_at: datetime
+    shipping_address: Address
+    lines: tuple[FulfilmentLine, ...]
+    ship_method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderShipmentLine:
+    sku: str
+    quantity: int
+    line_id: str | None = None
+    serial_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderShipment:
+    """One package. `shipment_id` is stable across polls and webhooks for the same package."""
+
+    shipment_id: str
+    carrier: str | None
+    tracking_numbers: tuple[str, ...]
+    tracking_url: str | None
+    shipped_at: datetime | None
+    lines: tuple[ProviderShipmentLine, ...]
+    service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FulfilmentStatus:
+    provider_order_id: str
+    external_order_id: str | None
+    status: ProviderOrderStatus
+    raw_status: str
+    shipments: tuple[ProviderShipment, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhook events, after verification and parsing.
+# ---------------------------------------------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    ORDER_PLACED = "order_placed"  # `order` is set
+    ORDER_CANCELLED = "order_cancelled"  # the channel or the customer cancelled the whole order
+    LINES_CANCELLED = "lines_cancelled"  # `line_ids` (channel line ids) were cancelled
+    ORDER_CHANGED = "order_changed"  # something changed; fetch the order to learn what (refunds)
+    ORDER_NOTICE = "order_notice"  # recorded in the history only (completed, shipped, returned)
+    FULFILMENT_UPDATE = "fulfilment_update"  # `fulfilment` is set
+    IGNORED = "ignored"  # authentic but not ours to act on; `note` says why
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookIdentity:
+    """What the hub needs at receipt: the id to dedupe on and the channel's event name."""
+
+    external_id: str
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent:
+    kind: EventKind
+    event_type: str
+    channel_order_id: str | None = None
+    order: ChannelOrder | None = None
+    line_ids: tuple[str, ...] = ()
+    fulfilment: FulfilmentStatus | None = None
+    note: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WebhookReceiver(Protocol):
+    """Verifies and reads one system's webhooks. `headers` is case-insensitive (use lower case)."""
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        """Raise `Unauthenticated` unless the raw bytes are proven to come from the system."""
+        ...
+
+    def identify(self, headers: Mapping[str, str], body: bytes) -> WebhookIdentity:
+        """The dedupe id and event name; raise `MalformedPayload` when they cannot be read."""
+        ...
+
+    def parse(self, body: bytes, identity: WebhookIdentity) -> ChannelEvent:
+        """The canonical event; raise `MalformedPayload` when the body cannot be read."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# What the hub shows a connector of an order it holds.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineView:
+    line_id: str
+    channel_line_id: str
+    sku: str | None
+    quantity: int
+    shipped_quantity: int
+    unit_price: Decimal
+    parcel_ref: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentLineView:
+    channel_line_id: str
+    sku: str | None
+    quantity: int
+    serial_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentView:
+    shipment_id: str
+    carrier: str | None
+    tracking_numbers: tuple[str, ...]
+    tracking_url: str | None
+    shipped_at: datetime | None
+    lines: tuple[ShipmentLineView, ...]
+    pushed_to_channel: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order_id: str
+    channel: str
+    channel_order_id: str
+    currency: str
+    lines: tuple[OrderLineView, ...]
+    shipments: tuple[ShipmentView, ...]  # oldest first
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two roles an external system can play.
+# ---------------------------------------------------------------------------------------------
+
+
+class TokenStore(Protocol):
+    """Durable home for credentials a connector renews itself (the hub keeps them in its DB)."""
+
+    def load(self, key: str) -> Mapping[str, str] | None: ...
+
+    def save(self, key: str, value: Mapping[str, str]) -> None: ...
+
+
+@runtime_checkable
+class SalesChannel(Protocol):
+    """A place orders come from. A flow the channel lacks raises `FlowNotSupported`."""
+
+    name: str
+    webhooks: WebhookReceiver
+
+    def acknowledge(self, order: OrderView) -> None: ...
+
+    def accept(self, order: OrderView) -> None: ...
+
+    def reject(self, order: OrderView, reason: str) -> None: ...
+
+    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+        """Tell the channel about shipment `shipment_id` of `order`; safe to call again."""
+        ...
+
+    def fetch_order(self, channel_order_id: str) -> ChannelOrder: ...
+
+    def list_orders(self, since: datetime, until: datetime) -> Iterator[ChannelOrder]:
+        """Every order placed or changed in [since, until), all pages."""
+        ...
+
+    def update_listing(self, sku: str, available: int) -> None:
+        """Show `available` units of `sku` (0: mark as sold / out of stock)."""
+        ...
+
+
+@runtime_checkable
+class FulfilmentProvider(Protocol):
+    """A warehouse or 3PL that ships orders."""
+
+    name: str
+    webhooks: WebhookReceiver | None
+
+    def create_order(self, request: FulfilmentRequest) -> str:
+        """The provider's order id. Idempotent on `request.order_id`: a retry never duplicates."""
+        ...
+
+    def get_order(self, provider_order_id: str) -> FulfilmentStatus: ...
+
+    def cancel_order(self, provider_order_id: str) -> None:
+        """Raise `Permanent` when the provider can no longer cancel (already shipped)."""
+        ...
