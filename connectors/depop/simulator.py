@@ -1,0 +1,750 @@
+"""A stateful fake of the Depop Seller API, for tests and the demo.
+
+It keeps products by SKU and orders, validates requests the way the Seller API documents, answers
+errors in Depop's `{id, errors: [{code, message}]}` format, checks the Bearer API key (and, when
+`scopes` is narrowed, the OAuth scope of each endpoint), and sends signed `v1:order.new`,
+`v1:order.refund` and `v1:product.like|unlike` webhooks to the configured target.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connectors.depop.transformers import (
+    ORDER_NEW,
+    ORDER_REFUND,
+    PRODUCT_LIKE,
+    PRODUCT_ON_SALE,
+    PRODUCT_UNLIKE,
+)
+from connectors.signatures import sign_timestamped_hex
+from connectors.simulation import SimulatorBase
+
+HOST = "https://partnerapi.depop.com"
+SELLER_ID = 123456
+
+_PUT_REQUIRED = (
+    "address",
+    "description",
+    "price_currency",
+    "price_amount",
+    "quantity",
+    "pictures",
+    "department",
+    "product_type",
+    "condition",
+    "brand_name",
+    "attributes",
+)
+_PATCHABLE = (
+    "price_amount",
+    "discount_price",
+    "auto_send_offer_price",
+    "auto_negotiate_offer_price",
+    "quantity",
+)
+_CENT = Decimal("0.01")
+
+# A JSON object request body, as the Seller API takes on every write.
+JsonBody = Annotated[dict[str, Any], Body()]
+
+DEFAULT_BUYER: dict[str, str] = {
+    "name": "John Doe",
+    "address": "123 Main St",
+    "address2": "Apt 1",
+    "city": "London",
+    "postal_code": "EC1V 4PW",
+    "state": "Greater London",
+    "country_code": "GB",
+}
+
+
+class DepopError(Exception):
+    """An answer in Depop's error format; raised by handlers and by the driving methods."""
+
+    def __init__(self, status: int, errors: Iterable[tuple[str, str]]) -> None:
+        self.status = status
+        self.errors = [{"code": code, "message": message} for code, message in errors]
+        super().__init__("; ".join(f"{e['code']}: {e['message']}" for e in self.errors))
+
+    def body(self) -> dict[str, Any]:
+        return {"id": str(uuid.uuid4()), "errors": self.errors}
+
+
+def _bad_request(message: str) -> DepopError:
+    return DepopError(400, [("bad-request", message)])
+
+
+def _amount(value: Any, field: str, errors: list[tuple[str, str]]) -> Decimal | None:
+    """A decimal-string price, or None with an error noted when it is not one."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append(("bad-request", f"{field} must be a decimal string"))
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        errors.append(("bad-request", f"{field} is not a decimal amount"))
+        return None
+    exponent = amount.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -2:
+        errors.append(("bad-request", f"{field} must be a finite amount with up to 2 decimals"))
+        return None
+    return amount
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(_CENT))
+
+
+class DepopSimulator(SimulatorBase):
+    """The Seller API's behaviour over in-memory state, served as `self.app`."""
+
+    def __init__(
+        self,
+        api_key: str = "depop-sim-key",
+        webhook_secret: str = "depop-sim-secret",
+        webhook_url: str | None = None,
+        webhook_client: httpx.Client | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # None: an API key, which has every scope. A set: an OAuth token limited to those scopes.
+        self.scopes: set[str] | None = None
+        self.products: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        # purchase_id -> parcel_id -> {"tracking_number", "carrier"} once marked as shipped.
+        self.shipped_parcels: dict[str, dict[str, dict[str, str]]] = {}
+        self.sent_events: dict[str, tuple[bytes, str]] = {}  # event id -> (body, timestamp)
+        self._next_product_id = 7021251
+        self._next_purchase_id = 4000001
+        self._next_item_id = 2385551
+        self.app = FastAPI(title="Depop Seller API (simulator)")
+        self._routes(self.app)
+        self._control_routes(self.app)
+        self.install(self.app)
+
+    def fail_next(self, n: int, status: int = 500, body: Any = None) -> None:
+        """The next `n` API calls answer `status`, in Depop's error format by default."""
+        if body is None:
+            code = "too_many_requests" if status == 429 else "internal_server_error"
+            body = DepopError(status, [(code, f"simulated {status}")]).body()
+        super().fail_next(n, status, body)
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def signed_headers(self, body: bytes, timestamp: str) -> dict[str, str]:
+        """The headers Depop sends with a webhook body signed at `timestamp` (Unix seconds)."""
+        return {
+            "X-Depop-Timestamp": timestamp,
+            "X-Depop-Signature": sign_timestamped_hex(
+                secret=self.webhook_secret, timestamp=timestamp, body=body
+            ),
+        }
+
+    def send_event(self, event_type: str, data: Mapping[str, Any]) -> str:
+        """Build, sign and deliver one webhook; its envelope id."""
+        event_id = str(uuid.uuid4())
+        envelope = {
+            "id": event_id,
+            "event_type": event_type,
+            "created_at": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "data": data,
+        }
+        body = json.dumps(envelope).encode()
+        timestamp = str(int(self.clock().timestamp()))
+        with self.lock:
+            self.sent_events[event_id] = (body, timestamp)
+        self.deliver(body, self.signed_headers(body, timestamp))
+        return event_id
+
+    def redeliver(self, event_id: str) -> int | None:
+        """Deliver an earlier webhook again, byte for byte, freshly signed, as retries do."""
+        with self.lock:
+            body, _ = self.sent_events[event_id]
+        return self.deliver(body, self.signed_headers(body, str(int(self.clock().timestamp()))))
+
+    # -- driving methods ----------------------------------------------------------------------
+
+    def add_product(
+        self,
+        sku: str,
+        *,
+        price: str = "25.99",
+        quantity: int = 1,
+        currency: str = "GBP",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """List a product as a seller would (a valid PUT by SKU); the stored product."""
+        body: dict[str, Any] = {
+            "address": {"country_code": "GB", "state": "Greater London"},
+            "description": f"Listing {sku}",
+            "price_currency": currency,
+            "price_amount": price,
+            "national_shipping_cost": "5.00",
+            "quantity": quantity,
+            "pictures": [{"url": f"https://images.example.com/{sku}.jpg"}],
+            "department": "menswear",
+            "product_type": "tshirts",
+            "condition": "used_excellent",
+            "brand_name": "Nike",
+            "attributes": {},
+            **fields,
+        }
+        self.put_product(sku, body)
+        return self.products[sku]
+
+    def put_product(self, sku: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or update a listing with the PUT endpoint's validation."""
+        errors: list[tuple[str, str]] = []
+        missing = [name for name in _PUT_REQUIRED if name not in body]
+        errors.extend(("bad-request", f"{name} is required") for name in missing)
+        price = _amount(body.get("price_amount"), "price_amount", errors)
+        if price is not None and price < 1:
+            errors.append(("bad-request", "price_amount must be at least 1.00"))
+        for name in ("discount_price", "national_shipping_cost", "international_shipping_cost"):
+            _amount(body.get(name), name, errors)
+        quantity = body.get("quantity")
+        if "quantity" in body and (not isinstance(quantity, int) or quantity < 1):
+            errors.append(("bad-request", "quantity must be at least 1"))
+        pictures = body.get("pictures")
+        if "pictures" in body and (not isinstance(pictures, list) or not 1 <= len(pictures) <= 8):
+            errors.append(("bad-request", "pictures must hold between 1 and 8 images"))
+        shipping = ("national_shipping_cost" in body, "depop_shipping" in body)
+        if shipping.count(True) != 1:
+            errors.append(
+                ("bad-request", "either national_shipping_cost or depop_shipping must be provided")
+            )
+        with self.lock:
+            existing = self.products.get(sku)
+            if existing is not None and existing["status"].startswith("STATUS_DELETED"):
+                errors.append(("bad-request", f"SKU {sku} was deleted and cannot be reused"))
+            if errors:
+                raise DepopError(400, errors)
+            now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+            if existing is None:
+                product_id = self._next_product_id
+                self._next_product_id += 1
+                existing = {
+                    "sku": sku,
+                    "product_id": product_id,
+                    "slug": f"{sku.lower()}-{product_id}",
+                    "created_at": now,
+                    "is_boosted": False,
+                    "colour": [],
+                    "style": [],
+                    "age": [],
+                    "source": [],
+                }
+                self.products[sku] = existing
+            for key, value in body.items():
+                if key == "brand_name":
+                    existing["brand"] = value
+                elif key == "pictures":
+                    existing["pictures"] = [
+                        {"url": p.get("url"), "height": 1280, "width": 1280} for p in value
+                    ]
+                else:
+                    existing[key] = value
+            if "depop_shipping" in body:
+                existing.pop("national_shipping_cost", None)
+            else:
+                existing.pop("depop_shipping", None)
+            existing["current_price"] = existing.get("discount_price") or existing["price_amount"]
+            existing["status"] = PRODUCT_ON_SALE
+            existing["updated_at"] = now
+            return existing
+
+    def _product(self, sku: str) -> dict[str, Any]:
+        product = self.products.get(sku)
+        if product is None or product["status"].startswith("STATUS_DELETED"):
+            product_id = product["product_id"] if product else 0
+            raise DepopError(
+                404, [("product_not_found", f"Product (sku: {sku}, id: {product_id}) not found")]
+            )
+        return product
+
+    def purchase(
+        self,
+        *skus: str,
+        buyer: Mapping[str, str] | None = None,
+        shipping_price: str = "5.00",
+        tax: str | None = None,
+        depop_shipping: Mapping[str, str] | None = None,
+    ) -> str:
+        """A buyer buys one unit of each SKU in one parcel; the order's purchase id.
+
+        The order is SHIPPING_PENDING and a signed `v1:order.new` is delivered.
+        """
+        if not skus:
+            raise ValueError("a purchase needs at least one SKU")
+        with self.lock:
+            products = [self._product(sku) for sku in skus]
+            for product in products:
+                if product["status"] != PRODUCT_ON_SALE:
+                    raise _bad_request(f"Product (sku: {product['sku']}) is not on sale")
+            purchase_id = str(self._next_purchase_id)
+            self._next_purchase_id += 1
+            parcel_id = str(uuid.uuid4())
+            items: list[dict[str, Any]] = []
+            for product in products:
+                product["quantity"] -= 1
+                if product["quantity"] <= 0:
+                    product["quantity"] = 0
+                    product["status"] = "STATUS_PURCHASED"
+                items.append(
+                    {
+                        "purchase_item_id": self._next_item_id,
+                        "sku": product["sku"],
+                        "product_id": product["product_id"],
+                        "slug": product["slug"],
+                        "parcel_id": parcel_id,
+                        "description": product["description"],
+                        "original_price": product["price_amount"],
+                        "sold_price": product["current_price"],
+                        "sold_via_offers": False,
+                        "image_url": product["pictures"][0]["url"],
+                    }
+                )
+                self._next_item_id += 1
+            currency = products[0]["price_currency"]
+            order = self._new_order(
+                purchase_id,
+                items,
+                currency,
+                buyer=dict(buyer or DEFAULT_BUYER),
+                shipping=Decimal(shipping_price),
+                tax=Decimal(tax) if tax is not None else None,
+            )
+            if depop_shipping is not None:
+                order["depop_shipping"] = dict(depop_shipping)
+            self.orders[purchase_id] = order
+            self.shipped_parcels[purchase_id] = {}
+        self.send_event(ORDER_NEW, order)
+        return purchase_id
+
+    def _new_order(
+        self,
+        purchase_id: str,
+        items: list[dict[str, Any]],
+        currency: str,
+        *,
+        buyer: dict[str, str],
+        shipping: Decimal,
+        tax: Decimal | None,
+    ) -> dict[str, Any]:
+        item_total = sum((Decimal(i["sold_price"]) for i in items), Decimal(0))
+        depop_fee = (item_total * Decimal("0.10")).quantize(_CENT)
+        payment_fee = (item_total * Decimal("0.03") + Decimal("0.20")).quantize(_CENT)
+        buyer_pays = item_total + shipping + (tax or Decimal(0))
+        order: dict[str, Any] = {
+            "seller_id": SELLER_ID,
+            "purchase_id": purchase_id,
+            "status": "SHIPPING_PENDING",
+            "currency": currency,
+            "buyer_pays_amount": _money(buyer_pays),
+            "seller_receives_amount": _money(item_total + shipping - depop_fee - payment_fee),
+            "buyer_shipping_price": _money(shipping),
+            "buyer_address": buyer,
+            "line_items": items,
+            "seller_fee_breakdown": [
+                {"fee_type": "DEPOP_FEE", "amount": _money(depop_fee), "currency": currency},
+                {"fee_type": "PAYMENT_FEE", "amount": _money(payment_fee), "currency": currency},
+                {"fee_type": "SHIPPING_FEE", "amount": "0.00", "currency": currency},
+            ],
+            "created_at": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if tax is not None:
+            order["buyer_tax_amount"] = _money(tax)
+        return order
+
+    def _order(self, purchase_id: str) -> dict[str, Any]:
+        order = self.orders.get(purchase_id)
+        if order is None:
+            raise DepopError(
+                404, [("order_not_found", f"Order (purchase id: {purchase_id}) not found")]
+            )
+        return order
+
+    def mark_parcel_shipped(
+        self, purchase_id: str, parcel_id: str, tracking_number: Any, carrier: Any
+    ) -> None:
+        """Record tracking for a parcel; the order is SHIPPED once every parcel is."""
+        if not isinstance(tracking_number, str) or not tracking_number:
+            raise _bad_request("tracking_number is required")
+        if not isinstance(carrier, str) or not carrier:
+            raise _bad_request("carrier is required")
+        if any(ch.isspace() for ch in tracking_number) or "" in tracking_number.split(","):
+            raise _bad_request("tracking numbers must be separated by commas without spaces")
+        with self.lock:
+            order = self._order(purchase_id)
+            parcels = {item["parcel_id"] for item in order["line_items"]}
+            if parcel_id not in parcels:
+                raise DepopError(
+                    404,
+                    [("parcel_not_found", f"Parcel {parcel_id} not found in order {purchase_id}")],
+                )
+            if order["status"] in ("REFUNDED", "CANCELLED"):
+                raise _bad_request(f"Order {purchase_id} is {order['status']} and cannot ship")
+            shipped = self.shipped_parcels[purchase_id]
+            if parcel_id in shipped:
+                raise _bad_request(f"Parcel {parcel_id} has already been marked as shipped")
+            shipped[parcel_id] = {"tracking_number": tracking_number, "carrier": carrier}
+            if parcels <= shipped.keys() and order["status"] == "SHIPPING_PENDING":
+                order["status"] = "SHIPPED"
+
+    def complete(self, purchase_id: str) -> None:
+        """The buyer received the order: SHIPPED becomes COMPLETED."""
+        with self.lock:
+            order = self._order(purchase_id)
+            if order["status"] != "SHIPPED":
+                raise _bad_request(f"Order {purchase_id} is {order['status']}, not SHIPPED")
+            order["status"] = "COMPLETED"
+
+    def refund(
+        self,
+        purchase_id: str,
+        items_refund_amount: str | None = None,
+        shipping_refund_amount: str | None = None,
+        *,
+        refunded_by: str = "PARTNER",
+        send_buyer_message: str | None = None,
+    ) -> None:
+        """Refund with the Seller API's validation, then deliver `v1:order.refund`.
+
+        Refunding every item and the shipping makes the order REFUNDED; less leaves its status.
+        Raises `DepopError` (422, code `validation`) as the endpoint answers.
+        """
+        del send_buyer_message  # goes to the buyer's chat, which the simulator does not model
+        self._record_refund(purchase_id, items_refund_amount, shipping_refund_amount, refunded_by)
+        self.send_event(ORDER_REFUND, {"purchase_id": purchase_id, "refunded_by": refunded_by})
+
+    def _record_refund(
+        self,
+        purchase_id: str,
+        items_refund_amount: str | None,
+        shipping_refund_amount: str | None,
+        refunded_by: str,
+    ) -> None:
+        errors: list[tuple[str, str]] = []
+        prefix = f"Refund for purchase id {purchase_id}"
+        items = _amount(items_refund_amount, "items_refund_amount", errors)
+        shipping = _amount(shipping_refund_amount, "shipping_refund_amount", errors)
+        if errors:
+            raise DepopError(400, errors)
+        with self.lock:
+            order = self._order(purchase_id)
+            summary = order.get("refund_summary")
+            to_buyer = dict(summary["breakdown"]["refunded_to_buyer"]) if summary else {}
+            done_items = Decimal(to_buyer.get("item_refund_amount", "0"))
+            done_shipping = Decimal(to_buyer.get("shipping_refund_amount", "0"))
+            item_total = sum((Decimal(i["sold_price"]) for i in order["line_items"]), Decimal(0))
+            shipping_price = Decimal(order["buyer_shipping_price"])
+            if items is None and shipping is None:
+                errors.append(
+                    (
+                        "validation",
+                        f"{prefix} must have an item amount or a shipping amount to refund.",
+                    )
+                )
+            else:
+                amounts = [a for a in (items, shipping) if a is not None]
+                if any(a < 0 for a in amounts) or sum(amounts, Decimal(0)) <= 0:
+                    errors.append(
+                        ("validation", f"{prefix} must have a positive amount to refund.")
+                    )
+            if items is not None and done_items + items > item_total:
+                errors.append(
+                    ("validation", f"{prefix} has items_refund_amount greater than product price.")
+                )
+            if shipping is not None and done_shipping + shipping > shipping_price:
+                errors.append(
+                    (
+                        "validation",
+                        f"{prefix} has shipping_refund_amount greater than shipping price.",
+                    )
+                )
+            new_items = done_items + (items or Decimal(0))
+            new_shipping = done_shipping + (shipping or Decimal(0))
+            full = new_items == item_total and new_shipping == shipping_price
+            if shipping and not full and order.get("depop_shipping") is not None:
+                errors.append(
+                    (
+                        "validation",
+                        f"{prefix} can only refund Depop shipping as part of a full refund.",
+                    )
+                )
+            if errors:
+                raise DepopError(422, errors)
+            tax = Decimal(order.get("buyer_tax_amount", "0")) if full else Decimal(0)
+            fees = {f["fee_type"]: Decimal(f["amount"]) for f in order["seller_fee_breakdown"]}
+            order["refund_summary"] = {
+                "buyer_refund_amount": _money(new_items + new_shipping + tax),
+                "refund_date": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "refunded_by": refunded_by,
+                "breakdown": {
+                    "refunded_to_buyer": {
+                        "item_refund_amount": _money(new_items),
+                        "shipping_refund_amount": _money(new_shipping),
+                        "tax_refund_amount": _money(tax),
+                        "depop_fee_refund_amount": "0.00",
+                    },
+                    "refunded_to_seller": {
+                        "depop_fee_refund_amount": _money(
+                            fees.get("DEPOP_FEE", Decimal(0)) if full else Decimal(0)
+                        ),
+                        "payment_fee_refund_amount": _money(
+                            fees.get("PAYMENT_FEE", Decimal(0)) if full else Decimal(0)
+                        ),
+                        "ads_fee_refund_amount": "0.00",
+                        "shipping_refund_amount": "0.00",
+                    },
+                },
+            }
+            if full:
+                order["status"] = "REFUNDED"
+
+    def cancel(self, purchase_id: str) -> None:
+        """Depop cancels the order itself (auto-cancel): fully refunded by DEPOP, CANCELLED."""
+        with self.lock:
+            order = self._order(purchase_id)
+            if order["status"] != "SHIPPING_PENDING":
+                raise _bad_request(f"Order {purchase_id} is {order['status']}; cannot cancel")
+            item_total = sum((Decimal(i["sold_price"]) for i in order["line_items"]), Decimal(0))
+            shipping = Decimal(order["buyer_shipping_price"])
+            self._record_refund(purchase_id, _money(item_total), _money(shipping), "DEPOP")
+            order["status"] = "CANCELLED"
+        self.send_event(ORDER_REFUND, {"purchase_id": purchase_id, "refunded_by": "DEPOP"})
+
+    def like(self, sku: str, liker_id: int = 789012, *, unlike: bool = False) -> str:
+        """A buyer likes (or unlikes) a product; the webhook's envelope id."""
+        with self.lock:
+            product = self._product(sku)
+            data = {
+                "seller_id": SELLER_ID,
+                "product_id": product["product_id"],
+                "sku": sku,
+                "slug": product["slug"],
+                "liker_id": liker_id,
+            }
+        return self.send_event(PRODUCT_UNLIKE if unlike else PRODUCT_LIKE, data)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _authorize(self, request: Request, scope: str) -> None:
+        header = request.headers.get("authorization", "")
+        if header != f"Bearer {self.api_key}":
+            raise DepopError(401, [("unauthorized", "invalid api key")])
+        if self.scopes is not None and scope not in self.scopes:
+            raise DepopError(403, [("insufficient_scope", f"Required scope: {scope}")])
+
+    def _list_orders(self, params: Mapping[str, str]) -> dict[str, Any]:
+        try:
+            limit = int(params.get("limit", "20"))
+        except ValueError:
+            raise _bad_request("limit must be an integer") from None
+        if not 1 <= limit <= 200:
+            raise _bad_request("limit must be between 1 and 200")
+        bounds: dict[str, datetime] = {}
+        for name in ("from", "to"):
+            if name in params:
+                try:
+                    moment = datetime.fromisoformat(params[name].replace("Z", "+00:00"))
+                except ValueError:
+                    raise _bad_request(f"{name} is not an ISO 8601 date") from None
+                bounds[name] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        cursor = params.get("cursor")
+        with self.lock:
+            # Newest first; the cursor is the last purchase id of the previous page.
+            matching = []
+            for order in sorted(self.orders.values(), key=lambda o: -int(o["purchase_id"])):
+                created = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+                if "from" in bounds and created < bounds["from"]:
+                    continue
+                if "to" in bounds and created >= bounds["to"]:
+                    continue
+                if cursor is not None and int(order["purchase_id"]) >= int(cursor):
+                    continue
+                matching.append(order)
+            page = matching[:limit]
+            has_more = len(matching) > limit
+            return {
+                "meta": {
+                    "cursor": page[-1]["purchase_id"] if page else cursor,
+                    "has_more": has_more,
+                },
+                "data": json.loads(json.dumps(page)),
+            }
+
+    def _routes(self, app: FastAPI) -> None:
+        @app.exception_handler(DepopError)
+        async def _depop_error(request: Request, exc: DepopError) -> JSONResponse:
+            return JSONResponse(exc.body(), status_code=exc.status)
+
+        @app.exception_handler(RequestValidationError)
+        async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+            return JSONResponse(_bad_request("invalid request").body(), status_code=400)
+
+        @app.exception_handler(StarletteHTTPException)
+        async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+            error = DepopError(exc.status_code, [("not_found", str(exc.detail))])
+            return JSONResponse(error.body(), status_code=exc.status_code)
+
+        products = "/api/v1/products/by-sku/{sku}/"
+
+        @app.put(products)
+        def put_product(sku: str, request: Request, body: JsonBody) -> dict[str, Any]:
+            self._authorize(request, "products_write")
+            product = self.put_product(sku, body)
+            return {"product_id": product["product_id"], "slug": product["slug"], "sku": sku}
+
+        @app.patch(products)
+        def patch_product(sku: str, request: Request, body: JsonBody) -> dict[str, Any]:
+            self._authorize(request, "products_write")
+            errors: list[tuple[str, str]] = []
+            unknown = sorted(set(body) - set(_PATCHABLE))
+            errors.extend(("bad-request", f"{name} cannot be patched") for name in unknown)
+            for name in _PATCHABLE[:-1]:
+                _amount(body.get(name), name, errors)
+            quantity = body.get("quantity")
+            if "quantity" in body and (not isinstance(quantity, int) or quantity < 1):
+                errors.append(
+                    ("bad-request", "quantity must be at least 1; use mark-as-sold for 0")
+                )
+            with self.lock:
+                product = self._product(sku)
+                if product["status"] != PRODUCT_ON_SALE:
+                    errors.append(
+                        (
+                            "bad-request",
+                            f"Product (sku: {sku}) is not on sale; PUT it again to restock",
+                        )
+                    )
+                if errors:
+                    raise DepopError(400, errors)
+                product.update(body)
+                product["current_price"] = product.get("discount_price") or product["price_amount"]
+                product["updated_at"] = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+                return {"product_id": product["product_id"], "slug": product["slug"], "sku": sku}
+
+        @app.get(products)
+        def get_product(sku: str, request: Request) -> dict[str, Any]:
+            self._authorize(request, "products_read")
+            with self.lock:
+                return dict(self._product(sku))
+
+        @app.delete(products)
+        def delete_product(sku: str, request: Request) -> Response:
+            self._authorize(request, "products_write")
+            with self.lock:
+                product = self.products.get(sku)
+                if product is not None:
+                    product["status"] = "STATUS_DELETED"
+            return Response(status_code=200)
+
+        @app.post(products + "mark-as-sold/")
+        def mark_as_sold(sku: str, request: Request) -> Response:
+            self._authorize(request, "products_write")
+            with self.lock:
+                product = self._product(sku)
+                # Depop: a product not in a selling state stays as it is, and the call succeeds.
+                if product["status"] == PRODUCT_ON_SALE:
+                    product["status"] = "STATUS_MARKED_AS_SOLD"
+                    product["quantity"] = 0
+            return Response(status_code=200)
+
+        @app.post(products + "purchase/")
+        def purchase(sku: str, request: Request) -> dict[str, str]:
+            self._authorize(request, "products_write")
+            return {"purchase_id": self.purchase(sku)}
+
+        @app.get("/api/v1/orders/")
+        def list_orders(request: Request) -> dict[str, Any]:
+            self._authorize(request, "orders_read")
+            return self._list_orders(dict(request.query_params))
+
+        @app.get("/api/v1/orders/{purchase_id}/")
+        def get_order(purchase_id: str, request: Request) -> dict[str, Any]:
+            self._authorize(request, "orders_read")
+            with self.lock:
+                order: dict[str, Any] = json.loads(json.dumps(self._order(purchase_id)))
+            return order
+
+        @app.post("/api/v1/orders/{purchase_id}/parcels/{parcel_id}/mark-as-shipped/")
+        def mark_as_shipped(
+            purchase_id: str, parcel_id: str, request: Request, body: JsonBody
+        ) -> Response:
+            self._authorize(request, "orders_write")
+            self.mark_parcel_shipped(
+                purchase_id, parcel_id, body.get("tracking_number"), body.get("carrier")
+            )
+            return Response(status_code=200)
+
+        @app.post("/api/v1/orders/{purchase_id}/refund/")
+        def refund(purchase_id: str, request: Request, body: JsonBody) -> Response:
+            self._authorize(request, "orders_write")
+            self.refund(
+                purchase_id,
+                body.get("items_refund_amount"),
+                body.get("shipping_refund_amount"),
+                send_buyer_message=body.get("send_buyer_message"),
+            )
+            return Response(status_code=200)
+
+        @app.get("/status")
+        def status() -> dict[str, str]:
+            return {"status": "OK"}
+
+    def _control_routes(self, app: FastAPI) -> None:
+        """Demo handles under `/_sim`, registered before the base mounts its own sub-app there."""
+
+        @app.post("/_sim/products/{sku}")
+        def sim_add_product(sku: str, price: str = "25.99", quantity: int = 1) -> dict[str, Any]:
+            product = self.add_product(sku, price=price, quantity=quantity)
+            return {"sku": sku, "product_id": product["product_id"]}
+
+        @app.post("/_sim/purchase")
+        def sim_purchase(body: JsonBody) -> dict[str, str]:
+            skus = body.get("skus") or [body.get("sku")]
+            if not all(isinstance(s, str) for s in skus):
+                raise _bad_request("give sku or skus")
+            return {"purchase_id": self.purchase(*skus, buyer=body.get("buyer"))}
+
+        @app.post("/_sim/orders/{purchase_id}/refund")
+        def sim_refund(purchase_id: str, body: JsonBody) -> dict[str, str]:
+            self.refund(
+                purchase_id,
+                body.get("items_refund_amount"),
+                body.get("shipping_refund_amount"),
+                refunded_by=body.get("refunded_by", "PARTNER"),
+            )
+            return {"status": self.orders[purchase_id]["status"]}
+
+        @app.post("/_sim/orders/{purchase_id}/cancel")
+        def sim_cancel(purchase_id: str) -> dict[str, str]:
+            self.cancel(purchase_id)
+            return {"status": "CANCELLED"}
+
+        @app.post("/_sim/products/{sku}/like")
+        def sim_like(sku: str, unlike: bool = False) -> dict[str, str]:
+            return {"event_id": self.like(sku, unlike=unlike)}
+
+        @app.post("/_sim/events/{event_id}/redeliver")
+        def sim_redeliver(event_id: str) -> dict[str, int | None]:
+            return {"status": self.redeliver(event_id)}
