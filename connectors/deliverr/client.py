@@ -1,0 +1,267 @@
+"""The Deliverr fulfilment provider: Bearer-authenticated calls to the Orders API, token renewal,
+and the classification of every answer into success, `Retriable` or `Permanent`.
+
+Token renewal: on a 401, when a refresh token is known, the client calls
+`POST /oauth/v1/token` once with the form `grant_type=refresh_token&refresh_token=<token>`,
+expects `{"access_token", "refresh_token"?, "token_type", "expires_in"}`, saves the new pair
+with `token_store.save("deliverr", {"access_token", "refresh_token"})` and repeats the call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from connectors.base import (
+    FulfilmentRequest,
+    FulfilmentStatus,
+    MalformedPayload,
+    Permanent,
+    TokenStore,
+    WebhookReceiver,
+)
+from connectors.deliverr.config import DeliverrSettings
+from connectors.deliverr.transformers import (
+    SHIPPED_STATUSES,
+    CreateOrderResponse,
+    DeliverrOrderStatus,
+    Order,
+    TokenResponse,
+    create_order_body,
+    error_for,
+    load_json,
+    parse_error,
+    parse_order,
+    to_fulfilment_status,
+)
+from connectors.deliverr.webhooks import DeliverrWebhooks
+from connectors.http import new_client, send
+
+NAME = "deliverr"
+TOKEN_PATH = "/oauth/v1/token"
+ORDERS_PATH = "/orders/v1/order"
+# The simulator's answer to a taken externalOrderId (the seed documents none); it only matters
+# when two attempts race past the lookup, and the order is then looked up again.
+ALREADY_EXISTS_CODE = "ORDER_ALREADY_EXISTS"
+CANCELLED_AFTER_SHIPMENT = "cancelled after shipment: return needed"
+
+
+def _segment(value: str) -> str:
+    """A path segment: ids come from outside, so `/` or `?` in one must not change the route."""
+    return quote(value, safe="")
+
+
+class DeliverrProvider:
+    """Sends hub orders to Deliverr and reads their shipments back (a `FulfilmentProvider`)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        settings: DeliverrSettings,
+        http: httpx.Client | None = None,
+        token_store: TokenStore | None = None,
+    ) -> None:
+        self._settings = settings
+        self._http = http if http is not None else new_client(settings.base_url)
+        self._token_store = token_store
+        self._token_lock = threading.Lock()
+        # Typed as the Protocol declares it: a narrower type would not satisfy the mutable member.
+        self.webhooks: WebhookReceiver | None = DeliverrWebhooks(settings)
+        access = settings.access_token.get_secret_value() if settings.access_token else None
+        refresh = settings.refresh_token.get_secret_value() if settings.refresh_token else None
+        # Tokens renewed earlier outlive the process in the store; the settings still hold the
+        # original pair, whose refresh token Deliverr may already have rotated away.
+        stored = token_store.load(NAME) if token_store is not None else None
+        if stored:
+            access = stored.get("access_token") or access
+            refresh = stored.get("refresh_token") or refresh
+        self._access_token: str | None = access or None
+        self._refresh_token: str | None = refresh or None
+
+    # -- FulfilmentProvider -----------------------------------------------------------------
+
+    def create_order(self, request: FulfilmentRequest) -> str:
+        """Deliverr's orderId for the hub order; an order already there is found, not duplicated.
+
+        The lookup by external id comes first on every call: a create that timed out after
+        Deliverr stored it would otherwise be created twice by its retry.
+        """
+        existing = self.find_order(request.order_id)
+        if existing is not None:
+            return self._reuse(existing, request.order_id)
+        context = f"create Deliverr order for {request.order_id}"
+        response = self._call("POST", ORDERS_PATH, json=create_order_body(request))
+        if response.is_success:
+            try:
+                return CreateOrderResponse.model_validate(load_json(response.content)).orderId
+            except (ValueError, ValidationError) as exc:
+                raise Permanent(
+                    f"{context}: unreadable answer {response.text[:200]}", code="malformed_answer"
+                ) from exc
+        error = parse_error(response.content)
+        if error.code == ALREADY_EXISTS_CODE:
+            # Another attempt won the race between our lookup and our create: use its order.
+            existing = self.find_order(request.order_id)
+            if existing is not None:
+                return self._reuse(existing, request.order_id)
+        raise self._failure(response, context)
+
+    def get_order(self, provider_order_id: str) -> FulfilmentStatus:
+        """The order's status and shipments as Deliverr reports them now."""
+        response = self._call("GET", f"{ORDERS_PATH}/{_segment(provider_order_id)}")
+        if response.status_code == 404:
+            raise Permanent(f"Deliverr has no order {provider_order_id}", code="not_found")
+        if not response.is_success:
+            raise self._failure(response, f"get Deliverr order {provider_order_id}")
+        return to_fulfilment_status(self._order(response))
+
+    def cancel_order(self, provider_order_id: str) -> None:
+        """Cancel at Deliverr; `Permanent("cancelled after shipment: return needed")` once shipped.
+
+        A refusal is confirmed by reading the order, whatever code it came with: a shipped order
+        needs a return, an order already cancelled needs nothing.
+        """
+        context = f"cancel Deliverr order {provider_order_id}"
+        path = f"{ORDERS_PATH}/{_segment(provider_order_id)}/cancel"
+        response = self._call("POST", path)
+        if response.is_success:
+            return
+        if response.status_code == 404:
+            raise Permanent(f"Deliverr has no order {provider_order_id}", code="not_found")
+        if response.status_code in (400, 409, 422):
+            status = self.get_order(provider_order_id).raw_status
+            if status in SHIPPED_STATUSES:
+                raise Permanent(CANCELLED_AFTER_SHIPMENT, code="already_shipped")
+            if status == DeliverrOrderStatus.CANCELLED:
+                return
+        raise self._failure(response, context)
+
+    # -- beyond the Protocol ----------------------------------------------------------------
+
+    def find_order(self, external_order_id: str) -> Order | None:
+        """The Deliverr order created for hub order `external_order_id`, if there is one."""
+        path = f"{ORDERS_PATH}/externalId/{_segment(external_order_id)}"
+        response = self._call("GET", path)
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise self._failure(response, f"look up Deliverr order for {external_order_id}")
+        return self._order(response)
+
+    def get_order_by_external_id(self, external_order_id: str) -> FulfilmentStatus | None:
+        """The fulfilment status of the Deliverr order for hub order `external_order_id`."""
+        order = self.find_order(external_order_id)
+        return to_fulfilment_status(order) if order is not None else None
+
+    def close(self) -> None:
+        """Release the pooled connections."""
+        self._http.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _reuse(order: Order, external_order_id: str) -> str:
+        if order.status == DeliverrOrderStatus.CANCELLED:
+            # Deliverr keys orders by externalOrderId, so a cancelled one cannot be created anew.
+            raise Permanent(
+                f"Deliverr order {order.orderId} for {external_order_id} is cancelled; "
+                "it cannot be created again under the same id",
+                code="previously_cancelled",
+            )
+        return order.orderId
+
+    @staticmethod
+    def _order(response: httpx.Response) -> Order:
+        try:
+            return parse_order(response.content)
+        except MalformedPayload as exc:
+            raise Permanent(str(exc), code="malformed_answer") from exc
+
+    @staticmethod
+    def _failure(response: httpx.Response, context: str) -> Exception:
+        """The failure of an answer that is neither a success nor handled by the caller."""
+        if response.status_code == 403:
+            return Permanent(
+                f"{context}: Deliverr refused the call (403); the token needs the api/orders "
+                "and api/products scopes",
+                code="forbidden",
+            )
+        error = parse_error(response.content)
+        if error.code is None:
+            return Permanent(
+                f"{context}: Deliverr answered {response.status_code} {response.text[:200]}",
+                code=f"http_{response.status_code}",
+            )
+        return error_for(error.code, error.message, context=context)
+
+    def _call(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        """One authenticated call; a 401 renews the token once and repeats the call."""
+        token = self._current_token()
+        response = send(self._http, method, path, json=json, headers=self._bearer(token))
+        if response.status_code != 401:
+            return response
+        self._renew(token)
+        response = send(
+            self._http, method, path, json=json, headers=self._bearer(self._current_token())
+        )
+        if response.status_code == 401:
+            raise Permanent(
+                "Deliverr rejected the renewed DELIVERR_ACCESS_TOKEN", code="unauthenticated"
+            )
+        return response
+
+    @staticmethod
+    def _bearer(token: str) -> Mapping[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            token = self._access_token
+        if token is None:
+            raise Permanent("DELIVERR_ACCESS_TOKEN is not set", code="unauthenticated")
+        return token
+
+    def _renew(self, rejected: str) -> None:
+        """Trade the refresh token for a new access token, unless another call already did."""
+        with self._token_lock:
+            if self._access_token != rejected:
+                return
+            if self._refresh_token is None:
+                raise Permanent(
+                    "Deliverr rejected DELIVERR_ACCESS_TOKEN and no DELIVERR_REFRESH_TOKEN is set",
+                    code="unauthenticated",
+                )
+            response = send(
+                self._http,
+                "POST",
+                TOKEN_PATH,
+                data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
+            )
+            if not response.is_success:
+                raise Permanent(
+                    "Deliverr rejected DELIVERR_ACCESS_TOKEN and renewing it with "
+                    f"DELIVERR_REFRESH_TOKEN failed: {response.status_code} {response.text[:200]}",
+                    code="unauthenticated",
+                )
+            try:
+                tokens = TokenResponse.model_validate(load_json(response.content))
+            except (ValueError, ValidationError) as exc:
+                raise Permanent(
+                    "Deliverr rejected DELIVERR_ACCESS_TOKEN and its token renewal answer "
+                    f"was unreadable: {response.text[:200]}",
+                    code="unauthenticated",
+                ) from exc
+            self._access_token = tokens.access_token
+            # Deliverr may rotate the refresh token; without a new one, the old one stays good.
+            self._refresh_token = tokens.refresh_token or self._refresh_token
+            if self._token_store is not None:
+                self._token_store.save(
+                    NAME,
+                    {"access_token": self._access_token, "refresh_token": self._refresh_token},
+                )

@@ -1,0 +1,370 @@
+"""The real Deliverr provider against the simulated Deliverr API."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from connectors.base import (
+    Address,
+    FulfilmentLine,
+    FulfilmentProvider,
+    Permanent,
+    ProviderOrderStatus,
+    Retriable,
+)
+from connectors.deliverr import DeliverrProvider
+from connectors.deliverr.simulator import DeliverrSimulator
+from connectors.deliverr.transformers import ERROR_RULES, DeliverrErrorCode, Outcome
+
+from .conftest import ACCESS_TOKEN, REFRESH_TOKEN, MemoryTokenStore, make_request, make_settings
+
+
+def test_provider_satisfies_the_fulfilment_provider_protocol(provider: DeliverrProvider) -> None:
+    typed: FulfilmentProvider = provider  # mypy checks the signatures; isinstance the members
+
+    assert isinstance(typed, FulfilmentProvider)
+    assert provider.name == "deliverr"
+    assert provider.webhooks is not None
+
+
+def test_create_order_sends_the_mapped_fields(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    order_id = provider.create_order(make_request(ship_method="STANDARD"))
+
+    [call] = sim.calls_to("POST", "/orders/v1/order")
+    assert call.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert call.json == {
+        "externalOrderId": "ord_01",
+        "source": "depop",
+        "sourceOrderId": "depop-9001",
+        "shiptoAddress": {
+            "name": "Ada Lovelace",
+            "company": "Analytical Ltd",
+            "street1": "1 Engine Way",
+            "street2": "Suite 2",
+            "city": "Austin",
+            "state": "TX",
+            "postcode": "78701",
+            "countryCode": "US",
+        },
+        "lineItems": [
+            {"externalProductId": "SKU-A", "quantity": 2, "lineItemId": "line-1"},
+            {"externalProductId": "SKU-B", "quantity": 1, "lineItemId": "line-2"},
+        ],
+        "shipMethod": "STANDARD",
+        "orderCreationTime": "2024-05-01T12:30:00Z",
+    }
+    assert sim.orders[order_id].external_order_id == "ord_01"
+
+
+def test_create_order_looks_up_by_external_id_before_posting(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    first = provider.create_order(make_request())
+    second = provider.create_order(make_request())
+
+    assert first == second
+    assert len(sim.orders) == 1
+    assert len(sim.calls_to("POST", "/orders/v1/order")) == 1
+    assert len(sim.calls_to("GET", "/orders/v1/order/externalId/ord_01")) == 2
+
+
+def test_create_that_timed_out_after_deliverr_stored_it_is_retried_into_one_order(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.timeout_next_create()
+    request = make_request()
+
+    with pytest.raises(Retriable):
+        provider.create_order(request)
+    retried = provider.create_order(request)
+
+    assert list(sim.orders) == [retried]
+    assert len(sim.calls_to("GET", "/orders/v1/order/externalId/")) == 2
+
+
+def test_a_timed_out_lookup_is_retriable_and_creates_nothing(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.timeout_next(1, after_processing=False)
+
+    with pytest.raises(Retriable):
+        provider.create_order(make_request())
+
+    assert sim.orders == {}
+
+
+def test_create_refused_before_processing_is_retriable_and_the_retry_creates(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.fail_next(1, status=503)
+
+    with pytest.raises(Retriable):
+        provider.create_order(make_request())
+    order_id = provider.create_order(make_request())
+
+    assert list(sim.orders) == [order_id]
+
+
+ATTENTION_CODES = [code for code, rule in ERROR_RULES.items() if rule.outcome is Outcome.ATTENTION]
+
+
+@pytest.mark.parametrize("code", ATTENTION_CODES, ids=str)
+def test_seed_error_needing_a_person_is_permanent_with_the_seed_reason(
+    provider: DeliverrProvider, sim: DeliverrSimulator, code: DeliverrErrorCode
+) -> None:
+    sim.set_error_for_next_create(code)
+
+    with pytest.raises(Permanent) as failure:
+        provider.create_order(make_request())
+
+    assert failure.value.code == code.value
+    assert failure.value.reason == ERROR_RULES[code].explanation
+    assert sim.orders == {}
+
+
+def test_order_submitted_too_early_is_retriable_and_a_later_retry_creates(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.set_error_for_next_create(DeliverrErrorCode.ORDER_SUBMITTED_TOO_EARLY)
+
+    with pytest.raises(Retriable) as failure:
+        provider.create_order(make_request())
+    order_id = provider.create_order(make_request())
+
+    assert "ORDER_SUBMITTED_TOO_EARLY" in failure.value.reason
+    assert list(sim.orders) == [order_id]
+
+
+def test_order_previously_seen_error_is_retried_after_an_hour(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.set_error_for_next_create(DeliverrErrorCode.ORDER_PREVIOUSLY_SEEN_ERROR)
+
+    with pytest.raises(Retriable) as failure:
+        provider.create_order(make_request())
+
+    assert failure.value.after == 3600
+
+
+ADDRESS = {"name": "A", "line1": "1 Way", "city": "Austin", "country_code": "US"}
+REFUSED = {
+    "ORDER_MISSING_ADDRESS_LINE": make_request(address=Address(**{**ADDRESS, "line1": ""})),
+    "ORDER_MISSING_CITY": make_request(address=Address(**{**ADDRESS, "city": ""})),
+    "ORDER_INVALID_COUNTRY_CODE": make_request(
+        address=Address(**{**ADDRESS, "country_code": "USA"})
+    ),
+    "ORDER_MISSING_STATE_ZIP": make_request(address=Address(**{**ADDRESS, "postal_code": "78701"})),
+    "PRODUCT_NOT_AVAILABLE": make_request(
+        lines=(FulfilmentLine(line_id="l1", sku="NEVER-INBOUNDED", quantity=1),)
+    ),
+}
+
+
+@pytest.mark.parametrize("code", list(REFUSED))
+def test_order_deliverr_refuses_needs_attention_with_the_seed_reason(
+    provider: DeliverrProvider, sim: DeliverrSimulator, code: str
+) -> None:
+    with pytest.raises(Permanent) as failure:
+        provider.create_order(REFUSED[code])
+
+    assert failure.value.code == code
+    assert failure.value.reason == ERROR_RULES[DeliverrErrorCode(code)].explanation
+    assert sim.orders == {}
+
+
+def test_an_international_order_needs_no_state(provider: DeliverrProvider) -> None:
+    address = Address(name="Jo", line1="Unter den Linden 1", city="Berlin", country_code="DE")
+
+    assert provider.create_order(make_request(address=address))
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_rate_limits_and_server_errors_are_retriable(
+    provider: DeliverrProvider, sim: DeliverrSimulator, status: int
+) -> None:
+    sim.fail_next(1, status=status)
+
+    with pytest.raises(Retriable):
+        provider.get_order("100000001")
+
+
+def test_an_error_code_outside_the_seed_is_permanent_and_named(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.fail_next(2, status=400, body={"code": "SOMETHING_NEW", "message": "new rule"})
+
+    with pytest.raises(Permanent) as failure:
+        provider.create_order(make_request())
+
+    assert failure.value.code == "SOMETHING_NEW"
+    assert "SOMETHING_NEW" in failure.value.reason
+
+
+def test_get_order_follows_partial_then_full_shipment(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    order_id = provider.create_order(make_request())
+    assert provider.get_order(order_id).status is ProviderOrderStatus.PENDING
+
+    sim.ship(order_id, [("SKU-A", 1)], carrier="USPS", tracking_number="TRK-1")
+    partial = provider.get_order(order_id)
+    sim.ship(order_id, tracking_number="TRK-2")
+    full = provider.get_order(order_id)
+
+    assert partial.status is ProviderOrderStatus.PARTIALLY_SHIPPED
+    assert partial.external_order_id == "ord_01"
+    [first] = partial.shipments
+    assert first.carrier == "USPS"
+    assert first.tracking_numbers == ("TRK-1",)
+    assert [(ln.sku, ln.line_id, ln.quantity) for ln in first.lines] == [("SKU-A", "line-1", 1)]
+    assert full.status is ProviderOrderStatus.SHIPPED
+    assert full.raw_status == "SHIPPED"
+    assert full.shipments[0] == first
+    assert sorted((ln.sku, ln.line_id, ln.quantity) for ln in full.shipments[1].lines) == [
+        ("SKU-A", "line-1", 1),
+        ("SKU-B", "line-2", 1),
+    ]
+    assert full.shipments[0].shipment_id != full.shipments[1].shipment_id
+
+
+def test_get_order_by_external_id_reads_the_same_order(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    order_id = provider.create_order(make_request())
+
+    found = provider.get_order_by_external_id("ord_01")
+
+    assert found is not None and found.provider_order_id == order_id
+    assert provider.get_order_by_external_id("ord_unknown") is None
+
+
+def test_getting_an_order_deliverr_does_not_have_is_permanent(provider: DeliverrProvider) -> None:
+    with pytest.raises(Permanent) as failure:
+        provider.get_order("999")
+
+    assert failure.value.code == "not_found"
+
+
+def test_cancel_before_shipment_cancels_and_is_safe_to_repeat(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    order_id = provider.create_order(make_request())
+
+    provider.cancel_order(order_id)
+    provider.cancel_order(order_id)
+
+    assert provider.get_order(order_id).status is ProviderOrderStatus.CANCELLED
+
+
+def test_cancel_after_shipment_says_a_return_is_needed(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    order_id = provider.create_order(make_request())
+    sim.ship(order_id, [("SKU-B", 1)])
+
+    with pytest.raises(Permanent) as failure:
+        provider.cancel_order(order_id)
+
+    assert failure.value.code == "already_shipped"
+    assert failure.value.reason == "cancelled after shipment: return needed"
+    assert provider.get_order(order_id).status is ProviderOrderStatus.PARTIALLY_SHIPPED
+
+
+def test_creating_again_an_order_cancelled_at_deliverr_is_permanent(
+    provider: DeliverrProvider,
+) -> None:
+    provider.cancel_order(provider.create_order(make_request()))
+
+    with pytest.raises(Permanent) as failure:
+        provider.create_order(make_request())
+
+    assert failure.value.code == "previously_cancelled"
+
+
+def test_an_expired_token_is_renewed_once_and_the_new_pair_saved(
+    provider: DeliverrProvider, sim: DeliverrSimulator, store: MemoryTokenStore
+) -> None:
+    sim.expire_access_token()
+
+    order_id = provider.create_order(make_request())
+
+    assert order_id in sim.orders
+    assert len(sim.calls_to("POST", "/oauth/v1/token")) == 1
+    assert store.values["deliverr"] == {
+        "access_token": sim.access_token,
+        "refresh_token": sim.refresh_token,
+    }
+    assert sim.refresh_token != REFRESH_TOKEN
+
+
+def test_stored_tokens_are_preferred_over_the_settings(
+    api: TestClient, sim: DeliverrSimulator, provider: DeliverrProvider, store: MemoryTokenStore
+) -> None:
+    sim.expire_access_token()
+    provider.get_order_by_external_id("ord_01")
+    # Deliverr rotated the refresh token: the pair in the settings is now useless.
+    restarted = DeliverrProvider(make_settings(), http=api, token_store=store)
+
+    assert restarted.get_order_by_external_id("ord_01") is None
+    assert len(sim.calls_to("POST", "/oauth/v1/token")) == 1
+
+
+def test_an_expired_token_without_refresh_token_is_permanent_naming_the_variable(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    provider = DeliverrProvider(make_settings(refresh_token=None), http=api)
+    sim.expire_access_token()
+
+    with pytest.raises(Permanent) as failure:
+        provider.get_order("1")
+
+    assert "DELIVERR_ACCESS_TOKEN" in failure.value.reason
+    assert failure.value.code == "unauthenticated"
+
+
+def test_a_refused_renewal_is_permanent_naming_the_variables(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    provider = DeliverrProvider(make_settings(refresh_token="revoked"), http=api)
+    sim.expire_access_token()
+
+    with pytest.raises(Permanent) as failure:
+        provider.get_order("1")
+
+    assert "DELIVERR_ACCESS_TOKEN" in failure.value.reason
+    assert "DELIVERR_REFRESH_TOKEN" in failure.value.reason
+
+
+def test_a_wrong_access_token_is_renewed_through_the_refresh_token(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    provider = DeliverrProvider(make_settings(access_token="stale"), http=api)
+
+    assert provider.get_order_by_external_id("ord_01") is None
+    assert len(sim.calls_to("POST", "/oauth/v1/token")) == 1
+
+
+def test_no_access_token_at_all_is_permanent_without_calling(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    provider = DeliverrProvider(make_settings(access_token=None), http=api)
+
+    with pytest.raises(Permanent) as failure:
+        provider.create_order(make_request())
+
+    assert "DELIVERR_ACCESS_TOKEN" in failure.value.reason
+    assert sim.calls == []
+
+
+def test_a_token_renewal_deliverr_cannot_answer_is_retriable(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    sim.expire_access_token()
+    sim.fail_next(1, status=401)
+    sim.fail_next(1, status=503)
+
+    with pytest.raises(Retriable):
+        provider.get_order("1")
