@@ -27,7 +27,7 @@ class ConnectorError(Exception):
 
 
 class Retriable(ConnectorError):
-    """The call may succeed later (timeouts, 5xx, 429, "too early"); `after` is a hint in seconds."""
+    """The call may succeed later (timeouts, 5xx, 429, "too early"); `after` hints at seconds."""
 
     def __init__(self, reason: str, after: float | None = None) -> None:
         super().__init__(reason)

@@ -18,7 +18,9 @@ from connectors.base import Unauthenticated
 TOLERANCE_SECONDS = 300
 
 
-def check_timestamp(timestamp: str | None, now: datetime, tolerance: int = TOLERANCE_SECONDS) -> int:
+def check_timestamp(
+    timestamp: str | None, now: datetime, tolerance: int = TOLERANCE_SECONDS
+) -> int:
     """The timestamp as Unix seconds, or `Unauthenticated` when missing, unreadable or stale."""
     if not timestamp:
         raise Unauthenticated("missing timestamp")

@@ -1,0 +1,73 @@
+"""The FastAPI application: webhooks in, admin API, operations endpoints; and, when embedded,
+the worker and the scheduler running beside it in the same process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import hub.tasks  # noqa: F401  (registers every job kind)
+from hub import errors
+from hub.admin.endpoints import router as ops_router
+from hub.fulfilment.endpoints import router as routing_router
+from hub.inbox.endpoints import admin_router as events_router
+from hub.inbox.endpoints import router as webhook_router
+from hub.inventory.endpoints import router as stock_router
+from hub.jobs.endpoints import router as jobs_router
+from hub.jobs.worker import Worker
+from hub.orders.endpoints import router as orders_router
+from hub.reconcile.endpoints import router as reconcile_router
+from hub.reconcile.scheduler import Scheduler
+from hub.runtime import Runtime
+
+DESCRIPTION = """
+Every order from every channel, received once, fulfilled once, tracked back to the buyer,
+never oversold.
+
+* **Webhooks** (`/webhooks/{channel}`) are authenticated by each channel's own scheme.
+* **Admin** (`/admin/...`) needs `Authorization: Bearer <token>` (HUB_ADMIN_TOKENS).
+* Errors are always `{"error": "<code>", "detail": "<sentence>"}`.
+"""
+
+
+def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = False) -> FastAPI:
+    """The hub's API over `runtime`; `worker`/`scheduler` run those in-process too."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running_worker = Worker(runtime, runtime.settings.worker_concurrency) if worker else None
+        running_scheduler = Scheduler(runtime) if scheduler else None
+        if running_worker:
+            running_worker.start()
+        if running_scheduler:
+            running_scheduler.start()
+        try:
+            yield
+        finally:
+            if running_scheduler:
+                running_scheduler.stop()
+            if running_worker:
+                running_worker.stop()
+
+    app = FastAPI(
+        title="Order hub",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    for router in (
+        webhook_router,
+        ops_router,
+        orders_router,
+        jobs_router,
+        events_router,
+        stock_router,
+        routing_router,
+        reconcile_router,
+    ):
+        app.include_router(router)
+    return app

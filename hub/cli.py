@@ -1,0 +1,213 @@
+"""The `hub` command: serve, worker, scheduler, migrate, reconcile, stock import."""
+
+from __future__ import annotations
+
+import csv
+import json
+import secrets
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+import structlog
+from pydantic import SecretStr
+
+from hub.config import Settings
+from hub.logging import configure_logging
+from hub.migrate import upgrade
+
+log = structlog.get_logger("hub.cli")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.hub.log_format, settings.hub.log_level)
+    return settings
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    while not stop.wait(1.0):
+        pass
+
+
+@click.group()
+def main() -> None:
+    """Multi-channel order hub."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not run the job worker in this process.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this process.")
+def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
+    """Apply pending migrations, then serve the API (plus worker and scheduler by default)."""
+    import uvicorn
+
+    from hub.app import create_app
+    from hub.wiring import build_runtime
+
+    settings = _settings()
+    if not settings.hub.admin_tokens:
+        token = secrets.token_urlsafe(32)
+        settings.hub.admin_tokens = [SecretStr(token)]
+        click.echo(
+            f"No HUB_ADMIN_TOKENS set. Admin token for this run (shown once):\n  {token}",
+            err=True,
+        )
+    upgrade(settings.hub.database_url)
+    runtime = build_runtime(settings)
+    app = create_app(runtime, worker=not no_worker, scheduler=not no_scheduler)
+    log.info(
+        "hub.serve.starting",
+        host=host,
+        port=port,
+        channels=sorted(runtime.connectors.channels),
+        providers=sorted(runtime.connectors.providers),
+    )
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@main.command()
+@click.option("--concurrency", default=None, type=int, help="Worker threads (default 1).")
+def worker(concurrency: int | None) -> None:
+    """Run jobs until SIGTERM; the job in hand is finished before exit."""
+    from hub import tasks  # noqa: F401  (registers every job kind)
+    from hub.jobs.worker import Worker
+    from hub.wiring import build_runtime
+
+    settings = _settings()
+    runtime = build_runtime(settings)
+    if runtime.db.is_sqlite and (concurrency or 1) > 1:
+        raise click.UsageError("SQLite takes one worker thread; use Postgres for more")
+    running = Worker(runtime, concurrency or settings.hub.worker_concurrency)
+    running.start()
+    _wait_for_signal()
+    running.stop()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the scheduler until SIGTERM; any number may run, one leads."""
+    from hub.reconcile.scheduler import Scheduler
+    from hub.wiring import build_runtime
+
+    settings = _settings()
+    running = Scheduler(build_runtime(settings))
+    running.start()
+    _wait_for_signal()
+    running.stop()
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    upgrade(settings.hub.database_url)
+    click.echo("database is up to date")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} needs a UTC offset, e.g. 2026-11-23T00:00:00Z")
+    return parsed
+
+
+@main.command()
+@click.argument("channel")
+@click.option("--from", "window_from", default=None, help="ISO 8601 start (default: watermark).")
+@click.option("--to", "window_to", default=None, help="ISO 8601 end (default: now).")
+def reconcile(channel: str, window_from: str | None, window_to: str | None) -> None:
+    """Reconcile CHANNEL now, in this process, and print what the run found."""
+    from hub import tasks  # noqa: F401
+    from hub.jobs.worker import Worker
+    from hub.reconcile import repository as runs
+    from hub.reconcile import service
+    from hub.wiring import build_runtime
+
+    settings = _settings()
+    runtime = build_runtime(settings)
+    if channel not in runtime.connectors.channels:
+        raise click.UsageError(f"channel {channel!r} is not configured")
+    with runtime.db.transaction() as session:
+        run = service.start_run(
+            session,
+            settings.hub,
+            channel,
+            window_from=_parse_time(window_from),
+            window_to=_parse_time(window_to),
+        )
+        assert run is not None
+        run_id = run.id
+    Worker(runtime).drain()
+    with runtime.db.reader() as session:
+        done = runs.get(session, run_id)
+        assert done is not None
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": done.id,
+                    "state": done.state,
+                    "seen": done.seen,
+                    "created": done.created,
+                    "updated": done.updated,
+                    "mismatches": done.mismatches,
+                    "error": done.error,
+                },
+                indent=2,
+            )
+        )
+    if done.state != "done":
+        sys.exit(1)
+
+
+@main.group()
+def stock() -> None:
+    """Stock figures."""
+
+
+@stock.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def stock_import(path: Path) -> None:
+    """Set on_hand from a CSV with columns `sku,on_hand` (all rows or none)."""
+    from hub.inventory import service as inventory
+    from hub.wiring import build_runtime
+
+    settings = _settings()
+    runtime = build_runtime(settings)
+    rows: list[tuple[str, int]] = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"sku", "on_hand"} <= set(reader.fieldnames):
+            raise click.UsageError("the CSV needs a header with the columns sku,on_hand")
+        for number, row in enumerate(reader, start=2):
+            sku = (row.get("sku") or "").strip()
+            try:
+                on_hand = int((row.get("on_hand") or "").strip())
+            except ValueError:
+                raise click.UsageError(f"line {number}: on_hand is not a whole number") from None
+            if not sku or on_hand < 0:
+                raise click.UsageError(f"line {number}: needs a SKU and on_hand >= 0")
+            rows.append((sku, on_hand))
+    try:
+        with runtime.db.transaction() as session:
+            for sku, on_hand in sorted(rows):
+                inventory.set_on_hand(session, sku, on_hand, note=f"import {path.name}")
+    except inventory.StockBelowReserved as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {len(rows)} SKUs")

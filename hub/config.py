@@ -1,0 +1,94 @@
+"""The hub's settings: `HUB_*` for the hub itself; each connector brings its own class with its
+own prefix (`DEPOP_`, `TOPI_`, ...), gathered here so one object carries the whole configuration."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors.aboutyou import AboutYouSettings
+from connectors.deliverr import DeliverrSettings
+from connectors.depop import DepopSettings
+from connectors.topi import TopiSettings
+
+
+class UntrackedSkuPolicy(StrEnum):
+    """What to do with a SKU that has no stock row."""
+
+    ALLOW = "allow"  # sell it without a reservation
+    REJECT = "reject"  # treat it as out of stock
+
+
+class HubSettings(BaseSettings):
+    """`HUB_*` variables; see README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./hub.db"
+    admin_tokens: list[SecretStr] = []
+    log_format: str | None = None  # console in a terminal, else json
+    log_level: str = "info"
+    untracked_skus: UntrackedSkuPolicy = UntrackedSkuPolicy.ALLOW
+
+    job_max_attempts: int = 8
+    job_backoff_base: float = 2.0  # seconds; attempt n waits up to base * 2**(n-1)
+    job_backoff_cap: float = 900.0
+    job_lease_seconds: float = 120.0
+    worker_poll_seconds: float = 0.5
+    worker_concurrency: int = 1
+
+    reconcile_cron: str = "0 3 * * *"  # daily, 03:00 UTC
+    reconcile_overlap_minutes: int = 60  # each run re-reads this much before the last watermark
+    reconcile_first_window_days: int = 7  # how far back the very first run looks
+    fulfilment_poll_after_minutes: int = 360  # poll a routed order this long without news
+    maintenance_interval_seconds: int = 900
+    # Hours an order may stay in a state before a person is asked to look (JSON object).
+    stuck_after_hours: dict[str, float] = {
+        "created": 2,
+        "acknowledged": 4,
+        "confirmed": 48,
+        "partially_fulfilled": 96,
+    }
+
+    @field_validator("admin_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [SecretStr(t.strip()) for t in value.split(",") if t.strip()]
+        return value
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class Settings:
+    """The whole configuration: the hub's own and every connector's, each from its own prefix."""
+
+    def __init__(
+        self,
+        hub: HubSettings | None = None,
+        *,
+        depop: DepopSettings | None = None,
+        topi: TopiSettings | None = None,
+        deliverr: DeliverrSettings | None = None,
+        aboutyou: AboutYouSettings | None = None,
+    ) -> None:
+        self.hub = hub or HubSettings()
+        self.depop = depop or DepopSettings()
+        self.topi = topi or TopiSettings()
+        self.deliverr = deliverr or DeliverrSettings()
+        self.aboutyou = aboutyou or AboutYouSettings()
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value (to prove none of them leaks into logs or bodies)."""
+        found: list[str] = []
+        for group in (self.hub, self.depop, self.topi, self.deliverr, self.aboutyou):
+            for value in group.model_dump().values():
+                items = value if isinstance(value, list) else [value]
+                found.extend(v.get_secret_value() for v in items if isinstance(v, SecretStr))
+        return [s for s in found if s]

@@ -1,0 +1,75 @@
+"""Every error the HTTP API answers is JSON `{"error": code, "detail": sentence}`; domain errors
+map to one status each, here and nowhere else."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub.inventory.service import StockBelowReserved
+from hub.orders.service import OrderNotFound, ShipmentRejected, StaleOrder
+from state_machines.order import IllegalTransition
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+_DOMAIN: list[tuple[type[Exception], int, str]] = [
+    (IllegalTransition, 409, "illegal_transition"),
+    (StaleOrder, 409, "concurrent_update"),
+    (OrderNotFound, 404, "order_not_found"),
+    (StockBelowReserved, 409, "stock_below_reserved"),
+    (ShipmentRejected, 422, "shipment_rejected"),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(error_body("invalid_request", problems or "invalid request"), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+
+    for exc_type, status, code in _DOMAIN:
+
+        def handler(
+            _: Request, exc: Exception, status: int = status, code: str = code
+        ) -> JSONResponse:
+            return JSONResponse(error_body(code, str(exc)), status)
+
+        app.add_exception_handler(exc_type, handler)

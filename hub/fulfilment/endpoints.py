@@ -1,0 +1,83 @@
+"""Admin endpoints for routing rules: which provider ships which orders."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.admin.auth import require_admin
+from hub.deps import ReaderDep, RuntimeDep
+from hub.errors import ApiError
+from hub.fulfilment import repository as repo
+from hub.fulfilment.models import RoutingRule
+
+router = APIRouter(
+    prefix="/admin/routing-rules", tags=["fulfilment"], dependencies=[Depends(require_admin)]
+)
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "priority": 10,
+                "channel": "topi",
+                "sku_pattern": "LAPTOP-*",
+                "country_code": "DE",
+                "provider": "deliverr",
+            }
+        },
+    )
+
+    priority: int = Field(default=100, ge=0, le=1_000_000)
+    channel: str | None = Field(default=None, max_length=32)
+    sku_pattern: str | None = Field(default=None, max_length=128)
+    country_code: str | None = Field(default=None, min_length=2, max_length=2)
+    provider: str = Field(min_length=1, max_length=32)
+
+
+class RulePublic(RuleIn):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+
+
+def _known_providers(runtime: RuntimeDep) -> set[str]:
+    return {"manual", *runtime.connectors.providers}
+
+
+@router.get("", response_model=list[RulePublic])
+def list_rules(session: ReaderDep) -> list[RulePublic]:
+    """Rules in the order they are tried."""
+    return [RulePublic.model_validate(r, from_attributes=True) for r in repo.rules(session)]
+
+
+@router.post(
+    "",
+    response_model=RulePublic,
+    status_code=201,
+    responses={422: {"description": "Unknown provider"}},
+)
+def create_rule(body: RuleIn, runtime: RuntimeDep) -> RulePublic:
+    if body.provider not in _known_providers(runtime):
+        raise ApiError(
+            422,
+            "unknown_provider",
+            f"provider {body.provider!r} is not configured; known: "
+            f"{', '.join(sorted(_known_providers(runtime)))}",
+        )
+    with runtime.db.transaction() as session:
+        rule = RoutingRule(**body.model_dump())
+        session.add(rule)
+        session.flush()
+        return RulePublic.model_validate(rule, from_attributes=True)
+
+
+@router.delete("/{rule_id}", status_code=204, responses={404: {"description": "No such rule"}})
+def delete_rule(rule_id: int, runtime: RuntimeDep) -> None:
+    with runtime.db.transaction() as session:
+        rule = repo.get(session, rule_id)
+        if rule is None:
+            raise ApiError(404, "rule_not_found", f"routing rule {rule_id} not found")
+        session.delete(rule)

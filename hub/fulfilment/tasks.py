@@ -1,0 +1,82 @@
+"""Jobs that talk to fulfilment providers: route an order, cancel it, poll its status."""
+
+from __future__ import annotations
+
+from hub.fulfilment import service as fulfilment
+from hub.jobs.context import JobContext
+from hub.jobs.registry import job_handler
+from hub.orders import repository as orders_repo
+from hub.orders import service as orders
+from state_machines.order import OrderState
+
+POLL = "fulfilment.poll"
+
+
+@job_handler(orders.ROUTE)
+def route(ctx: JobContext) -> None:
+    """Send a confirmed order to its provider. A retry after a timeout finds the provider's
+    order by our id instead of creating a second one (the connector guarantees it)."""
+    runtime = ctx.runtime
+    order_id = ctx.job.order_id
+    assert order_id is not None
+    enabled = list(runtime.connectors.providers)
+    with runtime.db.reader() as session:
+        order = orders.get(session, order_id)
+        if order.status != OrderState.CONFIRMED or order.fulfilment_provider:
+            return
+        lines = orders_repo.lines(session, order_id)
+        provider_name = fulfilment.choose_provider(session, order, lines, enabled)
+        request = fulfilment.request_for(order, lines)
+    ref: str | None = None
+    if provider_name != fulfilment.MANUAL and request.lines:
+        ref = runtime.connectors.provider(provider_name).create_order(request)
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        orders.routed(session, order, provider_name, ref, f"job:{ctx.job.id}")
+        if order.status == OrderState.CANCELLED and ref:
+            # Cancelled while the provider call was in flight: take it back at once.
+            orders.enqueue_fulfilment_cancel(session, order)
+        ctx.finish(session)
+
+
+@job_handler(orders.CANCEL_FULFILMENT)
+def cancel(ctx: JobContext) -> None:
+    """The order was cancelled after routing: cancel it at the provider. A provider that can no
+    longer cancel raises Permanent, and the dead job flags the order with its reason."""
+    runtime = ctx.runtime
+    order_id = ctx.job.order_id
+    assert order_id is not None
+    with runtime.db.reader() as session:
+        order = orders.get(session, order_id)
+        provider, ref = order.fulfilment_provider, order.fulfilment_ref
+    if not provider or not ref or provider == fulfilment.MANUAL:
+        return
+    runtime.connectors.provider(provider).cancel_order(ref)
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        orders.note(
+            session,
+            order,
+            "fulfilment_cancelled",
+            f"job:{ctx.job.id}",
+            {"provider": provider, "reference": ref},
+        )
+        ctx.finish(session)
+
+
+@job_handler(POLL)
+def poll(ctx: JobContext) -> None:
+    """Ask the provider where an order stands: the same fold as its webhooks."""
+    runtime = ctx.runtime
+    order_id = ctx.job.order_id
+    assert order_id is not None
+    with runtime.db.reader() as session:
+        order = orders.get(session, order_id)
+        provider, ref = order.fulfilment_provider, order.fulfilment_ref
+    if not provider or not ref or provider == fulfilment.MANUAL:
+        return
+    status = runtime.connectors.provider(provider).get_order(ref)
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        orders.apply_fulfilment(session, order, provider, status, f"poll:{ctx.job.id}")
+        ctx.finish(session)

@@ -1,0 +1,165 @@
+"""`POST /webhooks/{channel}`: the only door orders come in by."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from connectors.base import Unauthenticated
+from connectors.registry import NotConfigured
+from hub import metrics
+from hub.admin.auth import require_admin
+from hub.deps import ReaderDep, RuntimeDep
+from hub.errors import ApiError
+from hub.inbox import repository as repo
+from hub.inbox import service
+from hub.inbox.models import InboundStatus
+from hub.runtime import Runtime
+
+MAX_BODY = 1 << 20  # 1 MiB
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookReceipt(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    event_id: int
+
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "Missing or invalid signature or token; nothing was stored."},
+    404: {"description": "`channel_not_configured`: no credentials for this channel."},
+    413: {"description": "Body over 1 MiB; refused before it was read whole."},
+}
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > limit
+        except ValueError:
+            raise ApiError(400, "bad_request", "Content-Length is not a number") from None
+        if too_big:
+            raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/webhooks/{channel}", response_model=WebhookReceipt, responses=_ERRORS)
+async def receive_webhook(channel: str, request: Request) -> WebhookReceipt:
+    """Verify, store once and queue a channel's webhook; answers before any processing."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        receiver = runtime.connectors.receiver(channel)
+    except NotConfigured:
+        metrics.WEBHOOKS.labels(channel="unknown", outcome="not_configured").inc()
+        raise ApiError(
+            404, "channel_not_configured", f"channel {channel!r} is not configured"
+        ) from None
+    body = await read_body(request)
+    try:
+        receiver.authenticate(request.headers, body, service.now())
+    except Unauthenticated as exc:
+        metrics.WEBHOOKS.labels(channel=channel, outcome="rejected").inc()
+        raise ApiError(401, "unauthenticated", f"webhook not authenticated: {exc}") from None
+    receipt = await run_in_threadpool(
+        service.store, runtime, channel, receiver, request.headers, body
+    )
+    metrics.WEBHOOKS.labels(channel=channel, outcome=receipt.status).inc()
+    return WebhookReceipt(status=receipt.status, event_id=receipt.event_id)
+
+
+class EventPublic(BaseModel):
+    id: int
+    channel: str
+    external_id: str
+    event_type: str
+    status: str
+    error: str | None
+    order_id: str | None
+    replays: int
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class EventDetail(EventPublic):
+    body: str  # the raw body as received (UTF-8; undecodable bytes replaced)
+
+
+class EventPage(BaseModel):
+    data: list[EventPublic]
+    next_cursor: int | None
+
+
+class ReplayQueued(BaseModel):
+    event_id: int
+    status: Literal["queued"]
+
+
+admin_router = APIRouter(
+    prefix="/admin/events", tags=["events"], dependencies=[Depends(require_admin)]
+)
+
+
+@admin_router.get("", response_model=EventPage)
+def list_events(
+    session: ReaderDep,
+    channel: str | None = None,
+    status: InboundStatus | None = None,
+    order_id: str | None = None,
+    cursor: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventPage:
+    """Inbound events, newest first."""
+    rows = repo.search(
+        session,
+        channel=channel,
+        status=status.value if status else None,
+        order_id=order_id,
+        after_id=cursor,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    return EventPage(
+        data=[EventPublic.model_validate(e, from_attributes=True) for e in page],
+        next_cursor=page[-1].id if len(rows) > limit else None,
+    )
+
+
+@admin_router.get(
+    "/{event_id}", response_model=EventDetail, responses={404: {"description": "No such event"}}
+)
+def get_event(event_id: int, session: ReaderDep) -> EventDetail:
+    event = repo.get(session, event_id)
+    if event is None:
+        raise ApiError(404, "event_not_found", f"inbound event {event_id} not found")
+    return EventDetail(
+        **EventPublic.model_validate(event, from_attributes=True).model_dump(),
+        body=event.body.decode("utf-8", "replace"),
+    )
+
+
+@admin_router.post(
+    "/{event_id}/replay",
+    response_model=ReplayQueued,
+    status_code=202,
+    responses={404: {"description": "No such event"}},
+)
+def replay_event(event_id: int, runtime: RuntimeDep) -> ReplayQueued:
+    """Process the stored raw event again; handlers are idempotent, so a replay of an event
+    already applied changes nothing."""
+    if not service.replay(runtime, event_id):
+        raise ApiError(404, "event_not_found", f"inbound event {event_id} not found")
+    return ReplayQueued(event_id=event_id, status="queued")

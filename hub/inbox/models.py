@@ -1,0 +1,38 @@
+"""Raw inbound webhooks, kept byte for byte so any of them can be replayed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from hub.types import UTCDateTime, utcnow
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class InboundEvent(SQLModel, table=True):
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_inbound_events_external"),
+        Index("ix_inbound_events_status", "channel", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=160)
+    event_type: str = Field(max_length=64)
+    body: bytes = Field(sa_type=LargeBinary)
+    status: str = Field(default=InboundStatus.PENDING, max_length=16)
+    error: str | None = None
+    order_id: str | None = Field(default=None, index=True, max_length=40)
+    replays: int = 0
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

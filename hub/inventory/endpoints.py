@@ -1,0 +1,66 @@
+"""Admin endpoints for stock: read a SKU, set its count, import many."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from hub.admin.auth import require_admin
+from hub.deps import ReaderDep, RuntimeDep
+from hub.errors import ApiError
+from hub.inventory import repository as repo
+from hub.inventory import service
+from hub.inventory.models import StockItem
+from hub.inventory.schemas import MovementPublic, StockImport, StockIn, StockPublic
+
+router = APIRouter(prefix="/admin/stock", tags=["stock"], dependencies=[Depends(require_admin)])
+
+Sku = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+def public(item: StockItem) -> StockPublic:
+    return StockPublic(
+        sku=item.sku, on_hand=item.on_hand, reserved=item.reserved, available=item.available
+    )
+
+
+@router.get("/{sku}", response_model=StockPublic, responses={404: {"description": "Unknown SKU"}})
+def get_stock(sku: Sku, session: ReaderDep) -> StockPublic:
+    item = repo.get(session, sku)
+    if item is None:
+        raise ApiError(404, "sku_not_found", f"no stock row for SKU {sku!r}")
+    return public(item)
+
+
+@router.get("/{sku}/movements", response_model=list[MovementPublic])
+def get_movements(sku: Sku, session: ReaderDep) -> list[MovementPublic]:
+    """The latest changes to a SKU's numbers, newest first, each with its reason."""
+    return [
+        MovementPublic.model_validate(m, from_attributes=True) for m in repo.movements(session, sku)
+    ]
+
+
+@router.put(
+    "/{sku}",
+    response_model=StockPublic,
+    responses={409: {"description": "on_hand below what orders hold"}},
+)
+def put_stock(sku: Sku, body: StockIn, runtime: RuntimeDep) -> StockPublic:
+    """Set the counted units on hand; what is reserved stays reserved."""
+    with runtime.db.transaction() as session:
+        return public(service.set_on_hand(session, sku, body.on_hand, note="admin"))
+
+
+@router.put(
+    "",
+    response_model=list[StockPublic],
+    responses={409: {"description": "on_hand below what orders hold"}},
+)
+def import_stock(body: StockImport, runtime: RuntimeDep) -> list[StockPublic]:
+    """Set many SKUs at once, all or none."""
+    with runtime.db.transaction() as session:
+        return [
+            public(service.set_on_hand(session, row.sku, row.on_hand, note="import"))
+            for row in sorted(body.items, key=lambda r: r.sku)
+        ]

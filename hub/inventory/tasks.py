@@ -1,0 +1,51 @@
+"""`inventory.sync_listing`: show every channel the SKU's available quantity."""
+
+from __future__ import annotations
+
+import structlog
+
+from connectors.base import FlowNotSupported, Permanent, Retriable
+from hub.inventory import repository as repo
+from hub.inventory.service import LISTING_SYNC
+from hub.jobs.context import JobContext
+from hub.jobs.registry import job_handler
+
+log = structlog.get_logger("hub.inventory")
+
+
+@job_handler(LISTING_SYNC)
+def sync_listing(ctx: JobContext) -> None:
+    """Tell each channel (but the one the sale came from) how many units it may sell.
+
+    Every channel is tried before a failure is raised, so one channel's outage does not hold
+    the others back; a retry repeats only idempotent quantity updates.
+    """
+    runtime = ctx.runtime
+    sku = str(ctx.job.payload["sku"])
+    skip = ctx.job.payload.get("skip_channel")
+    with runtime.db.reader() as session:
+        item = repo.get(session, sku)
+        if item is None:
+            return
+        available = item.available
+    retry: list[str] = []
+    failed: list[str] = []
+    for name, channel in runtime.connectors.channels.items():
+        if name == skip:
+            continue
+        try:
+            channel.update_listing(sku, available)
+        except FlowNotSupported:
+            continue
+        except Permanent as exc:
+            if exc.code == "product_not_found":
+                log.info("hub.inventory.not_listed", channel=name, sku=sku)
+                continue
+            failed.append(f"{name}: {exc.reason}")
+        except Retriable as exc:
+            retry.append(f"{name}: {exc.reason}")
+    if retry:
+        raise Retriable("; ".join(retry + failed))
+    if failed:
+        raise Permanent("; ".join(failed))
+    log.info("hub.inventory.listing_synced", sku=sku, available=available)

@@ -1,0 +1,248 @@
+"""The job queue's SQL: enqueue once per idempotency key, claim under a lease, finish fenced by
+that lease, retry with capped exponential backoff and full jitter, and bury the hopeless."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlmodel import Session, col
+
+from hub.db import insert_ignore
+from hub.jobs.models import Job, JobAttempt, JobState
+from hub.types import utcnow
+
+ERROR_LIMIT = 2000
+
+
+class LeaseLost(Exception):
+    """The job's lease expired and another worker may have it: this worker's result is void."""
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    key: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    order_id: str | None = None,
+    run_at: datetime | None = None,
+    max_attempts: int = 8,
+) -> bool:
+    """Queue a job unless one with `key` exists; True when this call created it."""
+    values = {
+        "kind": kind,
+        "idempotency_key": key,
+        "payload": payload or {},
+        "state": JobState.QUEUED.value,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at or utcnow(),
+        "order_id": order_id,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    return insert_ignore(session, Job, values, ["idempotency_key"])
+
+
+def claim(session: Session, worker: str, lease_seconds: float, limit: int = 1) -> list[Job]:
+    """Take up to `limit` due jobs (or jobs whose lease expired) for `worker`.
+
+    Postgres skips rows other workers hold locked, so any number of workers claim without
+    blocking each other; the conditional UPDATE makes the claim safe on SQLite too.
+    """
+    now = utcnow()
+    due = or_(
+        and_(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= now),
+        and_(col(Job.state) == JobState.RUNNING, col(Job.lease_expires_at) < now),
+    )
+    query = select(col(Job.id)).where(due).order_by(col(Job.run_at)).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [row[0] for row in session.execute(query)]
+    claimed: list[Job] = []
+    expires = now + timedelta(seconds=lease_seconds)
+    for job_id in ids:
+        result = session.execute(
+            update(Job)
+            .where(col(Job.id) == job_id, due)
+            .values(
+                state=JobState.RUNNING.value,
+                lease_owner=worker,
+                lease_expires_at=expires,
+                attempts=Job.attempts + 1,
+                updated_at=now,
+            )
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            job = session.get(Job, job_id, populate_existing=True)
+            assert job is not None
+            session.add(JobAttempt(job_id=job_id, attempt=job.attempts, worker=worker))
+            claimed.append(job)
+    return claimed
+
+
+def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
+    """Update `job` only while `job.lease_owner` still holds it; else `LeaseLost`."""
+    result = session.execute(
+        update(Job)
+        .where(
+            col(Job.id) == job.id,
+            col(Job.state) == JobState.RUNNING,
+            col(Job.lease_owner) == job.lease_owner,
+            col(Job.attempts) == job.attempts,
+        )
+        .values(updated_at=utcnow(), **values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
+
+
+def _close_attempt(
+    session: Session, job: Job, outcome: str, error: str | None, status_code: int | None
+) -> None:
+    session.execute(
+        update(JobAttempt)
+        .where(col(JobAttempt.job_id) == job.id, col(JobAttempt.attempt) == job.attempts)
+        .values(
+            outcome=outcome,
+            error=error[:ERROR_LIMIT] if error else None,
+            status_code=status_code,
+            finished_at=utcnow(),
+        )
+    )
+
+
+def complete(session: Session, job: Job) -> None:
+    """Mark `job` done; call it in the same transaction as the job's effects."""
+    _fence(
+        session,
+        job,
+        {
+            "state": JobState.DONE.value,
+            "finished_at": utcnow(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        },
+    )
+    _close_attempt(session, job, "ok", None, None)
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def retry(
+    session: Session,
+    job: Job,
+    error: str,
+    *,
+    delay: float,
+    status_code: int | None = None,
+) -> None:
+    """Put `job` back in the queue to run after `delay` seconds."""
+    _fence(
+        session,
+        job,
+        {
+            "state": JobState.QUEUED.value,
+            "run_at": utcnow() + timedelta(seconds=delay),
+            "last_error": error[:ERROR_LIMIT],
+            "lease_owner": None,
+            "lease_expires_at": None,
+        },
+    )
+    _close_attempt(session, job, "retry", error, status_code)
+
+
+def bury(session: Session, job: Job, error: str, *, status_code: int | None = None) -> None:
+    """Mark `job` dead: visible in the admin API and retryable there, never run by itself."""
+    _fence(
+        session,
+        job,
+        {
+            "state": JobState.DEAD.value,
+            "last_error": error[:ERROR_LIMIT],
+            "finished_at": utcnow(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        },
+    )
+    _close_attempt(session, job, "dead", error, status_code)
+
+
+def release(session: Session, job: Job) -> None:
+    """Hand a claimed job back untouched (a draining worker), without spending an attempt."""
+    _fence(
+        session,
+        job,
+        {
+            "state": JobState.QUEUED.value,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "attempts": job.attempts - 1,
+        },
+    )
+    session.execute(
+        JobAttempt.__table__.delete().where(  # type: ignore[attr-defined]
+            and_(JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempts)  # type: ignore[arg-type]
+        )
+    )
+
+
+def requeue(session: Session, job_id: int) -> Job | None:
+    """An operator's retry of a dead (or done) job: run it again now, with fresh attempts."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        return None
+    if job.state in (JobState.QUEUED, JobState.RUNNING):
+        return job
+    job.state = JobState.QUEUED.value
+    job.run_at = utcnow()
+    job.max_attempts = job.attempts + max(1, job.max_attempts)
+    job.finished_at = None
+    job.updated_at = utcnow()
+    session.add(job)
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    order_id: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> Sequence[Job]:
+    query = select(Job)
+    if state:
+        query = query.where(col(Job.state) == state)
+    if kind:
+        query = query.where(col(Job.kind) == kind)
+    if order_id:
+        query = query.where(col(Job.order_id) == order_id)
+    if after_id is not None:
+        query = query.where(col(Job.id) > after_id)
+    return session.scalars(query.order_by(col(Job.id)).limit(limit)).all()
+
+
+def attempts_of(session: Session, job_id: int) -> Sequence[JobAttempt]:
+    return session.scalars(
+        select(JobAttempt).where(col(JobAttempt.job_id) == job_id).order_by(col(JobAttempt.id))
+    ).all()
+
+
+def counts_by_kind_and_state(session: Session) -> list[tuple[str, str, int]]:
+    rows = session.execute(
+        select(col(Job.kind), col(Job.state), func.count()).group_by(col(Job.kind), col(Job.state))
+    ).all()
+    return [(str(k), str(s), int(n)) for k, s, n in rows]
+
+
+def get(session: Session, job_id: int) -> Job | None:
+    return session.get(Job, job_id, populate_existing=True)

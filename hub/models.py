@@ -1,0 +1,27 @@
+"""Every table, imported in one place so SQLModel.metadata is complete for Alembic and tests."""
+
+from hub.credentials import StoredCredential
+from hub.fulfilment.models import RoutingRule
+from hub.inbox.models import InboundEvent
+from hub.inventory.models import StockItem, StockMovement, StockReservation
+from hub.jobs.models import Job, JobAttempt
+from hub.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine
+from hub.reconcile.models import ReconcileRun, SchedulerLease
+
+__all__ = [
+    "InboundEvent",
+    "Job",
+    "JobAttempt",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "ReconcileRun",
+    "RoutingRule",
+    "SchedulerLease",
+    "Shipment",
+    "ShipmentLine",
+    "StockItem",
+    "StockMovement",
+    "StockReservation",
+    "StoredCredential",
+]

@@ -1,0 +1,247 @@
+"""Admin endpoints for orders: find them, read their story, and steer them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlmodel import Session
+
+from hub.admin.auth import require_admin
+from hub.deps import ReaderDep, RuntimeDep
+from hub.errors import ApiError
+from hub.fulfilment import service as fulfilment
+from hub.jobs import queue
+from hub.orders import repository as repo
+from hub.orders import service
+from hub.orders.models import Order
+from hub.orders.schemas import (
+    ActionAccepted,
+    EventSummary,
+    HistoryEntry,
+    JobSummary,
+    ManualShipmentIn,
+    OrderDetail,
+    OrderLinePublic,
+    OrderPage,
+    OrderPublic,
+    RejectIn,
+    ShipmentLinePublic,
+    ShipmentPublic,
+)
+from state_machines.order import OrderState, Trigger, next_state
+
+router = APIRouter(prefix="/admin/orders", tags=["orders"], dependencies=[Depends(require_admin)])
+
+_NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such order"}}
+_CONFLICT: dict[int | str, dict[str, str]] = {
+    409: {"description": "The order's state does not allow this (illegal_transition)"}
+}
+
+
+def present(session: Session, orders: Sequence[Order]) -> list[OrderPublic]:
+    """Orders with their lines and shipments, in three queries whatever their number."""
+    ids = [o.id for o in orders]
+    lines = defaultdict(list)
+    for line in repo.lines_for(session, ids):
+        lines[line.order_id].append(line)
+    shipments = defaultdict(list)
+    all_shipments = repo.shipments_for(session, ids)
+    for s in all_shipments:
+        shipments[s.order_id].append(s)
+    slines = defaultdict(list)
+    for sl in repo.shipment_lines(session, [s.id for s in all_shipments if s.id is not None]):
+        slines[sl.shipment_id].append(sl)
+    return [
+        OrderPublic(
+            **o.model_dump(
+                include={
+                    "id",
+                    "channel",
+                    "channel_order_id",
+                    "status",
+                    "channel_status",
+                    "currency",
+                    "total_amount",
+                    "needs_attention",
+                    "attention_reason",
+                    "fulfilment_provider",
+                    "fulfilment_ref",
+                    "fulfilment_status",
+                    "placed_at",
+                    "created_at",
+                    "updated_at",
+                }
+            ),
+            lines=[
+                OrderLinePublic(**line.model_dump(exclude={"order_id", "attributes"}))
+                for line in lines[o.id]
+            ],
+            shipments=[
+                ShipmentPublic(
+                    id=s.id or 0,
+                    provider=s.provider,
+                    carrier=s.carrier,
+                    tracking_numbers=list(s.tracking_numbers),
+                    tracking_url=s.tracking_url,
+                    shipped_at=s.shipped_at,
+                    pushed_to_channel=s.pushed_to_channel_at is not None,
+                    lines=[
+                        ShipmentLinePublic(
+                            sku=sl.sku, quantity=sl.quantity, serial_numbers=sl.serial_numbers
+                        )
+                        for sl in slines[s.id or 0]
+                    ],
+                )
+                for s in shipments[o.id]
+            ],
+        )
+        for o in orders
+    ]
+
+
+def detail(session: Session, order_id: str) -> OrderDetail:
+    order = service.get(session, order_id)
+    public = present(session, [order])[0]
+    return OrderDetail(
+        **public.model_dump(),
+        history=[
+            HistoryEntry(
+                **e.model_dump(
+                    include={"trigger", "from_state", "to_state", "source", "at", "detail"}
+                )
+            )
+            for e in repo.history(session, order_id)
+        ],
+        jobs=[
+            JobSummary(**j.model_dump(include={"id", "kind", "state", "attempts", "last_error"}))
+            for j in queue.list_jobs(session, order_id=order_id, limit=500)
+        ],
+        events=[
+            EventSummary(
+                **e.model_dump(
+                    include={"id", "channel", "external_id", "event_type", "status", "received_at"}
+                )
+            )
+            for e in repo.inbound_events(session, order_id)
+        ],
+    )
+
+
+@router.get("", response_model=OrderPage)
+def list_orders(
+    session: ReaderDep,
+    channel: str | None = None,
+    channel_order_id: str | None = None,
+    status: OrderState | None = None,
+    needs_attention: bool | None = None,
+    sku: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> OrderPage:
+    """Orders, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    rows = repo.search(
+        session,
+        channel=channel,
+        channel_order_id=channel_order_id,
+        status=status.value if status else None,
+        needs_attention=needs_attention,
+        sku=sku,
+        after_id=cursor,
+        limit=limit + 1,
+    )
+    page = list(rows[:limit])
+    return OrderPage(
+        data=present(session, page), next_cursor=page[-1].id if len(rows) > limit else None
+    )
+
+
+@router.get("/{order_id}", response_model=OrderDetail, responses=_NOT_FOUND)
+def get_order(order_id: str, session: ReaderDep) -> OrderDetail:
+    """One order with its history, its jobs and the inbound events that touched it."""
+    return detail(session, order_id)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderDetail, responses=_NOT_FOUND | _CONFLICT)
+def cancel_order(order_id: str, runtime: RuntimeDep) -> OrderDetail:
+    """Cancel an open order: its stock is released and its fulfilment order cancelled."""
+    with runtime.db.transaction() as session:
+        order = service.get(session, order_id)
+        service.fire(session, order, Trigger.CANCEL, "admin")
+    with runtime.db.reader() as session:
+        return detail(session, order_id)
+
+
+@router.post(
+    "/{order_id}/reject",
+    response_model=ActionAccepted,
+    status_code=202,
+    responses=_NOT_FOUND | _CONFLICT,
+)
+def reject_order(
+    order_id: str, runtime: RuntimeDep, body: RejectIn | None = None
+) -> ActionAccepted:
+    """Reject an order not yet confirmed. The channel is told first; the state follows."""
+    reason = body.reason if body else RejectIn().reason
+    with runtime.db.transaction() as session:
+        order = service.get(session, order_id)
+        next_state(order.status, Trigger.REJECT)  # 409 now rather than a dead job later
+        queue.enqueue(
+            session,
+            service.REJECT,
+            f"order:{order.id}:reject",
+            {"reason": reason},
+            order_id=order.id,
+        )
+        return ActionAccepted(order_id=order.id, status=order.status, queued=[service.REJECT])
+
+
+@router.post(
+    "/{order_id}/retry-fulfilment",
+    response_model=ActionAccepted,
+    status_code=202,
+    responses=_NOT_FOUND | _CONFLICT,
+)
+def retry_fulfilment(order_id: str, runtime: RuntimeDep) -> ActionAccepted:
+    """Route a confirmed order again (after its fulfilment failed or was cancelled)."""
+    with runtime.db.transaction() as session:
+        order = service.get(session, order_id)
+        if order.status != OrderState.CONFIRMED:
+            raise ApiError(
+                409,
+                "illegal_transition",
+                f"only a confirmed order can be routed; this one is {order.status}",
+            )
+        service.reset_fulfilment(session, order, "admin")
+        key = f"order:{order.id}:route:retry:{order.version}"
+        queue.enqueue(session, service.ROUTE, key, order_id=order.id)
+        return ActionAccepted(order_id=order.id, status=order.status, queued=[service.ROUTE])
+
+
+@router.post(
+    "/{order_id}/shipments",
+    response_model=OrderDetail,
+    status_code=201,
+    responses=_NOT_FOUND | _CONFLICT | {422: {"description": "Lines do not fit the order"}},
+)
+def add_shipment(order_id: str, body: ManualShipmentIn, runtime: RuntimeDep) -> OrderDetail:
+    """Record a shipment made by hand; its tracking goes to the channel like a 3PL's would."""
+    with runtime.db.transaction() as session:
+        order = service.get(session, order_id)
+        if order.status not in service.OPEN_FOR_SHIPPING:
+            raise ApiError(
+                409, "illegal_transition", f"cannot ship an order that is {order.status}"
+            )
+        fulfilment.record_manual_shipment(
+            session,
+            order,
+            [(line.sku, line.quantity) for line in body.lines],
+            body.carrier,
+            body.tracking_number,
+            body.tracking_url,
+            "admin",
+        )
+    with runtime.db.reader() as session:
+        return detail(session, order_id)

@@ -1,0 +1,128 @@
+"""What a channel says about an order, applied to the hub's order. Webhooks and reconciliation
+both come through here, so a missed webhook found later takes exactly the same path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from connectors.base import ChannelEvent, ChannelOrder, ChannelOrderStatus, EventKind, Retriable
+from hub.config import HubSettings
+from hub.orders import repository as repo
+from hub.orders import service
+from hub.orders.flows import flow_for
+from hub.orders.models import Order
+from state_machines.order import TERMINAL
+
+
+@dataclass
+class Outcome:
+    """What applying one event or one channel order did."""
+
+    order: Order | None = None
+    created: bool = False
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    ignored: str | None = None
+
+
+def take_order(
+    session: Session, settings: HubSettings, incoming: ChannelOrder, source: str
+) -> Outcome:
+    """Make the hub's order match the channel's: create what is missing, cancel what the
+    channel cancelled. Idempotent: the second call with the same order changes nothing."""
+    order, created = service.receive(session, incoming, source)
+    outcome = Outcome(order=order, created=created)
+    if created and incoming.status is ChannelOrderStatus.CANCELLED:
+        service.cancel(session, order, source, {"channel_status": incoming.channel_status})
+        outcome.changes.append({"kind": "cancelled_at_channel", "order_id": order.id})
+        return outcome
+    if created:
+        outcome.changes.append({"kind": "created", "order_id": order.id})
+        service.advance(session, order, source, flow_for(order.channel), settings.untracked_skus)
+        return outcome
+    service.update_channel_status(session, order, incoming.channel_status)
+    if incoming.status is ChannelOrderStatus.CANCELLED and order.status not in TERMINAL:
+        _cancel_for_channel(session, order, incoming, source, outcome)
+    return outcome
+
+
+def _cancel_for_channel(
+    session: Session, order: Order, incoming: ChannelOrder, source: str, outcome: Outcome
+) -> None:
+    refund = incoming.attributes.get("refund_summary")
+    shipped = any(line.shipped_quantity for line in repo.lines(session, order.id))
+    if shipped:
+        # A refund after shipping is money, not fulfilment: recorded, the state stays.
+        service.note(session, order, "refunded", source, {"refund_summary": refund})
+        service.flag(session, order.id, "refunded after shipment: check the return", source)
+        outcome.changes.append({"kind": "refunded_after_shipment", "order_id": order.id})
+        return
+    service.cancel(
+        session, order, source, {"channel_status": incoming.channel_status, "refund": refund}
+    )
+    outcome.changes.append({"kind": "cancelled_at_channel", "order_id": order.id})
+
+
+def apply_event(
+    session: Session,
+    settings: HubSettings,
+    channel: str,
+    event: ChannelEvent,
+    fetched: ChannelOrder | None,
+    source: str,
+) -> Outcome:
+    """Apply one parsed webhook. `fetched` is the channel's current order when the event
+    needed a look-up (ORDER_CHANGED); the caller fetched it outside the transaction."""
+    kind = event.kind
+    if kind is EventKind.ORDER_PLACED:
+        assert event.order is not None
+        return take_order(session, settings, event.order, source)
+    if kind is EventKind.ORDER_CHANGED:
+        assert fetched is not None
+        outcome = take_order(session, settings, fetched, source)
+        refund = fetched.attributes.get("refund_summary")
+        if outcome.order is not None and refund and fetched.status is ChannelOrderStatus.OPEN:
+            service.note(
+                session,
+                outcome.order,
+                "partially_refunded",
+                source,
+                {"refund_summary": refund, **dict(event.detail)},
+            )
+        return outcome
+    if kind is EventKind.IGNORED:
+        return Outcome(ignored=event.note or f"{event.event_type} is not acted on")
+    if kind is EventKind.FULFILMENT_UPDATE:
+        assert event.fulfilment is not None
+        order = repo.by_fulfilment_ref(session, channel, event.fulfilment.provider_order_id)
+        if order is None:
+            raise Retriable(
+                f"{channel} order {event.fulfilment.provider_order_id} is not known yet", after=30
+            )
+        shipments = service.apply_fulfilment(session, order, channel, event.fulfilment, source)
+        return Outcome(order=order, changes=[{"kind": "shipment", "id": s.id} for s in shipments])
+    order = _known_order(session, channel, event)
+    if order is None and kind is EventKind.ORDER_CANCELLED and event.order is not None:
+        created = take_order(session, settings, event.order, source)
+        order = created.order
+    if order is None:
+        if kind is EventKind.ORDER_NOTICE:
+            return Outcome(ignored=f"{event.event_type} for an order the hub does not hold")
+        # Out of order: the order itself has not arrived yet. Wait for it.
+        raise Retriable(f"{channel} order {event.channel_order_id} not received yet", after=30)
+    if kind is EventKind.ORDER_CANCELLED:
+        service.cancel(session, order, source, dict(event.detail))
+    elif kind is EventKind.LINES_CANCELLED:
+        service.cancel_lines(session, order, event.line_ids, source)
+    elif kind is EventKind.ORDER_NOTICE:
+        service.note(
+            session, order, event.event_type, source, {"note": event.note, **dict(event.detail)}
+        )
+    return Outcome(order=order)
+
+
+def _known_order(session: Session, channel: str, event: ChannelEvent) -> Order | None:
+    ref = event.channel_order_id or (event.order.channel_order_id if event.order else None)
+    return repo.by_channel_id(session, channel, ref) if ref else None

@@ -1,0 +1,110 @@
+"""Orders as the hub holds them: one row per channel order, its lines, shipments and history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from hub.types import Money, UTCDateTime, utcnow
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel", "channel_order_id", name="uq_orders_channel_order"),
+        Index("ix_orders_status", "status"),
+        Index("ix_orders_fulfilment_ref", "fulfilment_provider", "fulfilment_ref"),
+        Index("ix_orders_needs_attention", "needs_attention"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    channel: str = Field(max_length=32)
+    channel_order_id: str = Field(max_length=128)
+    status: str = Field(max_length=32)
+    channel_status: str = Field(default="", max_length=64)
+    currency: str = Field(max_length=3)
+    total_amount: Decimal = Field(sa_type=Money)
+    buyer_email: str | None = Field(default=None, max_length=320)
+    shipping_address: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    placed_at: datetime = Field(sa_type=UTCDateTime)
+    fulfilment_provider: str | None = Field(default=None, max_length=32)
+    fulfilment_ref: str | None = Field(default=None, max_length=128)
+    fulfilment_status: str | None = Field(default=None, max_length=32)
+    fulfilment_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    needs_attention: bool = False
+    attention_reason: str | None = None
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "channel_line_id", name="uq_order_lines_channel_line"),
+        Index("ix_order_lines_sku", "sku"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
+    channel_line_id: str = Field(max_length=128)
+    sku: str | None = Field(default=None, max_length=128)
+    quantity: int
+    shipped_quantity: int = 0
+    cancelled_quantity: int = 0
+    unit_price: Decimal = Field(sa_type=Money)
+    parcel_ref: str | None = Field(default=None, max_length=128)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+    @property
+    def open_quantity(self) -> int:
+        return self.quantity - self.shipped_quantity - self.cancelled_quantity
+
+
+class Shipment(SQLModel, table=True):
+    __tablename__ = "shipments"
+    __table_args__ = (
+        UniqueConstraint("order_id", "provider", "provider_shipment_id", name="uq_shipments"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
+    provider: str = Field(max_length=32)
+    provider_shipment_id: str = Field(max_length=128)
+    carrier: str | None = Field(default=None, max_length=64)
+    tracking_numbers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    tracking_url: str | None = None
+    shipped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pushed_to_channel_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ShipmentLine(SQLModel, table=True):
+    __tablename__ = "shipment_lines"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="shipments.id", index=True)
+    order_line_id: int = Field(foreign_key="order_lines.id")
+    sku: str | None = Field(default=None, max_length=128)
+    quantity: int
+    serial_numbers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class OrderEvent(SQLModel, table=True):
+    """One row of an order's history: a transition, a flag, or a fact worth recording."""
+
+    __tablename__ = "order_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
+    trigger: str = Field(max_length=64)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str | None = Field(default=None, max_length=32)
+    source: str = Field(max_length=128)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,179 @@
+"""All SQL about orders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import exists, func, select, update
+from sqlmodel import Session, col
+
+from hub.inbox.models import InboundEvent
+from hub.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine
+from hub.types import utcnow
+
+
+def get(session: Session, order_id: str, *, for_update: bool = False) -> Order | None:
+    return session.get(Order, order_id, with_for_update=for_update, populate_existing=True)
+
+
+def by_channel_id(session: Session, channel: str, channel_order_id: str) -> Order | None:
+    return session.scalars(
+        select(Order).where(
+            col(Order.channel) == channel, col(Order.channel_order_id) == channel_order_id
+        )
+    ).first()
+
+
+def by_fulfilment_ref(session: Session, provider: str, ref: str) -> Order | None:
+    return session.scalars(
+        select(Order).where(
+            col(Order.fulfilment_provider) == provider, col(Order.fulfilment_ref) == ref
+        )
+    ).first()
+
+
+def lines(session: Session, order_id: str) -> Sequence[OrderLine]:
+    return session.scalars(
+        select(OrderLine).where(col(OrderLine.order_id) == order_id).order_by(col(OrderLine.id))
+    ).all()
+
+
+def shipments(session: Session, order_id: str) -> Sequence[Shipment]:
+    return session.scalars(
+        select(Shipment).where(col(Shipment.order_id) == order_id).order_by(col(Shipment.id))
+    ).all()
+
+
+def shipment_lines(session: Session, shipment_ids: Sequence[int]) -> Sequence[ShipmentLine]:
+    if not shipment_ids:
+        return []
+    return session.scalars(
+        select(ShipmentLine)
+        .where(col(ShipmentLine.shipment_id).in_(shipment_ids))
+        .order_by(col(ShipmentLine.id))
+    ).all()
+
+
+def shipment(
+    session: Session, order_id: str, provider: str, provider_shipment_id: str
+) -> Shipment | None:
+    return session.scalars(
+        select(Shipment).where(
+            col(Shipment.order_id) == order_id,
+            col(Shipment.provider) == provider,
+            col(Shipment.provider_shipment_id) == provider_shipment_id,
+        )
+    ).first()
+
+
+def history(session: Session, order_id: str) -> Sequence[OrderEvent]:
+    return session.scalars(
+        select(OrderEvent).where(col(OrderEvent.order_id) == order_id).order_by(col(OrderEvent.id))
+    ).all()
+
+
+def inbound_events(session: Session, order_id: str) -> Sequence[InboundEvent]:
+    return session.scalars(
+        select(InboundEvent)
+        .where(col(InboundEvent.order_id) == order_id)
+        .order_by(col(InboundEvent.id))
+    ).all()
+
+
+def compare_and_set_status(session: Session, order: Order, expected: str, new: str) -> bool:
+    """Move `order` from `expected` to `new` only if nobody moved it first."""
+    now = utcnow()
+    result = session.execute(
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.status) == expected)
+        .values(status=new, version=Order.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.refresh(order)
+    return True
+
+
+def search(
+    session: Session,
+    *,
+    channel: str | None = None,
+    channel_order_id: str | None = None,
+    status: str | None = None,
+    needs_attention: bool | None = None,
+    sku: str | None = None,
+    after_id: str | None = None,
+    limit: int = 50,
+) -> Sequence[Order]:
+    """Orders newest first (ids sort by creation time), after the cursor `after_id`."""
+    query = select(Order)
+    if channel:
+        query = query.where(col(Order.channel) == channel)
+    if channel_order_id:
+        query = query.where(col(Order.channel_order_id) == channel_order_id)
+    if status:
+        query = query.where(col(Order.status) == status)
+    if needs_attention is not None:
+        query = query.where(col(Order.needs_attention) == needs_attention)
+    if sku:
+        query = query.where(
+            exists().where(col(OrderLine.order_id) == Order.id, col(OrderLine.sku) == sku)
+        )
+    if after_id:
+        query = query.where(col(Order.id) < after_id)
+    return session.scalars(query.order_by(col(Order.id).desc()).limit(limit)).all()
+
+
+def counts_by_channel_and_status(session: Session) -> list[tuple[str, str, int]]:
+    rows = session.execute(
+        select(col(Order.channel), col(Order.status), func.count()).group_by(
+            col(Order.channel), col(Order.status)
+        )
+    ).all()
+    return [(str(c), str(s), int(n)) for c, s, n in rows]
+
+
+def attention_count(session: Session) -> int:
+    return int(
+        session.scalar(select(func.count()).where(col(Order.needs_attention).is_(True))) or 0
+    )
+
+
+def stuck(session: Session, status: str, older_than: datetime) -> Sequence[Order]:
+    """Orders in `status` not updated since `older_than` and not yet flagged."""
+    return session.scalars(
+        select(Order).where(
+            col(Order.status) == status,
+            col(Order.updated_at) < older_than,
+            col(Order.needs_attention).is_(False),
+        )
+    ).all()
+
+
+def routed_without_update(session: Session, older_than: datetime) -> Sequence[Order]:
+    """Open orders at a provider whose status was last checked before `older_than`."""
+    return session.scalars(
+        select(Order).where(
+            col(Order.status).in_(["confirmed", "partially_fulfilled"]),
+            col(Order.fulfilment_ref).is_not(None),
+            func.coalesce(Order.fulfilment_checked_at, Order.updated_at) < older_than,
+        )
+    ).all()
+
+
+def lines_for(session: Session, order_ids: Sequence[str]) -> Sequence[OrderLine]:
+    if not order_ids:
+        return []
+    return session.scalars(
+        select(OrderLine).where(col(OrderLine.order_id).in_(order_ids)).order_by(col(OrderLine.id))
+    ).all()
+
+
+def shipments_for(session: Session, order_ids: Sequence[str]) -> Sequence[Shipment]:
+    if not order_ids:
+        return []
+    return session.scalars(
+        select(Shipment).where(col(Shipment.order_id).in_(order_ids)).order_by(col(Shipment.id))
+    ).all()

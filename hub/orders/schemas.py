@@ -1,0 +1,160 @@
+"""The order as the admin API shows it (CONTRACT.md): money as decimal strings, times in UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+DecimalStr = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str)]
+
+
+class OrderLinePublic(BaseModel):
+    id: int
+    channel_line_id: str
+    sku: str | None
+    quantity: int
+    shipped_quantity: int
+    cancelled_quantity: int
+    unit_price: DecimalStr
+
+
+class ShipmentLinePublic(BaseModel):
+    sku: str | None
+    quantity: int
+    serial_numbers: list[str] = []
+
+
+class ShipmentPublic(BaseModel):
+    id: int
+    provider: str
+    carrier: str | None
+    tracking_numbers: list[str]
+    tracking_url: str | None
+    shipped_at: datetime | None
+    lines: list[ShipmentLinePublic]
+    pushed_to_channel: bool
+
+
+class OrderPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "ord_01JD3ZK5Q8V9X2M4N6P8R0T2W4",
+                "channel": "depop",
+                "channel_order_id": "123456",
+                "status": "confirmed",
+                "channel_status": "SHIPPING_PENDING",
+                "currency": "GBP",
+                "total_amount": "50.99",
+                "needs_attention": False,
+                "attention_reason": None,
+                "created_at": "2026-11-23T10:00:00Z",
+                "updated_at": "2026-11-23T10:00:01Z",
+                "lines": [
+                    {
+                        "id": 1,
+                        "channel_line_id": "2385551",
+                        "sku": "ABC-12345-S-BL",
+                        "quantity": 1,
+                        "shipped_quantity": 0,
+                        "cancelled_quantity": 0,
+                        "unit_price": "25.99",
+                    }
+                ],
+                "shipments": [],
+            }
+        }
+    )
+
+    id: str
+    channel: str
+    channel_order_id: str
+    status: str
+    channel_status: str
+    currency: str
+    total_amount: DecimalStr
+    needs_attention: bool
+    attention_reason: str | None
+    fulfilment_provider: str | None
+    fulfilment_ref: str | None
+    fulfilment_status: str | None
+    placed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    lines: list[OrderLinePublic]
+    shipments: list[ShipmentPublic]
+
+
+class HistoryEntry(BaseModel):
+    trigger: str
+    from_state: str | None
+    to_state: str | None
+    source: str
+    at: datetime
+    detail: dict[str, Any] = {}
+
+
+class JobSummary(BaseModel):
+    id: int
+    kind: str
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+class EventSummary(BaseModel):
+    id: int
+    channel: str
+    external_id: str
+    event_type: str
+    status: str
+    received_at: datetime
+
+
+class OrderDetail(OrderPublic):
+    history: list[HistoryEntry]
+    jobs: list[JobSummary]
+    events: list[EventSummary]
+
+
+class OrderPage(BaseModel):
+    data: list[OrderPublic]
+    next_cursor: str | None
+
+
+class ShipmentLineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=128)
+    quantity: int = Field(gt=0, le=100_000)
+
+
+class ManualShipmentIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "lines": [{"sku": "ABC-12345-S-BL", "quantity": 1}],
+                "carrier": "Royal Mail",
+                "tracking_number": "RM123456789GB",
+                "tracking_url": "https://www.royalmail.com/track-your-item#/tracking-results/RM123456789GB",
+            }
+        },
+    )
+
+    lines: list[ShipmentLineIn] = Field(min_length=1)
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_number: str = Field(min_length=1, max_length=128)
+    tracking_url: str | None = Field(default=None, max_length=2048)
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="rejected by an operator", min_length=1, max_length=500)
+
+
+class ActionAccepted(BaseModel):
+    order_id: str
+    status: str
+    queued: list[str] = []

@@ -1,0 +1,93 @@
+"""Admin endpoints for reconciliation: start a run, read what it found."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.admin.auth import require_admin
+from hub.deps import ReaderDep, RuntimeDep
+from hub.errors import ApiError
+from hub.reconcile import repository as repo
+from hub.reconcile import service
+
+router = APIRouter(
+    prefix="/admin/reconcile", tags=["reconciliation"], dependencies=[Depends(require_admin)]
+)
+
+
+class ReconcileIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "example": {"from": "2026-11-20T00:00:00Z", "to": "2026-11-23T00:00:00Z"}
+        },
+    )
+
+    window_from: datetime | None = Field(default=None, alias="from")
+    window_to: datetime | None = Field(default=None, alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReconcileIn:
+        for value in (self.window_from, self.window_to):
+            if value is not None and value.tzinfo is None:
+                raise ValueError("times need a UTC offset, e.g. 2026-11-23T00:00:00Z")
+        if self.window_from and self.window_to and self.window_from >= self.window_to:
+            raise ValueError("'from' must be before 'to'")
+        return self
+
+
+class RunQueued(BaseModel):
+    run_id: str
+
+
+class RunPublic(BaseModel):
+    id: str
+    channel: str
+    state: str
+    window_from: datetime
+    window_to: datetime
+    seen: int
+    created: int
+    updated: int
+    mismatches: list[dict[str, Any]]
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@router.post(
+    "/{channel}",
+    response_model=RunQueued,
+    status_code=202,
+    responses={404: {"description": "Channel not configured"}},
+)
+def start(channel: str, runtime: RuntimeDep, body: ReconcileIn | None = None) -> RunQueued:
+    """Queue a reconciliation of `channel` over a window (default: since the last run)."""
+    if channel not in runtime.connectors.channels:
+        raise ApiError(404, "channel_not_configured", f"channel {channel!r} is not configured")
+    body = body or ReconcileIn()
+    with runtime.db.transaction() as session:
+        run = service.start_run(
+            session,
+            runtime.settings,
+            channel,
+            window_from=body.window_from,
+            window_to=body.window_to,
+        )
+        assert run is not None
+        return RunQueued(run_id=run.id)
+
+
+@router.get(
+    "/runs/{run_id}", response_model=RunPublic, responses={404: {"description": "No such run"}}
+)
+def get_run(run_id: str, session: ReaderDep) -> RunPublic:
+    run = repo.get(session, run_id)
+    if run is None:
+        raise ApiError(404, "run_not_found", f"reconciliation run {run_id} not found")
+    return RunPublic.model_validate(run, from_attributes=True)

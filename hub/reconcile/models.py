@@ -1,0 +1,39 @@
+"""Reconciliation runs and the scheduler's leader lease."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from hub.types import UTCDateTime, utcnow
+
+
+class SchedulerLease(SQLModel, table=True):
+    """One row per lease name; whoever holds an unexpired lease leads."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ReconcileRun(SQLModel, table=True):
+    __tablename__ = "reconcile_runs"
+
+    id: str = Field(primary_key=True, max_length=40)
+    channel: str = Field(max_length=32)
+    state: str = Field(default="queued", max_length=16)  # queued, running, done, failed
+    window_from: datetime = Field(sa_type=UTCDateTime)
+    window_to: datetime = Field(sa_type=UTCDateTime)
+    seen: int = 0
+    created: int = 0
+    updated: int = 0
+    mismatches: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    error: str | None = None
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,167 @@
+"""A small in-memory sales channel for exercising the hub's core without a real connector.
+
+Its webhooks are JSON `{"id", "type", "order"}` signed with the shared timestamped-hex helper;
+its outbound calls are recorded and can be made to fail on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import (
+    Address,
+    ChannelEvent,
+    ChannelOrder,
+    ChannelOrderLine,
+    ChannelOrderStatus,
+    ConnectorError,
+    EventKind,
+    FlowNotSupported,
+    MalformedPayload,
+    OrderView,
+    WebhookIdentity,
+    WebhookReceiver,
+)
+from connectors.signatures import sign_timestamped_hex, verify_timestamped_hex
+
+SECRET = "fake-secret"
+
+
+class FakeWebhooks:
+    def authenticate(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        verify_timestamped_hex(
+            secret=SECRET,
+            timestamp=headers.get("x-fake-timestamp"),
+            signature=headers.get("x-fake-signature"),
+            body=body,
+            now=now,
+        )
+
+    def identify(self, headers: Mapping[str, str], body: bytes) -> WebhookIdentity:
+        try:
+            data = json.loads(body)
+            return WebhookIdentity(str(data["id"]), str(data["type"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedPayload(str(exc)) from None
+
+    def parse(self, body: bytes, identity: WebhookIdentity) -> ChannelEvent:
+        try:
+            data = json.loads(body, parse_float=Decimal)
+            if data["type"] == "order.new":
+                return ChannelEvent(
+                    EventKind.ORDER_PLACED, data["type"], order=to_order(data["order"])
+                )
+            if data["type"] == "order.cancelled":
+                return ChannelEvent(
+                    EventKind.ORDER_CANCELLED, data["type"], channel_order_id=data["order"]["id"]
+                )
+            return ChannelEvent(EventKind.IGNORED, data["type"], note="not a fake order event")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedPayload(str(exc)) from None
+
+
+def to_order(data: Mapping[str, Any]) -> ChannelOrder:
+    return ChannelOrder(
+        channel="fake",
+        channel_order_id=str(data["id"]),
+        status=ChannelOrderStatus(data.get("status", "open")),
+        channel_status=str(data.get("status", "open")),
+        currency="EUR",
+        total_amount=sum(
+            (Decimal(str(line["price"])) * line["qty"] for line in data["lines"]), Decimal(0)
+        ),
+        placed_at=datetime(2026, 11, 1, tzinfo=UTC),
+        shipping_address=Address(
+            name="Ada Lovelace",
+            line1="1 Main St",
+            city="Berlin",
+            country_code="DE",
+            postal_code="10115",
+        ),
+        lines=tuple(
+            ChannelOrderLine(
+                channel_line_id=str(i),
+                sku=line["sku"],
+                quantity=int(line["qty"]),
+                unit_price=Decimal(str(line["price"])),
+            )
+            for i, line in enumerate(data["lines"], start=1)
+        ),
+    )
+
+
+def order_json(order_id: str, *lines: tuple[str, int], status: str = "open") -> dict[str, Any]:
+    return {
+        "id": order_id,
+        "status": status,
+        "lines": [{"sku": sku, "qty": qty, "price": "10.00"} for sku, qty in lines],
+    }
+
+
+def signed(body: bytes, when: datetime | None = None) -> dict[str, str]:
+    ts = str(int((when or datetime.now(UTC)).timestamp()))
+    return {
+        "x-fake-timestamp": ts,
+        "x-fake-signature": sign_timestamped_hex(secret=SECRET, timestamp=ts, body=body),
+        "content-type": "application/json",
+    }
+
+
+def webhook(event_id: str, event_type: str, order: Mapping[str, Any]) -> bytes:
+    return json.dumps({"id": event_id, "type": event_type, "order": order}).encode()
+
+
+@dataclass
+class FakeChannel:
+    """Records every call; `failures[action]` is a list of errors raised by the next calls."""
+
+    name: str = "fake"
+    webhooks: WebhookReceiver = field(default_factory=FakeWebhooks)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    failures: dict[str, list[ConnectorError]] = field(default_factory=dict)
+    delay: float = 0.0
+    orders: dict[str, ChannelOrder] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _call(self, action: str, ref: str) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        with self.lock:
+            pending = self.failures.get(action)
+            if pending:
+                raise pending.pop(0)
+            self.calls.append((action, ref))
+
+    def acknowledge(self, order: OrderView) -> None:
+        self._call("acknowledge", order.channel_order_id)
+
+    def accept(self, order: OrderView) -> None:
+        self._call("accept", order.channel_order_id)
+
+    def reject(self, order: OrderView, reason: str) -> None:
+        self._call("reject", order.channel_order_id)
+
+    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+        self._call("push_tracking", f"{order.channel_order_id}:{shipment_id}")
+
+    def fetch_order(self, channel_order_id: str) -> ChannelOrder:
+        self._call("fetch_order", channel_order_id)
+        return self.orders[channel_order_id]
+
+    def list_orders(self, since: datetime, until: datetime) -> Iterator[ChannelOrder]:
+        self._call("list_orders", f"{since.isoformat()}..{until.isoformat()}")
+        yield from list(self.orders.values())
+
+    def update_listing(self, sku: str, available: int) -> None:
+        raise FlowNotSupported("the fake channel has no listings")
+
+    def count(self, action: str) -> int:
+        with self.lock:
+            return sum(1 for a, _ in self.calls if a == action)

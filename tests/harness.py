@@ -1,0 +1,209 @@
+"""The hub under test, wired to every simulator through real httpx clients.
+
+Webhooks go simulator -> hub app over httpx; calls go hub connector -> simulator app over httpx.
+Jobs run when a test calls `drain()`, so each test decides when the worker runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from connectors.aboutyou import AboutYouChannel, AboutYouSettings
+from connectors.aboutyou.simulator import AboutYouSimulator
+from connectors.deliverr import DeliverrSettings
+from connectors.deliverr.simulator import DeliverrSimulator
+from connectors.depop import DepopSettings
+from connectors.depop.simulator import DepopSimulator
+from connectors.topi import TopiSettings
+from connectors.topi.simulator import TopiSimulator
+from hub.app import create_app
+from hub.config import HubSettings, Settings
+from hub.db import Database
+from hub.jobs.models import Job, JobState
+from hub.jobs.worker import run_one, worker_name
+from hub.runtime import Runtime
+from hub.types import utcnow
+from hub.wiring import build_runtime
+from tests.fake_channel import FakeChannel
+
+ADMIN_TOKEN = "test-admin-token"
+DEPOP_KEY, DEPOP_SECRET = "depop-key", "depop-webhook-secret"
+TOPI_ID, TOPI_SECRET = "topi-client", "topi-client-secret"
+TOPI_WHSEC = "whsec_dG9waS13ZWJob29rLXNlY3JldC1rZXk="
+DELIVERR_TOKEN, DELIVERR_HOOK = "deliverr-access", "deliverr-webhook-token"
+AY_KEY, AY_HOOK = "aboutyou-api-key", "aboutyou-webhook-key"
+
+HOSTS = {
+    "depop": "https://partnerapi.depop.com",
+    "topi": "https://seller-api.topi.eu",
+    "deliverr": "https://api.deliverr.com",
+    "aboutyou": "https://partner.aboutyou.com",
+}
+
+
+def hub_settings(database_url: str, **overrides: Any) -> HubSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_tokens": [SecretStr(ADMIN_TOKEN)],
+        "job_backoff_base": 0.001,
+        "job_backoff_cap": 0.005,
+        "job_max_attempts": 4,
+        "worker_poll_seconds": 0.01,
+    }
+    values.update(overrides)
+    return HubSettings(**values)
+
+
+def all_settings(database_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        hub_settings(database_url, **overrides),
+        depop=DepopSettings(
+            base_url=HOSTS["depop"],
+            api_key=SecretStr(DEPOP_KEY),
+            webhook_secret=SecretStr(DEPOP_SECRET),
+        ),
+        topi=TopiSettings(
+            base_url=HOSTS["topi"],
+            token_url="https://identity.topi.eu/oauth2/token",
+            client_id=TOPI_ID,
+            client_secret=SecretStr(TOPI_SECRET),
+            webhook_secrets=[SecretStr(TOPI_WHSEC)],
+        ),
+        deliverr=DeliverrSettings(
+            base_url=HOSTS["deliverr"],
+            access_token=SecretStr(DELIVERR_TOKEN),
+            webhook_token=SecretStr(DELIVERR_HOOK),
+        ),
+        aboutyou=AboutYouSettings(
+            base_url=HOSTS["aboutyou"],
+            api_key=SecretStr(AY_KEY),
+            webhook_key=SecretStr(AY_HOOK),
+        ),
+    )
+
+
+@dataclass
+class Hub:
+    runtime: Runtime
+    client: TestClient
+    depop: DepopSimulator
+    topi: TopiSimulator
+    deliverr: DeliverrSimulator
+    aboutyou: AboutYouSimulator
+    fake: FakeChannel | None = None
+    sim_clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {ADMIN_TOKEN}", **kwargs.pop("headers", {})}
+        response: httpx.Response = self.client.request(method, path, headers=headers, **kwargs)
+        return response
+
+    def drain(self, *, wait_for_retries: float = 2.0) -> int:
+        """Run jobs until none is due and none comes due within `wait_for_retries` seconds
+        (test backoff is milliseconds); returns how many ran."""
+        name = worker_name()
+        ran = 0
+        while True:
+            if run_one(self.runtime, name):
+                ran += 1
+                continue
+            with self.db.reader() as session:
+                soonest = session.scalar(
+                    select(func.min(Job.run_at)).where(col(Job.state) == JobState.QUEUED)
+                )
+            if soonest is None or (soonest - utcnow()).total_seconds() > wait_for_retries:
+                return ran
+            time.sleep(0.002)
+
+    def set_stock(self, sku: str, on_hand: int) -> None:
+        response = self.admin("PUT", f"/admin/stock/{sku}", json={"on_hand": on_hand})
+        assert response.status_code == 200, response.text
+
+    def stock(self, sku: str) -> dict[str, Any]:
+        response = self.admin("GET", f"/admin/stock/{sku}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def order(self, channel: str, channel_order_id: str) -> dict[str, Any]:
+        """The admin API's detail of the order the channel knows as `channel_order_id`."""
+        found = self.admin(
+            "GET",
+            "/admin/orders",
+            params={"channel": channel, "channel_order_id": channel_order_id},
+        ).json()["data"]
+        assert len(found) == 1, f"{channel} order {channel_order_id}: {len(found)} found"
+        return self.order_by_id(found[0]["id"])
+
+    def order_by_id(self, order_id: str) -> dict[str, Any]:
+        response = self.admin("GET", f"/admin/orders/{order_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def orders(self, **params: Any) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "/admin/orders", params=params).json()["data"])
+
+    def deliverr_order(self, hub_order_id: str) -> dict[str, Any]:
+        found = self.deliverr.order_by_external_id(hub_order_id)
+        assert found is not None, f"no Deliverr order for {hub_order_id}"
+        return found
+
+    def close(self) -> None:
+        for client in self.sim_clients:
+            client.close()
+        self.runtime.db.dispose()
+
+
+def make_hub(
+    database: Database,
+    *,
+    fake: bool = False,
+    deliverr: bool = True,
+    **hub_overrides: Any,
+) -> Hub:
+    """A hub over `database` with every channel configured against its simulator."""
+    settings = all_settings(database.url, **hub_overrides)
+    if not deliverr:
+        settings.deliverr = DeliverrSettings(base_url=HOSTS["deliverr"])
+    depop = DepopSimulator(api_key=DEPOP_KEY, webhook_secret=DEPOP_SECRET)
+    topi = TopiSimulator(TOPI_ID, TOPI_SECRET, TOPI_WHSEC)
+    deliverr_sim = DeliverrSimulator(DELIVERR_TOKEN, DELIVERR_HOOK)
+    aboutyou = AboutYouSimulator(AY_KEY, AY_HOOK)
+    clients = {
+        "depop": TestClient(depop.app, base_url=HOSTS["depop"]),
+        "topi": TestClient(topi.app, base_url=HOSTS["topi"]),
+        "deliverr": TestClient(deliverr_sim.app, base_url=HOSTS["deliverr"]),
+        "aboutyou": TestClient(aboutyou.app, base_url=HOSTS["aboutyou"]),
+    }
+    runtime = build_runtime(settings, db=database, http=clients)
+    # Batches are polled without sleeping: the simulator answers at once after one poll.
+    runtime.connectors.add_channel(
+        AboutYouChannel(settings.aboutyou, http=clients["aboutyou"], sleep=lambda _s: None)
+    )
+    fake_channel = None
+    if fake:
+        fake_channel = FakeChannel()
+        runtime.connectors.add_channel(fake_channel)
+    client = TestClient(create_app(runtime))
+    for name, sim in (
+        ("depop", depop),
+        ("topi", topi),
+        ("deliverr", deliverr_sim),
+        ("aboutyou", aboutyou),
+    ):
+        sim.webhook_url = f"http://testserver/webhooks/{name}"
+        sim.webhook_client = client
+    return Hub(
+        runtime, client, depop, topi, deliverr_sim, aboutyou, fake_channel, list(clients.values())
+    )
