@@ -13,7 +13,7 @@ from connectors.base import Unauthenticated
 from connectors.registry import NotConfigured
 from hub import metrics
 from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RuntimeDep
+from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep
 from hub.errors import ApiError
 from hub.inbox import repository as repo
 from hub.inbox import service
@@ -119,7 +119,7 @@ def list_events(
     channel: str | None = None,
     status: InboundStatus | None = None,
     order_id: str | None = None,
-    cursor: int | None = None,
+    cursor: RowCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventPage:
     """Inbound events, newest first."""
@@ -141,7 +141,7 @@ def list_events(
 @admin_router.get(
     "/{event_id}", response_model=EventDetail, responses={404: {"description": "No such event"}}
 )
-def get_event(event_id: int, session: ReaderDep) -> EventDetail:
+def get_event(event_id: RowId, session: ReaderDep) -> EventDetail:
     event = repo.get(session, event_id)
     if event is None:
         raise ApiError(404, "event_not_found", f"inbound event {event_id} not found")
@@ -157,7 +157,7 @@ def get_event(event_id: int, session: ReaderDep) -> EventDetail:
     status_code=202,
     responses={404: {"description": "No such event"}},
 )
-def replay_event(event_id: int, runtime: RuntimeDep) -> ReplayQueued:
+def replay_event(event_id: RowId, runtime: RuntimeDep) -> ReplayQueued:
     """Process the stored raw event again; handlers are idempotent, so a replay of an event
     already applied changes nothing."""
     if not service.replay(runtime, event_id):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlmodel import Session, col
 
-from hub.db import insert_ignore
+from hub.db import insert_ignore_returning
 from hub.inbox.models import InboundEvent, InboundStatus
 from hub.types import utcnow
 
@@ -21,9 +21,10 @@ def insert(
     body: bytes,
     status: InboundStatus,
     error: str | None = None,
-) -> InboundEvent | None:
-    """Store the raw event unless (channel, external_id) is stored already; None if it was."""
-    inserted = insert_ignore(
+) -> int | None:
+    """Store the raw event unless (channel, external_id) is stored already: the new event's id,
+    or None if it was."""
+    event_id = insert_ignore_returning(
         session,
         InboundEvent,
         {
@@ -37,10 +38,17 @@ def insert(
             "received_at": utcnow(),
         },
         ["channel", "external_id"],
+        "id",
     )
-    if not inserted:
-        return None
-    return by_external_id(session, channel, external_id)
+    return None if event_id is None else int(event_id)
+
+
+def id_by_external_id(session: Session, channel: str, external_id: str) -> int | None:
+    return session.scalar(
+        select(col(InboundEvent.id)).where(
+            col(InboundEvent.channel) == channel, col(InboundEvent.external_id) == external_id
+        )
+    )
 
 
 def by_external_id(session: Session, channel: str, external_id: str) -> InboundEvent | None:

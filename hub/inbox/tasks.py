@@ -48,10 +48,11 @@ def process(ctx: JobContext) -> None:
             ctx.finish(session)
         return
     fetched = None
-    if event.kind is EventKind.ORDER_CHANGED:
-        if event.channel_order_id is None:
-            raise Permanent(f"{identity.event_type} names no order")
-        fetched = runtime.connectors.channel(channel).fetch_order(event.channel_order_id)
+    wanted = intake.order_to_fetch(event)
+    if wanted is not None:
+        fetched = runtime.connectors.channel(channel).fetch_order(wanted)
+    elif event.kind is EventKind.ORDER_CHANGED:
+        raise Permanent(f"{identity.event_type} names no order")
     source = f"webhook:{channel}:{identity.external_id}"
     with runtime.db.transaction() as session:
         outcome = intake.apply_event(session, runtime.settings, channel, event, fetched, source)

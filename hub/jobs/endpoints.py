@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RuntimeDep
+from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep
 from hub.errors import ApiError
 from hub.jobs import queue
 from hub.jobs.models import JobState
@@ -32,7 +32,7 @@ class JobPublic(BaseModel):
     kind: str
     state: str
     attempts: int
-    max_attempts: int
+    max_attempts: int  # 0 until the first run fixes it to the configured HUB_JOB_MAX_ATTEMPTS
     last_error: str | None
     order_id: str | None
     payload: dict[str, Any]
@@ -60,7 +60,7 @@ def list_jobs(
     state: JobState | None = None,
     kind: str | None = None,
     order_id: str | None = None,
-    cursor: int | None = None,
+    cursor: RowCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JobPage:
     rows = queue.list_jobs(
@@ -79,7 +79,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail, responses={404: {"description": "No such job"}})
-def get_job(job_id: int, session: ReaderDep) -> JobDetail:
+def get_job(job_id: RowId, session: ReaderDep) -> JobDetail:
     job = queue.get(session, job_id)
     if job is None:
         raise ApiError(404, "job_not_found", f"job {job_id} not found")
@@ -95,10 +95,10 @@ def get_job(job_id: int, session: ReaderDep) -> JobDetail:
 @router.post(
     "/{job_id}/retry", response_model=JobPublic, responses={404: {"description": "No such job"}}
 )
-def retry_job(job_id: int, runtime: RuntimeDep) -> JobPublic:
+def retry_job(job_id: RowId, runtime: RuntimeDep) -> JobPublic:
     """Run a dead job again now, with a fresh allowance of attempts."""
     with runtime.db.transaction() as session:
-        job = queue.requeue(session, job_id)
+        job = queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
         if job is None:
             raise ApiError(404, "job_not_found", f"job {job_id} not found")
         return JobPublic.model_validate(job, from_attributes=True)
@@ -114,5 +114,5 @@ def retry_dead(runtime: RuntimeDep, kind: str) -> RetriedJobs:
             if j.id is not None
         ]
         for job_id in ids:
-            queue.requeue(session, job_id)
+            queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
         return RetriedJobs(retried=ids)

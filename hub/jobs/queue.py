@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlmodel import Session, col
 
 from hub.db import insert_ignore
@@ -16,6 +16,8 @@ from hub.jobs.models import Job, JobAttempt, JobState
 from hub.types import utcnow
 
 ERROR_LIMIT = 2000
+# A job enqueued without its own limit takes the worker's HUB_JOB_MAX_ATTEMPTS when first claimed.
+CONFIGURED_MAX_ATTEMPTS = 0
 
 
 class LeaseLost(Exception):
@@ -30,16 +32,17 @@ def enqueue(
     *,
     order_id: str | None = None,
     run_at: datetime | None = None,
-    max_attempts: int = 8,
+    max_attempts: int | None = None,
 ) -> bool:
-    """Queue a job unless one with `key` exists; True when this call created it."""
+    """Queue a job unless one with `key` exists; True when this call created it. Without
+    `max_attempts` the job gets the configured HUB_JOB_MAX_ATTEMPTS when it first runs."""
     values = {
         "kind": kind,
         "idempotency_key": key,
         "payload": payload or {},
         "state": JobState.QUEUED.value,
         "attempts": 0,
-        "max_attempts": max_attempts,
+        "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
         "run_at": run_at or utcnow(),
         "order_id": order_id,
         "created_at": utcnow(),
@@ -48,40 +51,63 @@ def enqueue(
     return insert_ignore(session, Job, values, ["idempotency_key"])
 
 
-def claim(session: Session, worker: str, lease_seconds: float, limit: int = 1) -> list[Job]:
-    """Take up to `limit` due jobs (or jobs whose lease expired) for `worker`.
+def claim(
+    session: Session,
+    worker: str,
+    lease_seconds: float,
+    limit: int = 1,
+    *,
+    max_attempts: int | None = None,
+) -> list[Job]:
+    """Take up to `limit` due jobs (or jobs whose lease expired) for `worker`; `max_attempts`
+    is the configured limit for jobs enqueued without their own.
 
     Postgres skips rows other workers hold locked, so any number of workers claim without
-    blocking each other; the conditional UPDATE makes the claim safe on SQLite too.
+    blocking each other; the conditional UPDATE makes the claim safe on SQLite too. The attempt
+    of a worker whose lease expired is closed as `lease_expired`: that worker is gone, or its
+    late result will be refused.
     """
     now = utcnow()
     due = or_(
         and_(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= now),
         and_(col(Job.state) == JobState.RUNNING, col(Job.lease_expires_at) < now),
     )
-    query = select(col(Job.id)).where(due).order_by(col(Job.run_at)).limit(limit)
+    query = select(col(Job.id), col(Job.state)).where(due).order_by(col(Job.run_at)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    ids = [row[0] for row in session.execute(query)]
+    rows = [(row[0], row[1]) for row in session.execute(query)]
     claimed: list[Job] = []
     expires = now + timedelta(seconds=lease_seconds)
-    for job_id in ids:
-        result = session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id, due)
-            .values(
-                state=JobState.RUNNING.value,
-                lease_owner=worker,
-                lease_expires_at=expires,
-                attempts=Job.attempts + 1,
-                updated_at=now,
-            )
+    values: dict[str, Any] = {
+        "state": JobState.RUNNING.value,
+        "lease_owner": worker,
+        "lease_expires_at": expires,
+        "attempts": Job.attempts + 1,
+        "updated_at": now,
+    }
+    if max_attempts is not None:
+        values["max_attempts"] = case(
+            (col(Job.max_attempts) == CONFIGURED_MAX_ATTEMPTS, max_attempts),
+            else_=col(Job.max_attempts),
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            job = session.get(Job, job_id, populate_existing=True)
-            assert job is not None
-            session.add(JobAttempt(job_id=job_id, attempt=job.attempts, worker=worker))
-            claimed.append(job)
+    for job_id, state in rows:
+        result = session.execute(update(Job).where(col(Job.id) == job_id, due).values(**values))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        job = session.get(Job, job_id, populate_existing=True)
+        assert job is not None
+        if state == JobState.RUNNING:
+            session.execute(
+                update(JobAttempt)
+                .where(col(JobAttempt.job_id) == job_id, col(JobAttempt.outcome) == "running")
+                .values(
+                    outcome="lease_expired",
+                    error=f"lease expired; claimed again by {worker}",
+                    finished_at=now,
+                )
+            )
+        session.add(JobAttempt(job_id=job_id, attempt=job.attempts, worker=worker))
+        claimed.append(job)
     return claimed
 
 
@@ -129,6 +155,12 @@ def complete(session: Session, job: Job) -> None:
         },
     )
     _close_attempt(session, job, "ok", None, None)
+
+
+def extend_lease(session: Session, job: Job, lease_seconds: float) -> None:
+    """Keep a long job's lease for another `lease_seconds` (`LeaseLost` if it is gone), so no
+    other worker claims it while it is still making progress."""
+    _fence(session, job, {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -194,8 +226,9 @@ def release(session: Session, job: Job) -> None:
     )
 
 
-def requeue(session: Session, job_id: int) -> Job | None:
-    """An operator's retry of a dead (or done) job: run it again now, with fresh attempts."""
+def requeue(session: Session, job_id: int, *, allowance: int | None = None) -> Job | None:
+    """An operator's retry of a dead (or done) job: run it again now, with `allowance` more
+    attempts (default: as many as it had)."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         return None
@@ -203,7 +236,7 @@ def requeue(session: Session, job_id: int) -> Job | None:
         return job
     job.state = JobState.QUEUED.value
     job.run_at = utcnow()
-    job.max_attempts = job.attempts + max(1, job.max_attempts)
+    job.max_attempts = job.attempts + max(1, allowance or job.max_attempts)
     job.finished_at = None
     job.updated_at = utcnow()
     session.add(job)
@@ -246,3 +279,14 @@ def counts_by_kind_and_state(session: Session) -> list[tuple[str, str, int]]:
 
 def get(session: Session, job_id: int) -> Job | None:
     return session.get(Job, job_id, populate_existing=True)
+
+
+def oldest_due_by_kind(session: Session) -> list[tuple[str, float]]:
+    """For each kind with due jobs waiting, how many seconds the longest-waiting one has waited."""
+    now = utcnow()
+    rows = session.execute(
+        select(col(Job.kind), func.min(col(Job.run_at)))
+        .where(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= now)
+        .group_by(col(Job.kind))
+    ).all()
+    return [(str(kind), max(0.0, (now - due).total_seconds())) for kind, due in rows]

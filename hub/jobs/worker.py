@@ -39,7 +39,9 @@ def run_one(runtime: Runtime, worker: str) -> bool:
     """Claim and run one due job; False when there was nothing to do."""
     settings = runtime.settings
     with runtime.db.transaction() as session:
-        jobs = queue.claim(session, worker, settings.job_lease_seconds)
+        jobs = queue.claim(
+            session, worker, settings.job_lease_seconds, max_attempts=settings.job_max_attempts
+        )
     if not jobs:
         return False
     run_claimed(runtime, jobs[0])
@@ -49,6 +51,9 @@ def run_one(runtime: Runtime, worker: str) -> bool:
 def run_claimed(runtime: Runtime, job: Job) -> None:
     """Run a job this worker holds, and record how it ended."""
     kind = KINDS.get(job.kind)
+    # Handlers bind more (event_id, channel); all of it is dropped when the job ends, so the
+    # next job this thread runs does not log under this one's ids.
+    outer = structlog.contextvars.get_contextvars()
     structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind, order_id=job.order_id)
     started = time.perf_counter()
     metrics.JOB_LATENCY.labels(job.kind).observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
@@ -78,7 +83,8 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
     finally:
         metrics.JOBS_RUN.labels(job.kind, outcome).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
-        structlog.contextvars.unbind_contextvars("job_id", "job_kind", "order_id")
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**outer)
 
 
 def _describe(exc: Exception) -> str:
@@ -96,7 +102,7 @@ def _retry_or_bury(
     runtime: Runtime, job: Job, error: str, after: float | None, status: int | None
 ) -> str:
     settings = runtime.settings
-    if job.attempts >= job.max_attempts:
+    if job.attempts >= (job.max_attempts or settings.job_max_attempts):
         _bury(runtime, job, f"gave up after {job.attempts} attempts: {error}", status)
         return "dead"
     delay = queue.backoff(job.attempts, settings.job_backoff_base, settings.job_backoff_cap)

@@ -1,0 +1,61 @@
+"""Job kinds that exist only in tests: they record every run so "exactly once" can be counted."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from connectors.base import Permanent, Retriable
+from hub.jobs.context import JobContext
+from hub.jobs.registry import job_handler
+
+COUNT = "test.count"
+FLAKY = "test.flaky"
+CRASH = "test.crash"
+
+_lock = threading.Lock()
+_runs: Counter[int] = Counter()
+
+
+def runs() -> Counter[int]:
+    """How many times each job id's handler ran, in this process."""
+    with _lock:
+        return Counter(_runs)
+
+
+def reset() -> None:
+    with _lock:
+        _runs.clear()
+
+
+def _record(ctx: JobContext) -> int:
+    assert ctx.job.id is not None
+    with _lock:
+        _runs[ctx.job.id] += 1
+        return _runs[ctx.job.id]
+
+
+@job_handler(COUNT)
+def count(ctx: JobContext) -> None:
+    """Counts the run, then finishes in its own transaction as real handlers do."""
+    _record(ctx)
+    with ctx.runtime.db.transaction() as session:
+        ctx.finish(session)
+
+
+@job_handler(FLAKY)
+def flaky(ctx: JobContext) -> None:
+    """Fails as `payload["fail"]` says for the first `payload["times"]` runs, then succeeds."""
+    run = _record(ctx)
+    if run <= int(ctx.job.payload.get("times", 0)):
+        reason = f"failure {run}"
+        if ctx.job.payload.get("fail") == "permanent":
+            raise Permanent(reason)
+        raise Retriable(reason, after=ctx.job.payload.get("after"))
+
+
+@job_handler(CRASH)
+def crash(ctx: JobContext) -> None:
+    """A handler with a bug."""
+    _record(ctx)
+    raise ZeroDivisionError("division by zero in a handler")

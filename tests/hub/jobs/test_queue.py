@@ -1,0 +1,217 @@
+"""The job queue on the real database: enqueue once per key, claim under a lease, finish only
+while the lease holds, back off with full jitter, and hand jobs back."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.db import Database
+from hub.jobs import queue
+from hub.jobs.models import Job, JobAttempt, JobState
+from hub.types import utcnow
+from tests.hub.jobs.kinds import COUNT
+
+
+def enqueue(database: Database, key: str, **kwargs: object) -> None:
+    with database.transaction() as session:
+        assert queue.enqueue(session, COUNT, key, **kwargs)  # type: ignore[arg-type]
+
+
+def claim(database: Database, worker: str, lease: float = 60.0, limit: int = 1) -> list[Job]:
+    with database.transaction() as session:
+        return queue.claim(session, worker, lease, limit)
+
+
+def job(database: Database, job_id: int | None) -> Job:
+    assert job_id is not None
+    with database.reader() as session:
+        found = queue.get(session, job_id)
+        assert found is not None
+        return found
+
+
+def attempts(database: Database, job_id: int | None) -> list[tuple[int, str, str]]:
+    assert job_id is not None
+    with database.reader() as session:
+        return [(a.attempt, a.worker, a.outcome) for a in queue.attempts_of(session, job_id)]
+
+
+def test_enqueue_creates_one_job_per_idempotency_key(database: Database) -> None:
+    with database.transaction() as session:
+        first = queue.enqueue(session, COUNT, "order:1:route", {"n": 1})
+        second = queue.enqueue(session, COUNT, "order:1:route", {"n": 2})
+    with database.transaction() as session:
+        third = queue.enqueue(session, COUNT, "order:1:route", {"n": 3})
+
+    assert (first, second, third) == (True, False, False)
+    with database.reader() as session:
+        [only] = queue.list_jobs(session)
+    assert only.payload == {"n": 1}
+
+
+def test_a_job_is_not_claimed_before_its_run_at(database: Database) -> None:
+    enqueue(database, "later", run_at=utcnow() + timedelta(hours=1))
+
+    assert claim(database, "w") == []
+
+
+def test_claim_takes_due_jobs_oldest_first_and_records_an_attempt(database: Database) -> None:
+    now = utcnow()
+    enqueue(database, "second", run_at=now - timedelta(seconds=1))
+    enqueue(database, "first", run_at=now - timedelta(seconds=2))
+
+    [claimed] = claim(database, "worker-a")
+
+    assert claimed.idempotency_key == "first"
+    assert (claimed.state, claimed.attempts, claimed.lease_owner) == ("running", 1, "worker-a")
+    assert attempts(database, claimed.id) == [(1, "worker-a", "running")]
+
+
+def test_a_held_job_is_not_claimed_again_until_its_lease_expires(database: Database) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "worker-a", lease=0.3)
+
+    assert claim(database, "worker-b") == []
+    time.sleep(0.4)
+    [again] = claim(database, "worker-b")
+
+    assert again.id == held.id
+    assert (again.attempts, again.lease_owner) == (2, "worker-b")
+    assert attempts(database, held.id) == [
+        (1, "worker-a", "lease_expired"),
+        (2, "worker-b", "running"),
+    ]
+
+
+def test_finishing_after_the_lease_moved_on_is_refused_and_rolled_back(
+    database: Database,
+) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "worker-a", lease=0.2)
+    time.sleep(0.3)
+    [taken] = claim(database, "worker-b")
+
+    with pytest.raises(queue.LeaseLost), database.transaction() as session:
+        queue.enqueue(session, COUNT, "effect-of-the-late-worker")
+        queue.complete(session, held)
+
+    with database.reader() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+    assert job(database, held.id).state == JobState.RUNNING
+    with database.transaction() as session:
+        queue.complete(session, taken)
+    assert job(database, held.id).state == JobState.DONE
+    assert [outcome for _, _, outcome in attempts(database, held.id)] == ["lease_expired", "ok"]
+
+
+@pytest.mark.parametrize(
+    "finish",
+    [
+        pytest.param(lambda s, j: queue.retry(s, j, "again", delay=0), id="retry"),
+        pytest.param(lambda s, j: queue.bury(s, j, "dead"), id="bury"),
+        pytest.param(queue.release, id="release"),
+    ],
+)
+def test_every_way_of_finishing_is_fenced_by_the_lease(database: Database, finish: object) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "worker-a", lease=0.2)
+    time.sleep(0.3)
+    claim(database, "worker-b")
+
+    with pytest.raises(queue.LeaseLost), database.transaction() as session:
+        finish(session, held)  # type: ignore[operator]
+
+
+def test_release_hands_a_job_back_without_spending_an_attempt(database: Database) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "draining-worker")
+
+    with database.transaction() as session:
+        queue.release(session, held)
+
+    released = job(database, held.id)
+    assert (released.state, released.attempts, released.lease_owner) == ("queued", 0, None)
+    assert attempts(database, held.id) == []
+    [again] = claim(database, "other")
+    assert again.attempts == 1
+
+
+def test_retry_puts_the_job_back_after_its_delay_and_keeps_the_error(database: Database) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "w")
+
+    with database.transaction() as session:
+        queue.retry(session, held, "503 from the channel", delay=3600, status_code=503)
+
+    retried = job(database, held.id)
+    assert (retried.state, retried.last_error) == ("queued", "503 from the channel")
+    assert retried.run_at > utcnow() + timedelta(minutes=59)
+    assert claim(database, "w") == []
+    with database.reader() as session:
+        [attempt] = queue.attempts_of(session, held.id or 0)
+    assert (attempt.outcome, attempt.status_code, attempt.error) == (
+        "retry",
+        503,
+        "503 from the channel",
+    )
+
+
+def test_errors_are_truncated_on_the_job_and_its_attempt(database: Database) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "w")
+
+    with database.transaction() as session:
+        queue.bury(session, held, "x" * 10_000)
+
+    assert len(job(database, held.id).last_error or "") == queue.ERROR_LIMIT
+    with database.reader() as session:
+        [attempt] = session.scalars(select(JobAttempt)).all()
+    assert len(attempt.error or "") == queue.ERROR_LIMIT
+
+
+def test_requeue_gives_a_dead_job_a_fresh_allowance_of_attempts(database: Database) -> None:
+    enqueue(database, "k", max_attempts=2)
+    [first] = claim(database, "w")
+    with database.transaction() as session:
+        queue.retry(session, first, "boom", delay=0)
+    [second] = claim(database, "w")
+    with database.transaction() as session:
+        queue.bury(session, second, "boom")
+    assert job(database, second.id).state == JobState.DEAD
+
+    with database.transaction() as session:
+        requeued = queue.requeue(session, second.id or 0)
+
+    assert requeued is not None
+    assert (requeued.state, requeued.max_attempts - requeued.attempts) == ("queued", 2)
+    [again] = claim(database, "w")
+    assert (again.id, again.attempts) == (second.id, 3)
+
+
+def test_requeue_leaves_a_queued_or_running_job_alone(database: Database) -> None:
+    enqueue(database, "k")
+    [held] = claim(database, "w")
+
+    with database.transaction() as session:
+        same = queue.requeue(session, held.id or 0)
+        missing = queue.requeue(session, 424242)
+
+    assert same is not None and same.state == JobState.RUNNING
+    assert missing is None
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 12])
+def test_backoff_is_full_jitter_under_a_capped_exponential(attempt: int) -> None:
+    base, cap = 2.0, 60.0
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+
+    delays = [queue.backoff(attempt, base, cap) for _ in range(400)]
+
+    assert all(0 <= d <= ceiling for d in delays)
+    # Uniform over [0, ceiling]: both halves are used (a fixed or a halved delay fails this).
+    assert any(d < ceiling / 2 for d in delays)
+    assert any(d > ceiling / 2 for d in delays)

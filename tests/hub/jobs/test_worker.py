@@ -1,0 +1,346 @@
+"""The worker: what a failure means (retry, dead, flagged), what an operator can do about a dead
+job, and what happens when a worker dies or stalls holding a job. Driven through a webhook from
+the fake channel, the admin API, and the worker itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import structlog
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from connectors.base import Permanent, Retriable
+from connectors.registry import Registry
+from hub.db import Database
+from hub.jobs import queue
+from hub.jobs.models import Job, JobAttempt, JobState
+from hub.jobs.worker import Worker, run_claimed, run_one
+from hub.runtime import Runtime
+from hub.types import utcnow
+from tests.fake_channel import FakeChannel, order_json, signed, webhook
+from tests.harness import Hub, hub_settings, make_hub
+from tests.hub.jobs import kinds
+
+ACK = "order.acknowledge"
+
+
+@pytest.fixture
+def hub(database: Database) -> Iterator[Hub]:
+    h = make_hub(database, fake=True)
+    yield h
+    h.close()
+
+
+def fake(hub: Hub) -> FakeChannel:
+    assert hub.fake is not None
+    return hub.fake
+
+
+def place_order(hub: Hub, order_id: str = "A-1") -> None:
+    body = webhook(f"evt-{order_id}", "order.new", order_json(order_id, ("SKU-1", 1)))
+    response = hub.client.post("/webhooks/fake", content=body, headers=signed(body))
+    assert response.status_code == 200, response.text
+
+
+def jobs(hub: Hub, **params: Any) -> list[dict[str, Any]]:
+    response = hub.admin("GET", "/admin/jobs", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+def the_job(hub: Hub, kind: str) -> dict[str, Any]:
+    [found] = jobs(hub, kind=kind)
+    detail = hub.admin("GET", f"/admin/jobs/{found['id']}")
+    assert detail.status_code == 200, detail.text
+    return dict(detail.json())
+
+
+def enqueue(hub: Hub, kind: str, key: str, payload: dict[str, Any] | None = None) -> int:
+    with hub.db.transaction() as session:
+        assert queue.enqueue(session, kind, key, payload)
+        job_id = session.scalar(select(col(Job.id)).where(col(Job.idempotency_key) == key))
+        assert job_id is not None
+        return job_id
+
+
+def test_retriable_failures_back_off_and_the_job_then_finishes(hub: Hub) -> None:
+    fake(hub).failures["acknowledge"] = [Retriable("busy"), Retriable("still busy")]
+    place_order(hub)
+
+    hub.drain()
+
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"]) == ("done", 3)
+    assert [(a["outcome"], a["error"]) for a in ack["history"]] == [
+        ("retry", "busy"),
+        ("retry", "still busy"),
+        ("ok", None),
+    ]
+    order = hub.order("fake", "A-1")
+    assert order["status"] == "confirmed"
+    assert not order["needs_attention"]
+    assert fake(hub).count("acknowledge") == 1
+
+
+def test_a_retriable_answer_with_a_wait_is_not_retried_before_it(hub: Hub) -> None:
+    fake(hub).failures["acknowledge"] = [Retriable("429 too many requests", after=600)]
+    place_order(hub)
+
+    hub.drain()
+
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"], ack["last_error"]) == (
+        "queued",
+        1,
+        "429 too many requests",
+    )
+    run_at = datetime.fromisoformat(ack["run_at"].replace("Z", "+00:00"))
+    assert run_at > utcnow() + timedelta(seconds=590)
+    assert hub.order("fake", "A-1")["status"] == "created"
+
+
+def test_a_job_that_keeps_failing_is_dead_after_the_configured_attempts_and_flags_its_order(
+    hub: Hub,
+) -> None:
+    assert hub.runtime.settings.job_max_attempts == 4
+    fake(hub).failures["acknowledge"] = [Retriable(f"timeout {n}") for n in range(1, 10)]
+    place_order(hub)
+
+    hub.drain()
+
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"], ack["max_attempts"]) == ("dead", 4, 4)
+    assert ack["last_error"] == "gave up after 4 attempts: timeout 4"
+    assert [a["outcome"] for a in ack["history"]] == ["retry", "retry", "retry", "dead"]
+    order = hub.order("fake", "A-1")
+    assert order["status"] == "created"
+    assert order["needs_attention"] is True
+    assert (
+        order["attention_reason"] == "order.acknowledge failed: gave up after 4 attempts: timeout 4"
+    )
+    assert "flag" in [h["trigger"] for h in order["history"]]
+
+
+def test_a_permanent_failure_is_dead_at_once_with_its_reason_on_the_order(hub: Hub) -> None:
+    fake(hub).failures["acknowledge"] = [Permanent("seller account suspended")]
+    place_order(hub)
+
+    hub.drain()
+
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"], ack["last_error"]) == (
+        "dead",
+        1,
+        "seller account suspended",
+    )
+    order = hub.order("fake", "A-1")
+    assert order["needs_attention"] is True
+    assert order["attention_reason"] == "order.acknowledge failed: seller account suspended"
+    assert jobs(hub, state="dead") == [{k: v for k, v in ack.items() if k != "history"}], (
+        "the dead job is listed for the operator"
+    )
+
+
+def test_retrying_a_dead_job_from_the_admin_api_runs_it_again(hub: Hub) -> None:
+    fake(hub).failures["acknowledge"] = [Permanent("seller account suspended")]
+    place_order(hub)
+    hub.drain()
+    dead = the_job(hub, ACK)
+
+    response = hub.admin("POST", f"/admin/jobs/{dead['id']}/retry")
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "queued"
+    assert response.json()["max_attempts"] - response.json()["attempts"] == 4
+    hub.drain()
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"]) == ("done", 2)
+    assert hub.order("fake", "A-1")["status"] == "confirmed"
+    assert fake(hub).count("acknowledge") == 1
+
+
+def test_retrying_an_unknown_job_answers_404(hub: Hub) -> None:
+    response = hub.admin("POST", "/admin/jobs/424242/retry")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "job_not_found"
+
+
+def test_retrying_every_dead_job_of_a_kind(hub: Hub) -> None:
+    ids = [
+        enqueue(hub, kinds.FLAKY, f"flaky-{n}", {"times": 1, "fail": "permanent"}) for n in range(3)
+    ]
+    hub.drain()
+    assert {j["state"] for j in jobs(hub, kind=kinds.FLAKY)} == {"dead"}
+
+    response = hub.admin("POST", "/admin/jobs/retry-dead", params={"kind": kinds.FLAKY})
+    hub.drain()
+
+    assert response.status_code == 200
+    assert sorted(response.json()["retried"]) == sorted(ids)
+    assert {j["state"] for j in jobs(hub, kind=kinds.FLAKY)} == {"done"}
+
+
+def test_a_job_of_an_unknown_kind_is_dead_with_the_reason(hub: Hub) -> None:
+    job_id = enqueue(hub, "no.such.kind", "unknown-1")
+
+    hub.drain()
+
+    job = hub.admin("GET", f"/admin/jobs/{job_id}").json()
+    assert (job["state"], job["attempts"]) == ("dead", 1)
+    assert job["last_error"] == "no handler for job kind 'no.such.kind'"
+
+
+def test_a_handler_that_crashes_is_retried_like_a_transient_fault_then_dead(hub: Hub) -> None:
+    job_id = enqueue(hub, kinds.CRASH, "crash-1")
+
+    hub.drain()
+
+    job = hub.admin("GET", f"/admin/jobs/{job_id}").json()
+    assert (job["state"], job["attempts"]) == ("dead", 4)
+    assert job["last_error"].endswith("ZeroDivisionError: division by zero in a handler")
+    assert kinds.runs()[job_id] == 4
+
+
+def test_a_job_log_context_does_not_leak_into_the_next_job(hub: Hub) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(worker="w-1")
+    try:
+        place_order(hub)
+        assert run_one(hub.runtime, "w-1")  # inbox.process binds event_id and channel
+        assert structlog.contextvars.get_contextvars() == {"worker": "w-1"}
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+# -- a worker that dies or stalls holding a job --------------------------------------------------
+
+
+def claim_ack(hub: Hub, worker: str, lease: float) -> Job:
+    with hub.db.transaction() as session:
+        [job] = queue.claim(session, worker, lease)
+    assert job.kind == ACK
+    return job
+
+
+def test_a_job_held_by_a_killed_worker_is_finished_once_by_another_after_the_lease(
+    hub: Hub,
+) -> None:
+    place_order(hub)
+    assert run_one(hub.runtime, "worker-b")  # inbox.process queues the acknowledge
+    claim_ack(hub, "worker-a", lease=0.3)  # ... and worker-a dies holding it
+
+    assert not run_one(hub.runtime, "worker-b"), "taken while worker-a's lease holds"
+    time.sleep(0.4)
+    hub.drain()
+
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"]) == ("done", 2)
+    assert [(a["worker"], a["outcome"]) for a in ack["history"]] == [
+        ("worker-a", "lease_expired"),
+        (ack["history"][1]["worker"], "ok"),
+    ]
+    order = hub.order("fake", "A-1")
+    assert order["status"] == "confirmed"
+    assert [h["trigger"] for h in order["history"]].count("acknowledge") == 1
+    assert fake(hub).count("acknowledge") == 1
+
+
+def test_a_stalled_worker_that_wakes_after_losing_its_lease_changes_nothing(hub: Hub) -> None:
+    place_order(hub)
+    assert run_one(hub.runtime, "worker-b")
+    stalled = claim_ack(hub, "worker-a", lease=0.2)
+    time.sleep(0.3)
+    taken = claim_ack(hub, "worker-b", lease=60)
+
+    run_claimed(hub.runtime, stalled)  # calls the channel, then tries to commit its result
+
+    order = hub.order("fake", "A-1")
+    assert order["status"] == "created", "the late worker's transition was rolled back"
+    assert "acknowledge" not in [h["trigger"] for h in order["history"]]
+    assert jobs(hub, kind="order.accept") == [], "... and so were the jobs it queued"
+    assert the_job(hub, ACK)["state"] == "running"
+
+    run_claimed(hub.runtime, taken)
+    hub.drain()
+
+    ack = the_job(hub, ACK)
+    assert (ack["state"], ack["attempts"]) == ("done", 2)
+    assert [a["outcome"] for a in ack["history"]] == ["lease_expired", "ok"]
+    order = hub.order("fake", "A-1")
+    assert order["status"] == "confirmed"
+    assert [h["trigger"] for h in order["history"]].count("acknowledge") == 1
+    # Both workers reached the channel: outbound calls are at least once, hence idempotent.
+    assert fake(hub).count("acknowledge") == 2
+
+
+# -- many workers --------------------------------------------------------------------------------
+
+
+def _process(url: str) -> Runtime:
+    """What one `hub worker` process holds: its own settings, engine and connectors."""
+    settings = hub_settings(url, admin_tokens=[SecretStr("unused")])
+    return Runtime(settings=settings, db=Database(url, pool_size=4), connectors=Registry())
+
+
+@pytest.mark.postgres_only
+def test_two_workers_on_postgres_run_each_of_a_thousand_jobs_exactly_once(
+    postgres_database: Database,
+) -> None:
+    total = 1000
+    with postgres_database.transaction() as session:
+        for n in range(total):
+            queue.enqueue(session, kinds.COUNT, f"count-{n}")
+        ids = {j.id for j in queue.list_jobs(session, kind=kinds.COUNT, limit=total)}
+    processes = [_process(postgres_database.url) for _ in range(2)]
+    workers = [Worker(runtime, concurrency=2) for runtime in processes]
+    done = threading.Event()
+    try:
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 120
+        while not done.is_set() and time.monotonic() < deadline:
+            with postgres_database.reader() as session:
+                finished = session.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(col(Job.kind) == kinds.COUNT, col(Job.state) == JobState.DONE)
+                )
+            if finished == total:
+                done.set()
+            else:
+                time.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.stop()
+        for runtime in processes:
+            runtime.db.dispose()
+
+    assert done.is_set(), "the workers did not drain the queue"
+    runs = kinds.runs()
+    assert {job_id: runs[job_id] for job_id in ids if job_id is not None} == {
+        job_id: 1 for job_id in ids if job_id is not None
+    }
+    with postgres_database.reader() as session:
+        attempts = session.execute(
+            select(
+                col(JobAttempt.outcome), func.count(), func.count(func.distinct(JobAttempt.worker))
+            )
+            .join(Job, col(Job.id) == col(JobAttempt.job_id))
+            .where(col(Job.kind) == kinds.COUNT)
+            .group_by(col(JobAttempt.outcome))
+        ).all()
+        per_job = session.scalars(
+            select(col(Job.attempts)).where(col(Job.kind) == kinds.COUNT).distinct()
+        ).all()
+    [(outcome, count, worker_threads)] = attempts
+    assert (outcome, count) == ("ok", total)
+    assert worker_threads > 1, "the work was shared"
+    assert list(per_job) == [1]

@@ -1,0 +1,153 @@
+"""The `hub` command as an operator runs it: real subprocesses on a fresh SQLite file."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+HUB = str(Path(sys.executable).with_name("hub"))
+TABLES = {
+    "orders",
+    "order_lines",
+    "order_events",
+    "shipments",
+    "shipment_lines",
+    "inbound_events",
+    "jobs",
+    "job_attempts",
+}
+
+
+def environment(database: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment minus any hub or channel configuration, plus `extra`."""
+    prefixes = ("HUB_", "DEPOP_", "TOPI_", "DELIVERR_", "ABOUTYOU_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(HUB_DATABASE_URL=f"sqlite:///{database}", HUB_LOG_FORMAT="json", **extra)
+    return env
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`hub ARGS` in the background, its stderr in cwd/stderr.log; killed if still running."""
+    with (cwd / "stderr.log").open("wb") as stderr:
+        process = subprocess.Popen(
+            [HUB, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def stopped_by_sigterm(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_migrate_creates_the_schema_on_a_fresh_sqlite_file_and_is_repeatable(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "fresh.db"
+    env = environment(database)
+
+    first = subprocess.run([HUB, "migrate"], env=env, cwd=tmp_path, capture_output=True)
+    second = subprocess.run([HUB, "migrate"], env=env, cwd=tmp_path, capture_output=True)
+
+    assert first.returncode == 0, first.stderr.decode()
+    assert second.returncode == 0, second.stderr.decode()
+    assert first.stdout.decode().strip() == "database is up to date"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        assert TABLES <= set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    assert len(versions) == 1
+
+
+def test_worker_exits_zero_on_sigterm(tmp_path: Path) -> None:
+    database = tmp_path / "hub.db"
+    env = environment(database)
+    subprocess.run([HUB, "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    log = tmp_path / "stderr.log"
+
+    with running(["worker"], env, tmp_path) as worker:
+        wait_for(lambda: b"hub.worker.started" in log.read_bytes(), "the worker to start")
+        code = stopped_by_sigterm(worker)
+
+    assert code == 0, log.read_text()
+    assert "hub.worker.stopped" in log.read_text()
+
+
+def test_worker_refuses_more_than_one_thread_on_sqlite(tmp_path: Path) -> None:
+    env = environment(tmp_path / "hub.db")
+
+    result = subprocess.run(
+        [HUB, "worker", "--concurrency", "2"], env=env, cwd=tmp_path, capture_output=True
+    )
+
+    assert result.returncode == 2
+    assert "SQLite takes one worker thread" in result.stderr.decode()
+
+
+def test_serve_migrates_answers_health_and_readiness_and_exits_zero_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "new.db"
+    port = free_port()
+    log = tmp_path / "stderr.log"
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with running(["serve", "--port", str(port)], environment(database), tmp_path) as server:
+        wait_for(answers, "hub serve to answer /healthz")
+        health = httpx.get(f"{base}/healthz")
+        ready = httpx.get(f"{base}/readyz")
+        found = re.search(r"shown once\):\s+(\S+)", log.read_text())
+        assert found, log.read_text()
+        with_token = httpx.get(
+            f"{base}/admin/jobs", headers={"authorization": f"Bearer {found.group(1)}"}
+        )
+        without_token = httpx.get(f"{base}/admin/jobs")
+        code = stopped_by_sigterm(server)
+
+    assert health.json() == {"status": "ok"}
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert with_token.status_code == 200
+    assert without_token.status_code == 401
+    assert code == 0, log.read_text()
+    assert database.exists(), "serve applied the migrations to a new database file"
