@@ -107,7 +107,8 @@ class ChannelOrder:
     lines: tuple[ChannelOrderLine, ...]
     buyer_email: str | None = None
     # Channel-specific facts kept on the order (fees, seller_offer_reference, refund_summary...).
-    # Values must be JSON-serialisable; money as decimal strings.
+    # Values must be JSON-serialisable; money as decimal strings. `prices_known: False` on a
+    # placed order tells the hub to take the order from `fetch_order` instead (topi's webhook).
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 

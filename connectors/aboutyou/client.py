@@ -62,6 +62,8 @@ STOCK_RESULTS = "/api/v1/results/stocks"
 # lost answer must count them as done, not flag the order.
 ALREADY_SHIPPED = "already_shipped"
 ALREADY_CANCELLED = "already_cancelled"
+# The code a listing update raises for a SKU the channel does not list (shared with Depop's).
+PRODUCT_NOT_FOUND = "product_not_found"
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -323,7 +325,14 @@ class AboutYouChannel:
         """Set the sellable quantity of `sku`; setting an absolute number is safe to repeat."""
         batch = self.client.put_stocks(stocks_body({sku: max(0, available)}))
         result = self._await(STOCK_RESULTS, batch, None, f"stock of {sku}")
-        _raise_failures(result.items, tolerated=None, action="update stock")
+        try:
+            _raise_failures(result.items, tolerated=None, action="update stock")
+        except Permanent as exc:
+            if exc.code != "not_found":
+                raise
+            # The SKU is not listed at ABOUT YOU: the hub's listing sync skips a channel that
+            # answers `product_not_found` instead of burying the job.
+            raise Permanent(exc.reason, code=PRODUCT_NOT_FOUND) from None
 
 
 def _iso(moment: datetime) -> str:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RuntimeDep
+from hub.deps import ReaderDep, RowId, RuntimeDep
 from hub.errors import ApiError
 from hub.fulfilment import repository as repo
 from hub.fulfilment.models import RoutingRule
@@ -75,7 +75,7 @@ def create_rule(body: RuleIn, runtime: RuntimeDep) -> RulePublic:
 
 
 @router.delete("/{rule_id}", status_code=204, responses={404: {"description": "No such rule"}})
-def delete_rule(rule_id: int, runtime: RuntimeDep) -> None:
+def delete_rule(rule_id: RowId, runtime: RuntimeDep) -> None:
     with runtime.db.transaction() as session:
         rule = repo.get(session, rule_id)
         if rule is None:

@@ -23,6 +23,12 @@ from hub.orders.models import Order, OrderLine, Shipment
 from hub.types import utcnow
 
 MANUAL = "manual"
+NO_SKU = "line has no SKU"
+
+
+def lines_without_sku(lines: Sequence[OrderLine]) -> list[str]:
+    """The channel ids of open lines no provider can ship, because they name no SKU."""
+    return [line.channel_line_id for line in lines if line.sku is None and line.open_quantity > 0]
 
 
 def choose_provider(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from hub.fulfilment import service as fulfilment
 from hub.jobs.context import JobContext
+from hub.jobs.models import Job
 from hub.jobs.registry import job_handler
 from hub.orders import repository as orders_repo
 from hub.orders import service as orders
@@ -12,7 +15,14 @@ from state_machines.order import OrderState
 POLL = "fulfilment.poll"
 
 
-@job_handler(orders.ROUTE)
+def _flag_with_reason(session: Session, job: Job, error: str) -> None:
+    """A provider's refusal is flagged in its own words (for Deliverr, the seed's explanation
+    of the error code), which is what the person fixing the order needs to read."""
+    if job.order_id is not None:
+        orders.flag(session, job.order_id, error, f"job:{job.id}")
+
+
+@job_handler(orders.ROUTE, on_dead=_flag_with_reason)
 def route(ctx: JobContext) -> None:
     """Send a confirmed order to its provider. A retry after a timeout finds the provider's
     order by our id instead of creating a second one (the connector guarantees it)."""
@@ -25,8 +35,21 @@ def route(ctx: JobContext) -> None:
         if order.status != OrderState.CONFIRMED or order.fulfilment_provider:
             return
         lines = orders_repo.lines(session, order_id)
+        unnamed = fulfilment.lines_without_sku(lines)
         provider_name = fulfilment.choose_provider(session, order, lines, enabled)
         request = fulfilment.request_for(order, lines)
+    if unnamed:
+        # No provider can pick a line without a SKU, and shipping the rest would split the
+        # parcel: the order waits, flagged (again, after an operator's retry) for a person.
+        source = f"job:{ctx.job.id}"
+        with runtime.db.transaction() as session:
+            order = orders.get(session, order_id)
+            detail = {"reason": fulfilment.NO_SKU, "lines": unnamed}
+            orders.note(session, order, "not_routed", source, detail)
+            if order.attention_reason != fulfilment.NO_SKU:
+                orders.flag(session, order_id, fulfilment.NO_SKU, source)
+            ctx.finish(session)
+        return
     ref: str | None = None
     if provider_name != fulfilment.MANUAL and request.lines:
         ref = runtime.connectors.provider(provider_name).create_order(request)
@@ -39,7 +62,7 @@ def route(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
-@job_handler(orders.CANCEL_FULFILMENT)
+@job_handler(orders.CANCEL_FULFILMENT, on_dead=_flag_with_reason)
 def cancel(ctx: JobContext) -> None:
     """The order was cancelled after routing: cancel it at the provider. A provider that can no
     longer cancel raises Permanent, and the dead job flags the order with its reason."""

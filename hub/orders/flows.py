@@ -20,6 +20,8 @@ FLOWS: dict[str, ChannelFlow] = {
     # The seller acknowledges, then accepts or rejects each order.
     "topi": ChannelFlow(calls_acknowledge=True, calls_accept=True, rejects_unfulfillable=True),
     # Delegated dropshipping orders: no acknowledge call; unfulfillable items are cancelled.
+    # An item ABOUT YOU cancels later loses its line and stock; if the order already went to
+    # the 3PL, which cannot drop one line, the order is flagged (service.cancel_lines).
     "aboutyou": ChannelFlow(
         calls_acknowledge=False, calls_accept=False, rejects_unfulfillable=True
     ),

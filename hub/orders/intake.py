@@ -14,7 +14,7 @@ from hub.orders import repository as repo
 from hub.orders import service
 from hub.orders.flows import flow_for
 from hub.orders.models import Order
-from state_machines.order import TERMINAL
+from state_machines.order import TERMINAL, OrderState
 
 
 @dataclass
@@ -35,7 +35,15 @@ def take_order(
     order, created = service.receive(session, incoming, source)
     outcome = Outcome(order=order, created=created)
     if created and incoming.status is ChannelOrderStatus.CANCELLED:
-        service.cancel(session, order, source, {"channel_status": incoming.channel_status})
+        service.cancel(
+            session,
+            order,
+            source,
+            {
+                "channel_status": incoming.channel_status,
+                "refund": incoming.attributes.get("refund_summary"),
+            },
+        )
         outcome.changes.append({"kind": "cancelled_at_channel", "order_id": order.id})
         return outcome
     if created:
@@ -48,6 +56,11 @@ def take_order(
     return outcome
 
 
+REFUNDED_AFTER_SHIPMENT = "refunded after shipment: check the return"
+# Changes in which `take_order` already recorded the channel's refund.
+_REFUND_RECORDED = frozenset({"cancelled_at_channel", "refunded_after_shipment"})
+
+
 def _cancel_for_channel(
     session: Session, order: Order, incoming: ChannelOrder, source: str, outcome: Outcome
 ) -> None:
@@ -56,13 +69,31 @@ def _cancel_for_channel(
     if shipped:
         # A refund after shipping is money, not fulfilment: recorded, the state stays.
         service.note(session, order, "refunded", source, {"refund_summary": refund})
-        service.flag(session, order.id, "refunded after shipment: check the return", source)
+        service.flag(session, order.id, REFUNDED_AFTER_SHIPMENT, source)
         outcome.changes.append({"kind": "refunded_after_shipment", "order_id": order.id})
         return
     service.cancel(
         session, order, source, {"channel_status": incoming.channel_status, "refund": refund}
     )
     outcome.changes.append({"kind": "cancelled_at_channel", "order_id": order.id})
+
+
+def order_to_fetch(event: ChannelEvent) -> str | None:
+    """The channel order to read in full before `event` can be applied, or None.
+
+    The caller fetches it outside the transaction. ORDER_CHANGED only says that something
+    changed; an ORDER_PLACED whose payload lacks prices (topi's webhook carries none, so its
+    connector sets `prices_known` False) is read in full so the hub never records a free order.
+    """
+    if event.kind is EventKind.ORDER_CHANGED:
+        return event.channel_order_id
+    if (
+        event.kind is EventKind.ORDER_PLACED
+        and event.order is not None
+        and event.order.attributes.get("prices_known") is False
+    ):
+        return event.order.channel_order_id
+    return None
 
 
 def apply_event(
@@ -74,23 +105,33 @@ def apply_event(
     source: str,
 ) -> Outcome:
     """Apply one parsed webhook. `fetched` is the channel's current order when the event
-    needed a look-up (ORDER_CHANGED); the caller fetched it outside the transaction."""
+    needed a look-up (`order_to_fetch`); the caller fetched it outside the transaction."""
     kind = event.kind
     if kind is EventKind.ORDER_PLACED:
         assert event.order is not None
-        return take_order(session, settings, event.order, source)
+        return take_order(session, settings, fetched or event.order, source)
     if kind is EventKind.ORDER_CHANGED:
         assert fetched is not None
         outcome = take_order(session, settings, fetched, source)
         refund = fetched.attributes.get("refund_summary")
-        if outcome.order is not None and refund and fetched.status is ChannelOrderStatus.OPEN:
+        order = outcome.order
+        if (
+            order is not None
+            and refund
+            and not any(change["kind"] in _REFUND_RECORDED for change in outcome.changes)
+        ):
+            # Money back that does not cancel: a partial refund, or a refund of an order already
+            # completed or cancelled. Recorded with its amounts; the state stays.
+            full = fetched.status is ChannelOrderStatus.CANCELLED
             service.note(
                 session,
-                outcome.order,
-                "partially_refunded",
+                order,
+                "refunded" if full else "partially_refunded",
                 source,
                 {"refund_summary": refund, **dict(event.detail)},
             )
+            if full and order.status == OrderState.COMPLETED:
+                service.flag(session, order.id, REFUNDED_AFTER_SHIPMENT, source)
         return outcome
     if kind is EventKind.IGNORED:
         return Outcome(ignored=event.note or f"{event.event_type} is not acted on")
@@ -98,8 +139,10 @@ def apply_event(
         assert event.fulfilment is not None
         order = repo.by_fulfilment_ref(session, channel, event.fulfilment.provider_order_id)
         if order is None:
+            # The route job that learns this reference may not have committed yet: retried on
+            # the configured backoff (HUB_JOB_BACKOFF_*), then kept as a failed event.
             raise Retriable(
-                f"{channel} order {event.fulfilment.provider_order_id} is not known yet", after=30
+                f"{channel} order {event.fulfilment.provider_order_id} is not known yet"
             )
         shipments = service.apply_fulfilment(session, order, channel, event.fulfilment, source)
         return Outcome(order=order, changes=[{"kind": "shipment", "id": s.id} for s in shipments])

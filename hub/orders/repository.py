@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlmodel import Session, col
 
 from hub.inbox.models import InboundEvent
@@ -81,12 +81,26 @@ def inbound_events(session: Session, order_id: str) -> Sequence[InboundEvent]:
     ).all()
 
 
+def lock(session: Session, order: Order) -> None:
+    """Hold the order's row until the transaction ends and reload it, so changes that read
+    the order's lines and then write them (a shipment) run one at a time per order."""
+    session.execute(
+        select(col(Order.id)).where(col(Order.id) == order.id).with_for_update()
+    ).first()
+    session.refresh(order)
+
+
 def compare_and_set_status(session: Session, order: Order, expected: str, new: str) -> bool:
-    """Move `order` from `expected` to `new` only if nobody moved it first."""
+    """Move `order` from `expected` to `new` only if nobody changed it since it was read:
+    the status and the version must both still be the ones this transaction saw."""
     now = utcnow()
     result = session.execute(
         update(Order)
-        .where(col(Order.id) == order.id, col(Order.status) == expected)
+        .where(
+            col(Order.id) == order.id,
+            col(Order.status) == expected,
+            col(Order.version) == order.version,
+        )
         .values(status=new, version=Order.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -142,12 +156,27 @@ def attention_count(session: Session) -> int:
 
 
 def stuck(session: Session, status: str, older_than: datetime) -> Sequence[Order]:
-    """Orders in `status` not updated since `older_than` and not yet flagged."""
+    """Orders that entered `status` before `older_than` and are not flagged yet.
+
+    Time in the state counts from the transition into it in the history, not from
+    `updated_at`, which notes, channel status updates and provider polls move on."""
+    entered = (
+        select(func.max(OrderEvent.at))
+        .where(
+            col(OrderEvent.order_id) == Order.id,
+            col(OrderEvent.to_state) == status,
+            or_(
+                col(OrderEvent.from_state).is_(None),
+                col(OrderEvent.from_state) != col(OrderEvent.to_state),
+            ),
+        )
+        .scalar_subquery()
+    )
     return session.scalars(
         select(Order).where(
             col(Order.status) == status,
-            col(Order.updated_at) < older_than,
             col(Order.needs_attention).is_(False),
+            func.coalesce(entered, Order.updated_at) < older_than,
         )
     ).all()
 

@@ -48,6 +48,7 @@ ROUTE = "fulfilment.route"
 CANCEL_FULFILMENT = "fulfilment.cancel"
 
 OPEN_FOR_SHIPPING = (OrderState.CONFIRMED, OrderState.PARTIALLY_FULFILLED)
+OVERSOLD = "oversold: restock or refund"
 
 
 class OrderNotFound(LookupError):
@@ -264,7 +265,8 @@ def advance(
     lines = repo.lines(session, order.id)
     missing_sku = [line.channel_line_id for line in lines if line.sku is None]
     short: Sequence[str] = ()
-    if not missing_sku:
+    # A paid order (Depop) stands even with a line nobody can name: hold the units it does name.
+    if not missing_sku or not flow.rejects_unfulfillable:
         result = inventory.reserve(
             session,
             order.id,
@@ -274,6 +276,8 @@ def advance(
         )
         short = result.short
     if not missing_sku and not short:
+        if order.attention_reason == OVERSOLD:
+            clear_flag(session, order, source)  # restocked: the order goes on
         if flow.calls_accept:
             queue.enqueue(session, ACCEPT, f"order:{order.id}:accept", order_id=order.id)
         else:
@@ -289,12 +293,15 @@ def advance(
             session, REJECT, f"order:{order.id}:reject", {"reason": reason}, order_id=order.id
         )
         return
-    # The channel took the buyer's money already (Depop): the order stands, a person decides.
-    fire(session, order, Trigger.CONFIRM, source, detail={"unfulfillable": reason})
     if missing_sku:
+        # The channel took the buyer's money already (Depop): the order stands, a person decides.
+        fire(session, order, Trigger.CONFIRM, source, detail={"unfulfillable": reason})
         flag(session, order.id, "line has no SKU", source)
-    else:
-        flag(session, order.id, "oversold: restock or refund", source)
+        return
+    # Paid, but the units went elsewhere: it stays unconfirmed, so nothing ships, until a
+    # restock fills it (inventory.fill_waiting runs advance again) or a refund cancels it.
+    if order.attention_reason != OVERSOLD:
+        flag(session, order.id, OVERSOLD, source)
 
 
 def cancel(
@@ -303,7 +310,12 @@ def cancel(
     """The channel or the customer cancelled. After completion it is a return: flagged instead."""
     if order.status == OrderState.CANCELLED:
         return False
-    if order.status in (OrderState.COMPLETED, OrderState.REJECTED):
+    if order.status == OrderState.REJECTED:
+        # Nothing was sold or shipped; ABOUT YOU, for one, reports the items our rejection
+        # cancelled as cancelled: recorded, nobody needs to act.
+        note(session, order, "cancelled_at_channel", source, detail)
+        return False
+    if order.status == OrderState.COMPLETED:
         flag(
             session,
             order.id,
@@ -320,7 +332,12 @@ def cancel(
 def cancel_lines(
     session: Session, order: Order, channel_line_ids: Sequence[str], source: str
 ) -> None:
-    """The channel cancelled some lines: release their units; the order goes when none is left."""
+    """The channel cancelled some lines: release their units; the order goes when none is left.
+
+    A provider already holding the order still has those units to ship, and a provider order
+    cannot lose a line (Deliverr cancels whole orders only), so while the rest of the order
+    stands it is flagged for a person to take the units out there before they ship.
+    """
     wanted = set(channel_line_ids)
     lines = repo.lines(session, order.id)
     changed = []
@@ -337,7 +354,22 @@ def cancel_lines(
     note(session, order, "lines_cancelled", source, {"lines": changed})
     if all(line.open_quantity == 0 and line.shipped_quantity == 0 for line in lines):
         cancel(session, order, source, {"lines": changed})
-    elif all(line.open_quantity == 0 for line in lines) and order.status in OPEN_FOR_SHIPPING:
+        return
+    if order.fulfilment_ref and order.status in OPEN_FOR_SHIPPING:
+        named = ", ".join(
+            f"{line.channel_line_id} ({line.sku})"
+            for line in lines
+            if line.channel_line_id in changed
+        )
+        flag(
+            session,
+            order.id,
+            f"lines {named} cancelled at the channel after the order went to "
+            f"{order.fulfilment_provider} ({order.fulfilment_ref}): take them out there "
+            "before they ship",
+            source,
+        )
+    if all(line.open_quantity == 0 for line in lines) and order.status in OPEN_FOR_SHIPPING:
         fire(session, order, Trigger.SHIP, source, all_lines_shipped=True)
 
 
@@ -372,13 +404,17 @@ def apply_fulfilment(
 ) -> list[Shipment]:
     """Fold a provider's report into the order: new packages become shipments, the order
     moves, and each new shipment's tracking is queued for the channel. Replays add nothing."""
-    order.fulfilment_status = status.raw_status
+    known = sum(1 for s in repo.shipments(session, order.id) if s.provider == provider)
+    # A report lists every package so far; one naming fewer than the hub holds is older news
+    # delivered late (CREATED after SHIPPED) and must not set the status back.
+    if len(status.shipments) >= known:
+        order.fulfilment_status = status.raw_status
     order.fulfilment_checked_at = utcnow()
     session.add(order)
     added = [
         s
         for s in (
-            record_shipment(session, order, provider, shipment, source)
+            record_shipment(session, order, provider, shipment, source, strict=False)
             for shipment in status.shipments
         )
         if s is not None
@@ -396,16 +432,37 @@ def apply_fulfilment(
 
 
 def record_shipment(
-    session: Session, order: Order, provider: str, shipment: ProviderShipment, source: str
+    session: Session,
+    order: Order,
+    provider: str,
+    shipment: ProviderShipment,
+    source: str,
+    *,
+    strict: bool = True,
 ) -> Shipment | None:
-    """Store one package once; None when it was already known."""
+    """Store one package once; None when it was already known.
+
+    Units the order does not hold open raise `ShipmentRejected` when `strict` (an operator's
+    entry can be corrected). A provider's package has left the warehouse whatever the order
+    says (a line cancelled after routing): its open units are recorded, the rest is counted
+    out of stock and flagged, so the package's other units still reach the channel.
+    """
+    # Two packages of one order may be reported at once (two workers): each reads the lines'
+    # shipped quantities and writes them back, so they must not interleave.
+    repo.lock(session, order)
     if repo.shipment(session, order.id, provider, shipment.shipment_id) is not None:
         return None
     if order.status not in OPEN_FOR_SHIPPING:
         flag(session, order.id, f"{provider} shipped an order that is {order.status}", source)
         return None
     lines = list(repo.lines(session, order.id))
-    allocation = _allocate(lines, shipment)
+    allocation, excess = _allocate(lines, shipment)
+    if excess and strict:
+        raise ShipmentRejected(
+            f"shipment {shipment.shipment_id}: "
+            + ", ".join(f"{units} unit(s) of {sku}" for sku, units in excess)
+            + " are not open on the order"
+        )
     row = Shipment(
         order_id=order.id,
         provider=provider,
@@ -418,6 +475,7 @@ def record_shipment(
     session.add(row)
     session.flush()
     assert row.id is not None
+    left: list[tuple[str, int]] = list(excess)
     for line, quantity, serials in allocation:
         line.shipped_quantity += quantity
         session.add(line)
@@ -431,7 +489,21 @@ def record_shipment(
             )
         )
         if line.sku:
-            inventory.commit(session, order.id, line.sku, quantity)
+            left.append((line.sku, quantity))
+    # Stock rows are locked in SKU order, as reservations lock them, so the two never deadlock.
+    for sku, units in sorted(left):
+        inventory.commit(session, order.id, sku, units)
+    if excess:
+        flag(
+            session,
+            order.id,
+            f"{provider} shipped "
+            + ", ".join(f"{units} x {sku}" for sku, units in excess)
+            + " that the order no longer holds open: get the units back",
+            source,
+        )
+    if not allocation:
+        return row  # nothing of the order is in it: no state to move, no tracking to push
     if order.status in OPEN_FOR_SHIPPING:
         done = all(line.open_quantity == 0 for line in lines)
         fire(
@@ -454,19 +526,21 @@ def record_shipment(
 
 def _allocate(
     lines: list[OrderLine], shipment: ProviderShipment
-) -> list[tuple[OrderLine, int, tuple[str, ...]]]:
-    """Match a package's contents to open order lines: by the hub line id the provider echoed,
-    else by SKU, oldest line first."""
+) -> tuple[list[tuple[OrderLine, int, tuple[str, ...]]], list[tuple[str, int]]]:
+    """Match a package's contents to open order lines: the hub line the provider echoed first,
+    then any line of the same SKU, oldest first (units of one SKU are interchangeable: a unit
+    the provider counts on a cancelled line fills another line's open unit). Returns the
+    allocation and the (sku, units) no open line takes."""
     by_id = {str(line.id): line for line in lines}
     open_units = {line.id: line.open_quantity for line in lines}
     out: list[tuple[OrderLine, int, tuple[str, ...]]] = []
+    excess: list[tuple[str, int]] = []
     for item in shipment.lines:
         remaining = item.quantity
-        candidates = (
-            [by_id[item.line_id]]
-            if item.line_id and item.line_id in by_id
-            else [line for line in lines if line.sku == item.sku]
-        )
+        echoed = by_id.get(item.line_id) if item.line_id else None
+        candidates = ([echoed] if echoed is not None else []) + [
+            line for line in lines if line.sku == item.sku and line is not echoed
+        ]
         serials = list(item.serial_numbers)
         for line in candidates:
             take = min(remaining, open_units[line.id])
@@ -479,11 +553,8 @@ def _allocate(
             if remaining == 0:
                 break
         if remaining:
-            raise ShipmentRejected(
-                f"shipment {shipment.shipment_id}: {remaining} unit(s) of {item.sku} "
-                "are not open on the order"
-            )
-    return out
+            excess.append((item.sku, remaining))
+    return out, excess
 
 
 def mark_pushed(session: Session, shipment_id: int, source: str) -> None:
