@@ -19,7 +19,7 @@ router = APIRouter(prefix="/admin/stock", tags=["stock"], dependencies=[Depends(
 Sku = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-def public(item: StockItem) -> StockPublic:
+def public(item: StockItem | service.Count) -> StockPublic:
     return StockPublic(
         sku=item.sku, on_hand=item.on_hand, reserved=item.reserved, available=item.available
     )
@@ -60,7 +60,5 @@ def put_stock(sku: Sku, body: StockIn, runtime: RuntimeDep) -> StockPublic:
 def import_stock(body: StockImport, runtime: RuntimeDep) -> list[StockPublic]:
     """Set many SKUs at once, all or none."""
     with runtime.db.transaction() as session:
-        return [
-            public(service.set_on_hand(session, row.sku, row.on_hand, note="import"))
-            for row in sorted(body.items, key=lambda r: r.sku)
-        ]
+        counts = [(row.sku, row.on_hand) for row in body.items]
+        return [public(c) for c in service.set_on_hand_many(session, counts, note="import")]

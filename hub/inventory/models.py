@@ -11,6 +11,8 @@ from hub.types import UTCDateTime, utcnow
 
 
 class StockItem(SQLModel, table=True):
+    """One SKU's units: counted on hand, and how many of them orders hold."""
+
     __tablename__ = "stock_items"
     __table_args__ = (
         CheckConstraint("reserved >= 0", name="ck_stock_reserved_nonneg"),

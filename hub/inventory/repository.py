@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from hub.db import insert_ignore
 from hub.inventory.models import StockItem, StockMovement, StockReservation
+from hub.jobs.models import Job
 from hub.types import utcnow
+
+CHUNK = 1000  # SKUs per statement: well inside every backend's limit on bound parameters
 
 
 def get(session: Session, sku: str, *, for_update: bool = False) -> StockItem | None:
@@ -54,36 +57,97 @@ def apply(session: Session, sku: str, *, on_hand_delta: int, reserved_delta: int
     )
 
 
-def set_on_hand(session: Session, sku: str, on_hand: int) -> tuple[int, bool]:
-    """Set `on_hand` (creating the row); the old value, and False if it is below `reserved`."""
-    current = session.get(StockItem, sku, with_for_update=True, populate_existing=True)
-    if current is None:
-        insert_ignore(
-            session,
-            StockItem,
-            {"sku": sku, "on_hand": 0, "reserved": 0, "updated_at": utcnow()},
-            ["sku"],
+def lock_many(session: Session, skus: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(on_hand, reserved) of each SKU of `skus` that has a row, the rows locked in SKU order
+    (the order reservations take them in, so the two never deadlock)."""
+    found: dict[str, tuple[int, int]] = {}
+    ordered = sorted(skus)
+    for start in range(0, len(ordered), CHUNK):
+        query = (
+            select(col(StockItem.sku), col(StockItem.on_hand), col(StockItem.reserved))
+            .where(col(StockItem.sku).in_(ordered[start : start + CHUNK]))
+            .order_by(col(StockItem.sku))
         )
-        current = session.get(StockItem, sku, with_for_update=True, populate_existing=True)
-        assert current is not None
-    old = current.on_hand
-    if on_hand < current.reserved:
-        return old, False
-    session.execute(
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.update(
+            {sku: (on_hand, reserved) for sku, on_hand, reserved in session.execute(query)}
+        )
+    return found
+
+
+def create_many(session: Session, skus: Sequence[str]) -> None:
+    """Rows at 0 for `skus`; a row another transaction created meanwhile is left as it is."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    for start in range(0, len(skus), CHUNK):
+        rows = [
+            {"sku": sku, "on_hand": 0, "reserved": 0, "updated_at": now}
+            for sku in skus[start : start + CHUNK]
+        ]
+        session.execute(
+            insert(StockItem).values(rows).on_conflict_do_nothing(index_elements=["sku"])
+        )
+
+
+def set_many(session: Session, counts: Sequence[tuple[str, int]]) -> None:
+    """Set on_hand of rows the caller holds locked (and has checked against `reserved`)."""
+    if not counts:
+        return
+    now = utcnow()
+    session.connection().execute(
         update(StockItem)
-        .where(col(StockItem.sku) == sku)
-        .values(on_hand=on_hand, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+        .where(
+            col(StockItem.sku) == bindparam("b_sku"),
+            col(StockItem.reserved) <= bindparam("b_on_hand"),
+        )
+        .values(on_hand=bindparam("b_on_hand"), updated_at=now),
+        [{"b_sku": sku, "b_on_hand": on_hand} for sku, on_hand in counts],
     )
-    return old, True
 
 
 def reservations(session: Session, order_id: str) -> Sequence[StockReservation]:
+    """What `order_id` holds, sorted by SKU: the order in which stock rows are locked."""
     return session.scalars(
         select(StockReservation)
         .where(col(StockReservation.order_id) == order_id)
         .order_by(col(StockReservation.sku))
     ).all()
+
+
+def reservation(session: Session, order_id: str, sku: str) -> StockReservation | None:
+    return session.scalars(
+        select(StockReservation).where(
+            col(StockReservation.order_id) == order_id, col(StockReservation.sku) == sku
+        )
+    ).first()
+
+
+def jobs_by_keys(session: Session, keys: Sequence[str]) -> dict[str, Job]:
+    """The jobs holding these idempotency keys, freshly read and locked on Postgres, so no worker
+    claims one (claims skip locked rows) before this transaction ends."""
+    found: dict[str, Job] = {}
+    for start in range(0, len(keys), CHUNK):
+        query = (
+            select(Job)
+            .where(col(Job.idempotency_key).in_(keys[start : start + CHUNK]))
+            .order_by(col(Job.idempotency_key))
+            .execution_options(populate_existing=True)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.update({job.idempotency_key: job for job in session.scalars(query)})
+    return found
+
+
+def retire_key(session: Session, job: Job) -> None:
+    """Free `job`'s idempotency key for the next job of its kind: suffix it with the job's id."""
+    session.execute(
+        update(Job)
+        .where(col(Job.id) == job.id)
+        .values(idempotency_key=f"{job.idempotency_key}:{job.id}")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def add_movement(

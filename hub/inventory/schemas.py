@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StockPublic(BaseModel):
+    """A SKU's numbers: counted on hand, held by orders, and what channels may still sell."""
+
     model_config = ConfigDict(
         json_schema_extra={"example": {"sku": "ABC-1", "on_hand": 5, "reserved": 2, "available": 3}}
     )
@@ -17,6 +19,8 @@ class StockPublic(BaseModel):
 
 
 class StockIn(BaseModel):
+    """A counted number of units on hand."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"on_hand": 5}})
 
     on_hand: int = Field(ge=0, le=10_000_000)
@@ -27,12 +31,30 @@ class StockRow(StockIn):
 
 
 class StockImport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Counts for many SKUs, set together or not at all."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"items": [{"sku": "ABC-1", "on_hand": 5}]}},
+    )
 
     items: list[StockRow] = Field(min_length=1, max_length=10_000)
 
+    @field_validator("items")
+    @classmethod
+    def _one_count_per_sku(cls, items: list[StockRow]) -> list[StockRow]:
+        # Two counts for one SKU are ambiguous; which one the operator meant is not guessed.
+        seen: set[str] = set()
+        for row in items:
+            if row.sku in seen:
+                raise ValueError(f"SKU {row.sku!r} appears more than once")
+            seen.add(row.sku)
+        return items
+
 
 class MovementPublic(BaseModel):
+    """One change to a SKU's numbers and why it happened."""
+
     on_hand_delta: int
     reserved_delta: int
     reason: str

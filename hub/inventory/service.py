@@ -4,20 +4,26 @@ tell the other channels whenever a SKU's available quantity changes."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from hub.config import UntrackedSkuPolicy
-from hub.ids import new_id
 from hub.inventory import repository as repo
-from hub.inventory.models import StockItem, StockReservation
+from hub.inventory.models import StockReservation
 from hub.jobs import queue
 from hub.jobs.models import Job, JobState
+from hub.orders import repository as orders_repo
+from state_machines.order import OrderState
 
 LISTING_SYNC = "inventory.sync_listing"
+FILL_WAITING = "inventory.fill_waiting"
+
+# A paid order that found no stock stays acknowledged (never confirmed without its units) and
+# flagged until a restock fills it or a refund cancels it.
+WAITING_STATE = OrderState.ACKNOWLEDGED.value
 
 
 class StockBelowReserved(Exception):
@@ -30,8 +36,10 @@ class StockBelowReserved(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
+    """What `reserve` did: everything held (`ok`), or nothing and the first SKU that was short."""
+
     ok: bool
-    short: tuple[str, ...] = ()  # SKUs that could not be reserved
+    short: tuple[str, ...] = ()
 
 
 def reserve(
@@ -51,27 +59,22 @@ def reserve(
     for sku, quantity in wanted:
         totals[sku] += quantity
     held = {r.sku for r in repo.reservations(session, order_id)}
-    short: list[str] = []
+    needed = [(sku, totals[sku]) for sku in sorted(totals) if sku not in held and totals[sku] > 0]
+    # With one SKU a failed conditional UPDATE has changed nothing: no savepoint to undo.
+    savepoint = session.begin_nested() if len(needed) > 1 else None
     taken: list[tuple[str, int]] = []
-    savepoint = session.begin_nested()
-    for sku in sorted(totals):
-        if sku in held:
-            continue
-        quantity = totals[sku]
+    for sku, quantity in needed:
         if repo.take(session, sku, quantity):
             taken.append((sku, quantity))
-        elif repo.get(session, sku) is None and policy is UntrackedSkuPolicy.ALLOW:
-            continue
-        else:
-            short.append(sku)
-            break
-    if short:
-        savepoint.rollback()
-        return Reservation(False, tuple(short))
+        elif policy is UntrackedSkuPolicy.REJECT or repo.get(session, sku) is not None:
+            if savepoint is not None:
+                savepoint.rollback()
+            return Reservation(False, (sku,))
     for sku, quantity in taken:
         session.add(StockReservation(order_id=order_id, sku=sku, quantity=quantity))
         repo.add_movement(session, sku, "reserve", reserved_delta=quantity, order_id=order_id)
-    savepoint.commit()
+    if savepoint is not None:
+        savepoint.commit()
     for sku, _ in taken:
         request_listing_sync(session, sku, origin_channel)
     return Reservation(True)
@@ -82,11 +85,7 @@ def commit(session: Session, order_id: str, sku: str, quantity: int) -> None:
     item = repo.get(session, sku, for_update=True)
     if item is None:
         return
-    reservation = session.scalars(
-        select(StockReservation).where(
-            col(StockReservation.order_id) == order_id, col(StockReservation.sku) == sku
-        )
-    ).first()
+    reservation = repo.reservation(session, order_id, sku)
     from_reserved = min(quantity, reservation.quantity) if reservation else 0
     reserved = item.reserved - from_reserved
     # A warehouse that ships more than the hub counted is right; the count never goes below
@@ -106,7 +105,7 @@ def commit(session: Session, order_id: str, sku: str, quantity: int) -> None:
         order_id=order_id,
         note=None if on_hand == item.on_hand - quantity else "shipped more than counted",
     )
-    if quantity != from_reserved:
+    if on_hand - item.on_hand != -from_reserved:
         request_listing_sync(session, sku, None)
 
 
@@ -116,44 +115,85 @@ def release(session: Session, order_id: str, skus: Iterable[str] | None = None) 
     for reservation in repo.reservations(session, order_id):
         if reservation.quantity <= 0 or (only is not None and reservation.sku not in only):
             continue
-        quantity = reservation.quantity
-        repo.give_back(session, reservation.sku, quantity)
-        reservation.released += quantity
-        reservation.quantity = 0
-        session.add(reservation)
-        repo.add_movement(
-            session, reservation.sku, "release", reserved_delta=-quantity, order_id=order_id
-        )
-        request_listing_sync(session, reservation.sku, None)
+        _give_back(session, reservation, reservation.quantity)
 
 
 def release_units(session: Session, order_id: str, sku: str, quantity: int) -> None:
     """Give back `quantity` held units of `sku` (a cancelled line of a larger order)."""
-    for reservation in repo.reservations(session, order_id):
-        if reservation.sku != sku or reservation.quantity <= 0:
-            continue
-        give = min(quantity, reservation.quantity)
-        repo.give_back(session, sku, give)
-        reservation.quantity -= give
-        reservation.released += give
-        session.add(reservation)
-        repo.add_movement(session, sku, "release", reserved_delta=-give, order_id=order_id)
-        request_listing_sync(session, sku, None)
+    reservation = repo.reservation(session, order_id, sku)
+    if reservation is not None and reservation.quantity > 0 and quantity > 0:
+        _give_back(session, reservation, min(quantity, reservation.quantity))
 
 
-def set_on_hand(session: Session, sku: str, on_hand: int, note: str | None = None) -> StockItem:
-    """An operator's count (or an import): on_hand becomes `on_hand`."""
-    if on_hand < 0:
+def _give_back(session: Session, reservation: StockReservation, quantity: int) -> None:
+    repo.give_back(session, reservation.sku, quantity)
+    reservation.quantity -= quantity
+    reservation.released += quantity
+    session.add(reservation)
+    repo.add_movement(
+        session,
+        reservation.sku,
+        "release",
+        reserved_delta=-quantity,
+        order_id=reservation.order_id,
+    )
+    request_listing_sync(session, reservation.sku, None)
+    request_fill(session, reservation.sku)
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A SKU's numbers after a count was applied."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+def set_on_hand(session: Session, sku: str, on_hand: int, note: str | None = None) -> Count:
+    """An operator's count: on_hand becomes `on_hand` (StockBelowReserved if orders hold more)."""
+    return set_on_hand_many(session, [(sku, on_hand)], note=note)[0]
+
+
+def set_on_hand_many(
+    session: Session, counts: Sequence[tuple[str, int]], note: str | None = None
+) -> list[Count]:
+    """Counts for many SKUs (an import), all applied or, on StockBelowReserved, none: the
+    caller's transaction rolls back. The result is in SKU order.
+
+    A SKU counted for the first time becomes tracked, even at 0, and the channels are told,
+    since until now it sold without limit. Rows are locked in SKU order, as reservations lock
+    them, and a few statements serve the whole batch.
+    """
+    wanted = dict(counts)
+    if len(wanted) != len(counts):
+        raise ValueError("each SKU may be counted once")
+    if any(n < 0 for n in wanted.values()):
         raise ValueError("on_hand must not be negative")
-    old, ok = repo.set_on_hand(session, sku, on_hand)
-    item = repo.get(session, sku)
-    assert item is not None
-    if not ok:
-        raise StockBelowReserved(sku, on_hand, item.reserved)
-    if on_hand != old:
-        repo.add_movement(session, sku, "restock", on_hand_delta=on_hand - old, note=note)
-        request_listing_sync(session, sku, None)
-    return item
+    skus = sorted(wanted)
+    now = repo.lock_many(session, skus)
+    new = [sku for sku in skus if sku not in now]
+    if new:
+        repo.create_many(session, new)
+        now.update(repo.lock_many(session, new))
+    for sku in skus:
+        if wanted[sku] < now[sku][1]:
+            raise StockBelowReserved(sku, wanted[sku], now[sku][1])
+    changed = [(sku, wanted[sku]) for sku in skus if wanted[sku] != now[sku][0]]
+    repo.set_many(session, changed)
+    for sku, on_hand in changed:
+        repo.add_movement(session, sku, "restock", on_hand_delta=on_hand - now[sku][0], note=note)
+    told = set(new) | {sku for sku, _ in changed}
+    _request_listing_syncs(session, [sku for sku in skus if sku in told])
+    more = [sku for sku, on_hand in changed if on_hand > now[sku][0]]
+    if more and orders_repo.search(session, status=WAITING_STATE, needs_attention=True, limit=1):
+        for sku in more:
+            request_fill(session, sku)
+    return [Count(sku, wanted[sku], now[sku][1]) for sku in skus]
 
 
 def request_listing_sync(session: Session, sku: str, origin_channel: str | None) -> None:
@@ -163,23 +203,55 @@ def request_listing_sync(session: Session, sku: str, origin_channel: str | None)
     made before it starts. The channel where a sale happened already knows; it is skipped
     unless another change to the same SKU came from elsewhere.
     """
-    waiting = session.scalars(
-        select(Job)
-        .where(
-            col(Job.kind) == LISTING_SYNC,
-            col(Job.state) == JobState.QUEUED,
-            col(Job.idempotency_key).startswith(f"listing:{sku}:"),
-        )
-        .limit(1)
-    ).first()
-    if waiting is not None:
-        if waiting.payload.get("skip_channel") != origin_channel:
-            waiting.payload = {**waiting.payload, "skip_channel": None}
-            session.add(waiting)
-        return
-    queue.enqueue(
-        session,
-        LISTING_SYNC,
-        f"listing:{sku}:{new_id('sync')}",
-        {"sku": sku, "skip_channel": origin_channel},
-    )
+    payload = {"sku": sku, "skip_channel": origin_channel}
+    _coalesce(session, _waiting_job(session, LISTING_SYNC, sku, payload), origin_channel)
+
+
+def _coalesce(session: Session, waiting: Job | None, origin_channel: str | None) -> None:
+    if waiting is not None and waiting.payload.get("skip_channel") != origin_channel:
+        waiting.payload = {**waiting.payload, "skip_channel": None}
+        session.add(waiting)
+
+
+def request_fill(session: Session, sku: str) -> None:
+    """Units of `sku` came free: when paid orders wait for it, queue one job (coalesced) that
+    offers them the units, oldest order first."""
+    if orders_repo.search(session, status=WAITING_STATE, needs_attention=True, sku=sku, limit=1):
+        _waiting_job(session, FILL_WAITING, sku, {"sku": sku})
+
+
+def _waiting_job(session: Session, kind: str, sku: str, payload: dict[str, Any]) -> Job | None:
+    """The queued job of `kind` for `sku`, locked, when one waits; else one is queued (None).
+
+    The waiting job holds the key `kind:sku`, so finding it is one unique-index look-up however
+    many jobs wait; a job that started keeps its row but gives the key up to its successor.
+    """
+    key = _key(kind, sku)
+    while True:
+        job = repo.jobs_by_keys(session, [key]).get(key)
+        if job is None:
+            if queue.enqueue(session, kind, key, payload):
+                return None
+            continue  # another transaction queued it first: coalesce with that one
+        if job.state == JobState.QUEUED:
+            return job
+        repo.retire_key(session, job)
+
+
+def _request_listing_syncs(session: Session, skus: Sequence[str]) -> None:
+    """`request_listing_sync(sku, None)` for each of `skus`, with one look-up for the batch."""
+    found = repo.jobs_by_keys(session, [_key(LISTING_SYNC, sku) for sku in skus])
+    for sku in skus:
+        key = _key(LISTING_SYNC, sku)
+        job = found.get(key)
+        if job is not None and job.state == JobState.QUEUED:
+            _coalesce(session, job, None)
+            continue
+        if job is not None:
+            repo.retire_key(session, job)
+        if not queue.enqueue(session, LISTING_SYNC, key, {"sku": sku, "skip_channel": None}):
+            request_listing_sync(session, sku, None)  # queued meanwhile by another transaction
+
+
+def _key(kind: str, sku: str) -> str:
+    return f"{kind}:{sku}"

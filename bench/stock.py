@@ -1,0 +1,235 @@
+"""Stock reservations per second on Postgres: 1, 8 and 32 concurrent clients, all on one hot SKU
+and spread over 1,000 SKUs.
+
+Each reservation is what an order's confirmation does: one transaction running the inventory
+service's `reserve` for one unit (the conditional UPDATE, the reservation and movement rows,
+the coalesced listing-sync job). Clients are forked processes, so the database, not one
+interpreter's lock, is what they contend for; each has its own connection and runs for a fixed
+time. Stock is ample, so every reservation should succeed; after each case the totals are
+checked against what the clients counted (`consistent`).
+
+Environment: HUB_BENCH_POSTGRES_URL (default: HUB_TEST_POSTGRES_URL, else
+postgresql+psycopg://postgres@127.0.0.1:5432/test), an admin URL under which a scratch database
+is created and dropped. Without Postgres the benchmark reports that it was skipped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from multiprocessing.synchronize import Event
+
+CLIENTS = (1, 8, 32)
+SECONDS = 3.0
+SPREAD = 1_000  # SKUs in the spread case
+ORDERS_PER_CASE = 8_000  # ample for SECONDS at any client count on a laptop
+HOT_STOCK = 10_000_000
+Row = dict[str, object]
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A scratch Postgres database, migrated, dropped afterwards; None if there is no Postgres."""
+    import sqlalchemy as sa
+
+    from hub.migrate import upgrade
+
+    admin_url = os.environ.get(
+        "HUB_BENCH_POSTGRES_URL",
+        os.environ.get(
+            "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError:
+        admin.dispose()
+        yield None
+        return
+    name = f"bench_stock_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _orders(url: str, tag: str, count: int) -> list[str]:
+    """`count` received orders to reserve for, inserted in bulk (setup, not measured)."""
+    from sqlalchemy import insert
+
+    from hub.db import Database
+    from hub.orders.models import Order
+
+    placed = datetime.now(UTC)
+    ids = [f"ord_bench_{tag}_{n:06d}" for n in range(count)]
+    rows = [
+        Order(
+            id=order_id,
+            channel="bench",
+            channel_order_id=order_id,
+            status="acknowledged",
+            currency="EUR",
+            total_amount=Decimal("10.00"),
+            placed_at=placed,
+        ).model_dump()
+        for order_id in ids
+    ]
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            for start in range(0, len(rows), 2_000):
+                session.execute(insert(Order), rows[start : start + 2_000])
+    finally:
+        db.dispose()
+    return ids
+
+
+def _stock(url: str, skus: Sequence[str], on_hand: int) -> None:
+    from hub.db import Database
+    from hub.inventory import service as inventory
+
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            inventory.set_on_hand_many(session, [(sku, on_hand) for sku in skus], note="bench")
+    finally:
+        db.dispose()
+
+
+def _client(
+    url: str,
+    order_ids: list[str],
+    skus: list[str],
+    ready: Event,
+    go: Event,
+    deadline_after: float,
+    results: multiprocessing.Queue[tuple[int, int, float, list[float]]],
+) -> None:
+    """One client process: reserve one unit per order, round-robin over `skus`, until time."""
+    from hub.config import UntrackedSkuPolicy
+    from hub.db import Database
+    from hub.inventory import service as inventory
+
+    db = Database(url, pool_size=1)
+    with db.transaction() as session:  # connect before the clock starts
+        session.connection()
+    ready.set()
+    go.wait()
+    deadline = time.monotonic() + deadline_after
+    ok = failed = 0
+    latencies: list[float] = []
+    for n, order_id in enumerate(order_ids):
+        if time.monotonic() >= deadline:
+            break
+        started = time.perf_counter()
+        with db.transaction() as session:
+            reserved = inventory.reserve(
+                session, order_id, [(skus[n % len(skus)], 1)], policy=UntrackedSkuPolicy.REJECT
+            )
+        latencies.append(time.perf_counter() - started)
+        ok, failed = (ok + 1, failed) if reserved.ok else (ok, failed + 1)
+    finished = time.monotonic()
+    db.dispose()
+    results.put((ok, failed, finished, latencies))
+
+
+def _case(url: str, label: str, skus: list[str], clients: int) -> Row:
+    """`clients` processes reserving for SECONDS; one row of figures."""
+    import sqlalchemy as sa
+
+    tag = f"{label}{clients}"
+    order_ids = _orders(url, tag, ORDERS_PER_CASE)
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.Queue[tuple[int, int, float, list[float]]] = context.Queue()
+    go = context.Event()
+    readies = [context.Event() for _ in range(clients)]
+    share = len(order_ids) // clients
+    processes = [
+        context.Process(
+            target=_client,
+            args=(
+                url,
+                order_ids[i * share : (i + 1) * share],
+                # each client starts at another SKU, so spread clients rarely meet
+                skus[i % len(skus) :] + skus[: i % len(skus)],
+                readies[i],
+                go,
+                SECONDS,
+                results,
+            ),
+        )
+        for i in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    for ready in readies:
+        ready.wait(60)
+    started = time.monotonic()
+    go.set()
+    outcomes = [results.get(timeout=SECONDS + 120) for _ in processes]
+    for process in processes:
+        process.join()
+    ok = sum(o[0] for o in outcomes)
+    failed = sum(o[1] for o in outcomes)
+    elapsed = max(o[2] for o in outcomes) - started
+    latencies = sorted(x for o in outcomes for x in o[3])
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        reserved = conn.execute(
+            sa.text("SELECT coalesce(sum(reserved), 0) FROM stock_items WHERE sku = ANY(:skus)"),
+            {"skus": skus},
+        ).scalar_one()
+        negative = conn.execute(
+            sa.text("SELECT count(*) FROM stock_items WHERE on_hand < reserved OR reserved < 0")
+        ).scalar_one()
+    engine.dispose()
+    return {
+        "case": f"{label}, {clients} client{'s' if clients > 1 else ''}",
+        "value": round(ok / elapsed),
+        "unit": "reservations/s",
+        "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2) if latencies else None,
+        "reserved": ok,
+        "refused": failed,
+        "consistent": int(reserved) == ok and negative == 0,
+    }
+
+
+def run() -> list[Row]:
+    """The benchmark's rows (see `bench/__main__.py` for the row convention)."""
+    rows: list[Row] = []
+    with postgres_database() as url:
+        if url is None:
+            return [{"case": "postgres: skipped (unreachable)", "value": None}]
+        for label, count in (("hot SKU", 1), (f"{SPREAD:,} SKUs", SPREAD)):
+            for clients in CLIENTS:
+                # Fresh SKUs per case, so earlier cases' reservations do not weigh on this one.
+                skus = [f"B-{label[:3]}-{clients}-{n:04d}" for n in range(count)]
+                _stock(url, skus, HOT_STOCK if count == 1 else HOT_STOCK // count)
+                rows.append(_case(url, label, skus, clients))
+    return rows
+
+
+def main() -> None:
+    from bench.__main__ import print_table
+
+    print_table([{"bench": "stock", **row} for row in run()])
+
+
+if __name__ == "__main__":
+    main()
