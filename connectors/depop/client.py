@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -152,7 +152,10 @@ class DepopClient:
         if since is not None:
             params["from"] = format_time(since)
         if until is not None:
-            params["to"] = format_time(until)
+            # Depop's times are whole seconds and `to` is exclusive: rounding `until` down would
+            # leave out orders placed in its last second, so round it up.
+            ceiling = until + timedelta(microseconds=-until.microsecond % 1_000_000)
+            params["to"] = format_time(ceiling)
         if cursor is not None:
             params["cursor"] = cursor
         response = self._call("GET", "/api/v1/orders/", params=params)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.admin.auth import require_admin
@@ -20,6 +20,9 @@ router = APIRouter(
 
 
 class ReconcileIn(BaseModel):
+    """The window to read; either end may be left out (from: the last run's end less the
+    overlap; to: now)."""
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -46,6 +49,9 @@ class RunQueued(BaseModel):
 
 
 class RunPublic(BaseModel):
+    """A run: `state` is queued, running, retrying (an attempt failed; the job tries again),
+    done or failed. Each mismatch says what the channel showed and what the hub did."""
+
     id: str
     channel: str
     state: str
@@ -56,37 +62,63 @@ class RunPublic(BaseModel):
     updated: int
     mismatches: list[dict[str, Any]]
     error: str | None
+    created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
 
 
+class RunPage(BaseModel):
+    data: list[RunPublic]
+    next_cursor: str | None
+
+
+_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {404: {"description": "Channel not configured"}}
+_BAD_WINDOW: dict[int | str, dict[str, Any]] = {
+    422: {"description": "The window is empty, inverted or not in UTC"}
+}
+
+
 @router.post(
-    "/{channel}",
-    response_model=RunQueued,
-    status_code=202,
-    responses={404: {"description": "Channel not configured"}},
+    "/{channel}", response_model=RunQueued, status_code=202, responses=_NOT_CONFIGURED | _BAD_WINDOW
 )
 def start(channel: str, runtime: RuntimeDep, body: ReconcileIn | None = None) -> RunQueued:
     """Queue a reconciliation of `channel` over a window (default: since the last run)."""
     if channel not in runtime.connectors.channels:
         raise ApiError(404, "channel_not_configured", f"channel {channel!r} is not configured")
     body = body or ReconcileIn()
-    with runtime.db.transaction() as session:
-        run = service.start_run(
-            session,
-            runtime.settings,
-            channel,
-            window_from=body.window_from,
-            window_to=body.window_to,
-        )
-        assert run is not None
-        return RunQueued(run_id=run.id)
+    try:
+        with runtime.db.transaction() as session:
+            run = service.start_run(
+                session,
+                runtime.settings,
+                channel,
+                window_from=body.window_from,
+                window_to=body.window_to,
+            )
+            assert run is not None, "a run without a key is always new"
+            return RunQueued(run_id=run.id)
+    except service.InvalidWindow as exc:
+        raise ApiError(422, "invalid_window", str(exc)) from None
+
+
+@router.get("/runs", response_model=RunPage)
+def list_runs(
+    session: ReaderDep,
+    channel: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RunPage:
+    """Runs newest first, scheduled and on demand. Pass `next_cursor` back as `cursor`."""
+    rows = repo.recent(session, channel=channel, before_id=cursor, limit=limit + 1)
+    page = [RunPublic.model_validate(run, from_attributes=True) for run in rows[:limit]]
+    return RunPage(data=page, next_cursor=page[-1].id if len(rows) > limit else None)
 
 
 @router.get(
     "/runs/{run_id}", response_model=RunPublic, responses={404: {"description": "No such run"}}
 )
 def get_run(run_id: str, session: ReaderDep) -> RunPublic:
+    """One run: its window, its counts, and every mismatch with what was done about it."""
     run = repo.get(session, run_id)
     if run is None:
         raise ApiError(404, "run_not_found", f"reconciliation run {run_id} not found")

@@ -26,7 +26,7 @@ class ReconcileRun(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     channel: str = Field(max_length=32)
-    state: str = Field(default="queued", max_length=16)  # queued, running, done, failed
+    state: str = Field(default="queued", max_length=16)  # queued, running, retrying, done, failed
     window_from: datetime = Field(sa_type=UTCDateTime)
     window_to: datetime = Field(sa_type=UTCDateTime)
     seen: int = 0

@@ -3,8 +3,13 @@ idempotent intake as webhooks. Every run is stored with what it found and what i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+import structlog
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from connectors.base import ChannelOrder, ChannelOrderStatus
@@ -15,11 +20,25 @@ from hub.jobs import queue
 from hub.orders import intake
 from hub.orders import repository as orders_repo
 from hub.orders import service as orders
+from hub.orders.models import Order
 from hub.reconcile import repository as repo
 from hub.reconcile.models import ReconcileRun
 from hub.types import utcnow
+from state_machines.order import OrderState
+
+log = structlog.get_logger("hub.reconcile")
 
 RUN = "reconcile.run"
+
+# What the hub did about each kind of drift intake reports, as the run shows it.
+_ACTIONS = {
+    "cancelled_at_channel": "cancelled the order",
+    "refunded_after_shipment": "flagged the order: refunded after shipment, check the return",
+}
+
+
+class InvalidWindow(ValueError):
+    """A reconciliation window that is empty, inverted or not in UTC."""
 
 
 def start_run(
@@ -34,65 +53,191 @@ def start_run(
     """Store a run and queue it; None when a run under `key` exists already.
 
     Without a window: from the last watermark (less an overlap, since late webhooks and clock
-    skew blur the edge) to now."""
-    to = window_to or utcnow()
-    if window_from is None:
+    skew blur the edge) to now. `to` is capped at now: a window reaching into the future would
+    move the watermark past what was read, and later runs would skip orders.
+    """
+    for value in (window_from, window_to):
+        if value is not None and value.tzinfo is None:
+            raise InvalidWindow("times need a UTC offset, e.g. 2026-11-23T00:00:00Z")
+    now = utcnow()
+    to = min(window_to, now) if window_to is not None else now
+    if window_from is not None:
+        if window_from >= to:
+            raise InvalidWindow("'from' must be before 'to', and before now")
+        since = window_from
+    else:
+        overlap = timedelta(minutes=settings.reconcile_overlap_minutes)
         mark = repo.watermark(session, channel)
-        window_from = (
-            mark - timedelta(minutes=settings.reconcile_overlap_minutes)
-            if mark
-            else to - timedelta(days=settings.reconcile_first_window_days)
+        since = (
+            mark - overlap if mark else to - timedelta(days=settings.reconcile_first_window_days)
         )
-    run = ReconcileRun(id=new_id("rec"), channel=channel, window_from=window_from, window_to=to)
-    with session.begin_nested() as savepoint:
-        session.add(run)
-        session.flush()
-        if not queue.enqueue(session, RUN, key or f"reconcile:{run.id}", {"run_id": run.id}):
-            savepoint.rollback()
-            return None
+        if since >= to:
+            # A run that ended after this one's end (a late scheduled firing): read the overlap.
+            since = to - max(overlap, timedelta(minutes=1))
+    run_id = new_id("rec")
+    # The job first: its unique key is what makes a scheduled slot run once, and no run row
+    # is left behind when the slot was queued already.
+    if not queue.enqueue(session, RUN, key or f"reconcile:{run_id}", {"run_id": run_id}):
+        return None
+    run = ReconcileRun(id=run_id, channel=channel, window_from=since, window_to=to, created_at=now)
+    session.add(run)
+    session.flush()
     return run
 
 
-def reconcile_order(
-    session: Session, settings: HubSettings, run: ReconcileRun, incoming: ChannelOrder
+def begin(run: ReconcileRun) -> None:
+    """Start (or restart, on a retried job) counting from zero."""
+    run.state, run.started_at, run.finished_at, run.error = "running", utcnow(), None, None
+    run.seen = run.created = run.updated = 0
+    run.mismatches = []
+
+
+def finish(run: ReconcileRun) -> None:
+    run.state, run.finished_at, run.error = "done", utcnow(), None
+    metrics.RECONCILE_RUNS.labels(run.channel, "done").inc()
+
+
+def interrupted(run: ReconcileRun, error: str) -> None:
+    """An attempt failed; the job layer decides whether another follows (see `failed`)."""
+    run.state, run.error = "retrying", error
+
+
+def failed(run: ReconcileRun, error: str) -> None:
+    run.state, run.error, run.finished_at = "failed", error, utcnow()
+    metrics.RECONCILE_RUNS.labels(run.channel, "failed").inc()
+
+
+def apply_batch(
+    session: Session, settings: HubSettings, run: ReconcileRun, batch: Sequence[ChannelOrder]
 ) -> None:
-    """One channel order: create it if missing, fix drift, and record every mismatch."""
-    source = f"reconcile:{run.id}"
-    run.seen += 1
-    outcome = intake.take_order(session, settings, incoming, source)
-    if outcome.created:
-        run.created += 1
-        _mismatch(run, incoming, "missing_order", "created the order from the channel")
-    elif outcome.changes:
-        run.updated += 1
-        for change in outcome.changes:
-            _mismatch(run, incoming, change["kind"], "applied the channel's state")
-    order = outcome.order
-    if order is not None and not outcome.created and incoming.status is ChannelOrderStatus.OPEN:
-        pushed = [s for s in orders_repo.shipments(session, order.id) if s.pushed_to_channel_at]
-        for shipment in pushed:
-            # The channel still waits for tracking the hub believes it sent: send it again.
-            queue.enqueue(
-                session,
-                orders.PUSH_TRACKING,
-                f"order:{order.id}:push:{shipment.id}:{run.id}",
-                {"shipment_id": shipment.id, "force": True},
-                order_id=order.id,
+    """Apply one batch of channel orders to the hub and add what they showed to `run`.
+
+    The batch goes in under one savepoint. When an order cannot be applied, the batch is
+    rolled back and applied again with a savepoint per order, so that order is reported in the
+    run and the others still count; the common case pays for one savepoint, not one per order.
+    A conflict with a concurrent writer is raised instead, so the job retries the run.
+    """
+    try:
+        with session.begin_nested():
+            findings = [reconcile_order(session, settings, run.id, o) for o in batch]
+    except _TRANSIENT:
+        raise
+    except Exception:
+        findings = [_isolated(session, settings, run.id, o) for o in batch]
+    found: list[dict[str, Any]] = []
+    for incoming, result in zip(batch, findings, strict=True):
+        run.seen += 1
+        run.created += result.created
+        run.updated += result.updated
+        for kind, action in result.drift:
+            metrics.RECONCILE_MISMATCHES.labels(run.channel, kind).inc()
+            found.append(
+                {
+                    "channel_order_id": incoming.channel_order_id,
+                    "channel_status": incoming.channel_status,
+                    "kind": kind,
+                    "action": action,
+                }
             )
-        if pushed:
-            run.updated += 1
-            _mismatch(run, incoming, "tracking_not_received", "pushed the tracking again")
+    if found:
+        # One new list per batch: the JSON column is rewritten once per batch, not per order.
+        run.mismatches = [*run.mismatches, *found]
     session.add(run)
 
 
-def _mismatch(run: ReconcileRun, incoming: ChannelOrder, kind: str, action: str) -> None:
-    run.mismatches = [
-        *run.mismatches,
-        {
-            "channel_order_id": incoming.channel_order_id,
-            "channel_status": incoming.channel_status,
-            "kind": kind,
-            "action": action,
-        },
-    ]
-    metrics.RECONCILE_MISMATCHES.labels(run.channel, kind).inc()
+# Another writer got there first, or the database hiccupped: the whole run is retried.
+_TRANSIENT = (orders.StaleOrder, OperationalError)
+
+
+def _isolated(
+    session: Session, settings: HubSettings, run_id: str, incoming: ChannelOrder
+) -> Finding:
+    try:
+        with session.begin_nested():
+            return reconcile_order(session, settings, run_id, incoming)
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "hub.reconcile.order_failed", channel_order_id=incoming.channel_order_id, error=error
+        )
+        return Finding(drift=[("not_applied", f"nothing: {error}")])
+
+
+@dataclass
+class Finding:
+    """What one channel order showed: whether the hub created or changed its order, and each
+    mismatch as (kind, what was done)."""
+
+    created: bool = False
+    updated: bool = False
+    drift: list[tuple[str, str]] = field(default_factory=list)
+
+
+def reconcile_order(
+    session: Session, settings: HubSettings, run_id: str, incoming: ChannelOrder
+) -> Finding:
+    """One channel order: create it if missing, fix drift, say what was found and done."""
+    source = f"reconcile:{run_id}"
+    if incoming.status is ChannelOrderStatus.SHIPPED and not orders_repo.by_channel_id(
+        session, incoming.channel, incoming.channel_order_id
+    ):
+        # Shipped before the hub knew of it (sold before the hub ran, or shipped by hand):
+        # taking it in would route it to a warehouse and send the buyer a second parcel.
+        return Finding(
+            drift=[("missing_shipped_order", "not taken in: the channel shipped it already")]
+        )
+    outcome = intake.take_order(session, settings, incoming, source)
+    found = Finding(created=outcome.created)
+    if outcome.created:
+        found.drift.append(("missing_order", "created the order from the channel"))
+    for change in outcome.changes:
+        kind = str(change["kind"])
+        if kind != "created":
+            found.drift.append((kind, _ACTIONS.get(kind, "applied the channel's state")))
+    order = outcome.order
+    if order is not None and not outcome.created:
+        if incoming.status is ChannelOrderStatus.OPEN:
+            found.drift.extend(_tracking_lost(session, order, run_id, source))
+        elif incoming.status is ChannelOrderStatus.SHIPPED:
+            found.drift.extend(_shipped_elsewhere(session, order, source))
+        found.updated = bool(found.drift)
+    return found
+
+
+def _tracking_lost(
+    session: Session, order: Order, run_id: str, source: str
+) -> list[tuple[str, str]]:
+    """The hub shipped every line and told the channel, yet the channel still waits: send the
+    tracking again (once per run; the push is safe to repeat)."""
+    if order.status != OrderState.COMPLETED:
+        return []
+    shipments = orders_repo.shipments(session, order.id)
+    if not shipments or any(s.pushed_to_channel_at is None for s in shipments):
+        return []  # a push is still under way: not drift
+    for shipment in shipments:
+        queue.enqueue(
+            session,
+            orders.PUSH_TRACKING,
+            f"order:{order.id}:push:{shipment.id}:{run_id}",
+            {"shipment_id": shipment.id, "force": True},
+            order_id=order.id,
+        )
+    orders.note(
+        session,
+        order,
+        "tracking_pushed_again",
+        source,
+        {"channel_status": order.channel_status, "shipments": [s.id for s in shipments]},
+    )
+    return [("tracking_not_received", "pushed the tracking again")]
+
+
+def _shipped_elsewhere(session: Session, order: Order, source: str) -> list[tuple[str, str]]:
+    """The channel says shipped while the hub still has units to send: shipping them would
+    send the buyer a second parcel, so a person decides. Reported once, when flagged."""
+    if order.status not in orders.OPEN_FOR_SHIPPING or order.needs_attention:
+        return []
+    orders.flag(session, order.id, "the channel reports it shipped; the hub has not", source)
+    return [("shipped_outside_hub", "flagged the order for a person")]

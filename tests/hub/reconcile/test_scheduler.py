@@ -1,0 +1,203 @@
+"""Scheduler processes: one leads at a time through the lease row, and every run slot becomes
+exactly one job, however many processes fire it and however the lease changes hands."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from hub.app import create_app
+from hub.db import Database
+from hub.jobs.models import Job, JobState
+from hub.jobs.worker import run_one, worker_name
+from hub.reconcile.models import ReconcileRun
+from hub.reconcile.scheduler import Schedule, Scheduler, slot_of
+from hub.reconcile.schedules import STUCK_ORDERS, reconcile_schedule_name, slot_key
+from hub.reconcile.service import RUN
+from hub.reconcile.tasks import STUCK
+from hub.types import utcnow
+from tests.harness import Hub, make_hub
+
+INSTANCES = 4
+
+
+@pytest.fixture
+def pg_hub(postgres_database: Database) -> Iterator[Hub]:
+    h = make_hub(postgres_database)
+    yield h
+    h.close()
+
+
+def in_parallel(work: Callable[[int], None], n: int = INSTANCES) -> None:
+    """Run work(0..n-1) in n threads at once; re-raise the first failure."""
+    failures: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    if failures:
+        raise failures[0]
+
+
+def slow(schedule: Schedule, up_to: float) -> Schedule:
+    """The same schedule with an enqueue that dawdles, so leases run out mid-firing and two
+    processes can both believe they lead."""
+
+    def enqueue(session: Session, slot: datetime) -> None:
+        time.sleep(random.uniform(0, up_to))
+        schedule.enqueue(session, slot)
+
+    return Schedule(schedule.name, schedule.trigger, enqueue)
+
+
+def test_four_schedulers_queue_and_run_each_slot_exactly_once(pg_hub: Hub) -> None:
+    runtime = pg_hub.runtime
+    # The lease lapses within a firing, so leadership changes hands all the time.
+    schedulers = [Scheduler(runtime, lease_ttl=0.005) for _ in range(INSTANCES)]
+    wanted = {reconcile_schedule_name("depop"), STUCK_ORDERS}
+    schedules = [slow(s, 0.01) for s in schedulers[0].schedules if s.name in wanted]
+    assert len(schedules) == 2
+    rounds = 24
+    base = utcnow() - timedelta(days=rounds)
+    slots = {
+        s.name: [slot_of(s.trigger, base + timedelta(days=k)) for k in range(rounds)]
+        for s in schedules
+    }
+    led: list[set[str]] = [set() for _ in range(rounds)]
+    barrier = threading.Barrier(INSTANCES)
+
+    def stepping_down(k: int) -> str | None:
+        """Every sixth round one of the last leaders lets go and sits the round out, so the
+        lease changes hands through a release as well as through expiry."""
+        return min(led[k - 1]) if k % 6 == 5 else None
+
+    def process(i: int) -> None:
+        me = schedulers[i]
+        for k in range(rounds):
+            barrier.wait()
+            if me.owner == stepping_down(k):
+                me.stop()
+                continue
+            for schedule in schedules:
+                if me.fire(schedule, slots[schedule.name][k]):
+                    led[k].add(me.owner)
+
+    in_parallel(process)
+
+    assert all(led), "some round had no leader"
+    for k in range(5, rounds, 6):
+        assert min(led[k - 1]) not in led[k], f"round {k}: the one that let go still led"
+    assert len(set().union(*led)) > 1
+    with pg_hub.db.reader() as session:
+        keys = Counter(session.scalars(select(col(Job.idempotency_key))).all())
+        runs = session.scalar(select(func.count()).select_from(ReconcileRun))
+    for schedule in schedules:
+        kind_slots = [slot_key(schedule.name, slot) for slot in slots[schedule.name]]
+        if schedule.name == STUCK_ORDERS:
+            kind_slots = [slot_key(STUCK, slot) for slot in slots[schedule.name]]
+        assert [keys[key] for key in kind_slots] == [1] * rounds, schedule.name
+    assert runs == rounds, "a run row without its job, or a slot without its run"
+
+    def work(_: int) -> None:
+        name = worker_name()
+        while run_one(runtime, name):
+            pass
+
+    in_parallel(work)
+
+    with pg_hub.db.reader() as session:
+        jobs = session.scalars(select(Job).where(col(Job.kind).in_([RUN, STUCK]))).all()
+        states = {r.state for r in session.scalars(select(ReconcileRun)).all()}
+    assert len(jobs) == 2 * rounds
+    assert {(j.state, j.attempts) for j in jobs} == {(JobState.DONE.value, 1)}
+    assert states == {"done"}
+    # Each slot's run read Depop once: no run happened twice.
+    assert len(pg_hub.depop.calls_to("GET", "/api/v1/orders/")) == rounds
+
+
+def test_one_of_many_leads_until_it_lets_go_or_its_lease_lapses(pg_hub: Hub) -> None:
+    runtime = pg_hub.runtime
+    schedulers = [Scheduler(runtime, schedules=[], lease_ttl=30) for _ in range(INSTANCES)]
+
+    def contend(contenders: list[int]) -> list[int]:
+        """Every contender tries to lead ten times at once; the indexes of those that did."""
+        results: dict[int, list[bool]] = {i: [] for i in contenders}
+        barrier = threading.Barrier(len(contenders))
+
+        def attempt(n: int) -> None:
+            for _ in range(10):
+                barrier.wait()
+                results[contenders[n]].append(schedulers[contenders[n]].try_lead())
+
+        in_parallel(attempt, len(contenders))
+        leaders = [i for i, got in results.items() if any(got)]
+        assert len(leaders) == 1, results
+        assert all(results[leaders[0]]), "the leader lost the lease it kept renewing"
+        return leaders
+
+    [first] = contend(list(range(INSTANCES)))
+
+    schedulers[first].stop()
+    [second] = contend([i for i in range(INSTANCES) if i != first])
+
+    # A leader that stops renewing (a process that died) loses the lease once it lapses.
+    brief = Scheduler(runtime, schedules=[], lease_ttl=0.2)
+    schedulers[second].stop()
+    assert brief.try_lead()
+    assert not schedulers[first].try_lead()
+    time.sleep(0.3)
+    assert schedulers[first].try_lead()
+    assert not brief.try_lead()
+
+
+def test_a_follower_does_not_queue_a_slot(hub: Hub) -> None:
+    leader = Scheduler(hub.runtime)
+    follower = Scheduler(hub.runtime)
+    stuck = next(s for s in leader.schedules if s.name == STUCK_ORDERS)
+    assert leader.try_lead()
+
+    assert not follower.fire(stuck, slot_of(stuck.trigger, utcnow()))
+
+    assert hub.admin("GET", "/admin/jobs", params={"kind": STUCK}).json()["data"] == []
+    assert leader.fire(stuck, slot_of(stuck.trigger, utcnow()))
+    assert len(hub.admin("GET", "/admin/jobs", params={"kind": STUCK}).json()["data"]) == 1
+
+
+def test_the_embedded_scheduler_starts_and_stops_with_the_app(hub: Hub) -> None:
+    other = Scheduler(hub.runtime, schedules=[])
+    hub.depop.add_product("SOCK-1", quantity=1)
+    hub.set_stock("SOCK-1", 1)
+    app = create_app(hub.runtime, worker=True, scheduler=True)
+
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert not other.try_lead(), "the embedded scheduler took the lease as it started"
+        assert any(t.name == "APScheduler" and t.is_alive() for t in threading.enumerate())
+        purchase_id = hub.depop.purchase("SOCK-1")
+        # The embedded worker runs beside it: the order goes through without a drain.
+        deadline = time.monotonic() + 30
+        while [o["status"] for o in hub.orders(channel_order_id=purchase_id)] != ["confirmed"]:
+            assert time.monotonic() < deadline, "the embedded worker never ran the order"
+            time.sleep(0.02)
+
+    assert other.try_lead(), "the lease was handed back at shutdown"
+    alive = [t.name for t in threading.enumerate() if t.is_alive()]
+    assert "APScheduler" not in alive
+    assert not [name for name in alive if name.startswith("hub-worker")]
