@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 import hub.tasks  # noqa: F401  (registers every job kind)
 from hub import errors
+from hub.admin import openapi
 from hub.admin.endpoints import router as ops_router
 from hub.fulfilment.endpoints import router as routing_router
 from hub.inbox.endpoints import admin_router as events_router
@@ -17,6 +18,7 @@ from hub.inbox.endpoints import router as webhook_router
 from hub.inventory.endpoints import router as stock_router
 from hub.jobs.endpoints import router as jobs_router
 from hub.jobs.worker import Worker
+from hub.limits import MAX_BODY, RequestBodyLimit
 from hub.orders.endpoints import router as orders_router
 from hub.reconcile.endpoints import router as reconcile_router
 from hub.reconcile.scheduler import Scheduler
@@ -59,6 +61,9 @@ def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = Fals
     )
     app.state.runtime = runtime
     errors.install(app)
+    openapi.install(app)
+    # Every request body, not only a webhook's, is refused past 1 MiB as it streams in.
+    app.add_middleware(RequestBodyLimit, max_bytes=MAX_BODY)
     for router in (
         webhook_router,
         ops_router,

@@ -18,7 +18,6 @@ from pydantic import SecretStr
 
 from hub.config import Settings
 from hub.logging import configure_logging
-from hub.migrate import upgrade
 
 log = structlog.get_logger("hub.cli")
 
@@ -42,6 +41,10 @@ def _wait_for_signal() -> None:
         pass
 
 
+def _already_stopping(_signum: int, _frame: FrameType | None) -> None:
+    """A signal after uvicorn's graceful shutdown: nothing is left to stop."""
+
+
 @click.group()
 def main() -> None:
     """Multi-channel order hub."""
@@ -57,6 +60,7 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
     import uvicorn
 
     from hub.app import create_app
+    from hub.migrate import upgrade
     from hub.wiring import build_runtime
 
     settings = _settings()
@@ -77,13 +81,25 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
         channels=sorted(runtime.connectors.channels),
         providers=sorted(runtime.connectors.providers),
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again against the
+    # handler it found; a handler that ignores it lets `serve` exit 0 as the contract says.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _already_stopping)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @main.command()
 @click.option("--concurrency", default=None, type=int, help="Worker threads (default 1).")
-def worker(concurrency: int | None) -> None:
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=int,
+    help="Serve this worker's Prometheus counters (jobs run, their times) on this port.",
+)
+def worker(concurrency: int | None, metrics_port: int | None) -> None:
     """Run jobs until SIGTERM; the job in hand is finished before exit."""
+    from prometheus_client import start_http_server
+
     from hub import tasks  # noqa: F401  (registers every job kind)
     from hub.jobs.worker import Worker
     from hub.wiring import build_runtime
@@ -92,6 +108,9 @@ def worker(concurrency: int | None) -> None:
     runtime = build_runtime(settings)
     if runtime.db.is_sqlite and (concurrency or 1) > 1:
         raise click.UsageError("SQLite takes one worker thread; use Postgres for more")
+    if metrics_port is not None:
+        # The job counters live in this process; the API's /metrics has the database figures.
+        start_http_server(metrics_port)
     running = Worker(runtime, concurrency or settings.hub.worker_concurrency)
     running.start()
     _wait_for_signal()
@@ -114,6 +133,8 @@ def scheduler() -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
+    from hub.migrate import upgrade  # alembic is slow to import; only these commands need it
+
     settings = _settings()
     upgrade(settings.hub.database_url)
     click.echo("database is up to date")
@@ -122,7 +143,10 @@ def migrate() -> None:
 def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise click.BadParameter(f"{value!r} needs a UTC offset, e.g. 2026-11-23T00:00:00Z")
     return parsed
@@ -144,16 +168,19 @@ def reconcile(channel: str, window_from: str | None, window_to: str | None) -> N
     runtime = build_runtime(settings)
     if channel not in runtime.connectors.channels:
         raise click.UsageError(f"channel {channel!r} is not configured")
-    with runtime.db.transaction() as session:
-        run = service.start_run(
-            session,
-            settings.hub,
-            channel,
-            window_from=_parse_time(window_from),
-            window_to=_parse_time(window_to),
-        )
-        assert run is not None
-        run_id = run.id
+    try:
+        with runtime.db.transaction() as session:
+            run = service.start_run(
+                session,
+                runtime.settings,
+                channel,
+                window_from=_parse_time(window_from),
+                window_to=_parse_time(window_to),
+            )
+            assert run is not None, "a run without a key is always new"
+            run_id = run.id
+    except service.InvalidWindow as exc:
+        raise click.BadParameter(str(exc)) from None
     Worker(runtime).drain()
     with runtime.db.reader() as session:
         done = runs.get(session, run_id)
@@ -191,7 +218,9 @@ def stock_import(path: Path) -> None:
     settings = _settings()
     runtime = build_runtime(settings)
     rows: list[tuple[str, int]] = []
-    with path.open(newline="") as handle:
+    seen: set[str] = set()
+    # utf-8-sig: spreadsheets often save a byte-order mark before the header.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"sku", "on_hand"} <= set(reader.fieldnames):
             raise click.UsageError("the CSV needs a header with the columns sku,on_hand")
@@ -201,13 +230,27 @@ def stock_import(path: Path) -> None:
                 on_hand = int((row.get("on_hand") or "").strip())
             except ValueError:
                 raise click.UsageError(f"line {number}: on_hand is not a whole number") from None
-            if not sku or on_hand < 0:
-                raise click.UsageError(f"line {number}: needs a SKU and on_hand >= 0")
+            if not sku or len(sku) > 128 or on_hand < 0:
+                raise click.UsageError(
+                    f"line {number}: needs a SKU (at most 128 characters) and on_hand >= 0"
+                )
+            if sku in seen:
+                raise click.UsageError(f"line {number}: SKU {sku!r} appears more than once")
+            seen.add(sku)
             rows.append((sku, on_hand))
     try:
         with runtime.db.transaction() as session:
-            for sku, on_hand in sorted(rows):
-                inventory.set_on_hand(session, sku, on_hand, note=f"import {path.name}")
+            inventory.set_on_hand_many(session, rows, note=f"import {path.name}")
     except inventory.StockBelowReserved as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"imported {len(rows)} SKUs")
+
+
+@main.command()
+def demo() -> None:
+    """Play a few orders through the whole hub with every channel simulated in-process."""
+    from hub.demo import run_demo
+
+    # Progress and the report go to stdout; only the hub's warnings and errors reach the log.
+    configure_logging(None, "warning")
+    sys.exit(run_demo())

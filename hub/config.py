@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from connectors.aboutyou import AboutYouSettings
 from connectors.deliverr import DeliverrSettings
@@ -29,7 +29,9 @@ class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./hub.db"
-    admin_tokens: list[SecretStr] = []
+    # NoDecode: the variables are comma-separated lists, not the JSON pydantic-settings expects.
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = []
+    admin_read_tokens: Annotated[list[SecretStr], NoDecode] = []  # may only read (GET)
     log_format: str | None = None  # console in a terminal, else json
     log_level: str = "info"
     untracked_skus: UntrackedSkuPolicy = UntrackedSkuPolicy.ALLOW
@@ -54,7 +56,7 @@ class HubSettings(BaseSettings):
         "partially_fulfilled": 96,
     }
 
-    @field_validator("admin_tokens", mode="before")
+    @field_validator("admin_tokens", "admin_read_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):

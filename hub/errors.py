@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.inventory.service import StockBelowReserved
@@ -13,7 +15,25 @@ from hub.orders.service import OrderNotFound, ShipmentRejected, StaleOrder
 from state_machines.order import IllegalTransition
 
 
+class ErrorBody(BaseModel):
+    """The shape of every error the API answers."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "error": "illegal_transition",
+                "detail": "cannot cancel an order that is completed",
+            }
+        }
+    )
+
+    error: str
+    detail: str
+
+
 class ApiError(Exception):
+    """An error the API answers as it is: `status` with `{"error": code, "detail": detail}`."""
+
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status = status
@@ -64,6 +84,24 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried (a NUL character in a text, a
+        # number out of a column's range): the request is at fault, and nothing was written.
+        return JSONResponse(
+            error_body("invalid_request", "the request holds a value the database cannot store"),
+            422,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The exception's text may quote anything (a URL, a remote answer): it goes to the log
+        # (the server logs the traceback), never into the body.
+        return JSONResponse(
+            error_body("internal_error", f"an unexpected {type(exc).__name__}; see the hub's log"),
+            500,
+        )
 
     for exc_type, status, code in _DOMAIN:
 

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from hub import metrics
 from hub.admin.auth import require_admin
 from hub.admin.diagram import state_machine_svg
 from hub.deps import RuntimeDep
 from hub.errors import ApiError
-from hub.jobs import queue
-from hub.orders import repository as orders_repo
-from hub.runtime import Runtime
 from state_machines.order import describe
 
 router = APIRouter(tags=["operations"])
 
-ORDERS = Gauge("hub_orders", "Orders by channel and state", ["channel", "state"])
-JOBS = Gauge("hub_jobs", "Jobs by kind and state", ["kind", "state"])
-ATTENTION = Gauge("hub_orders_needing_attention", "Orders flagged for a person")
+
+class Transition(BaseModel):
+    trigger: str
+    source: str
+    dest: str
+    guard: str | None
+
+
+class StateMachine(BaseModel):
+    """The order state machine, read from the one `transitions` Machine the hub runs."""
+
+    states: list[str]
+    initial: str
+    terminal: list[str]
+    transitions: list[Transition]
 
 
 @router.get("/healthz")
@@ -42,32 +53,29 @@ def readyz(runtime: RuntimeDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-def _refresh_gauges(runtime: Runtime) -> None:
-    with runtime.db.reader() as session:
-        ORDERS.clear()
-        for channel, state, n in orders_repo.counts_by_channel_and_status(session):
-            ORDERS.labels(channel, state).set(n)
-        JOBS.clear()
-        for kind, state, n in queue.counts_by_kind_and_state(session):
-            JOBS.labels(kind, state).set(n)
-        ATTENTION.set(orders_repo.attention_count(session))
-
-
-@router.get("/metrics", response_class=Response)
-async def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus text format: event counters plus database gauges read at scrape time."""
-    await run_in_threadpool(_refresh_gauges, runtime)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
+async def metrics_endpoint(runtime: RuntimeDep) -> Response:
+    """Prometheus text format: this process's event counters, plus the hub's figures (orders,
+    jobs, attention, reconciliation) read from the database now."""
+    body = await run_in_threadpool(metrics.render, runtime.db)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
     "/admin/state-machine",
     dependencies=[Depends(require_admin)],
     tags=["orders"],
+    response_model=StateMachine,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-def state_machine(format: Literal["json", "svg"] = "json") -> Any:
-    """The order state machine as data, or as an SVG diagram drawn from the same Machine."""
+def state_machine(format: Literal["json", "svg"] = "json") -> StateMachine | Response:
+    """The order state machine as data, or as an SVG diagram (`?format=svg`) drawn from the
+    same Machine."""
+    machine = describe()
     if format == "svg":
-        return Response(state_machine_svg(describe()), media_type="image/svg+xml")
-    return describe()
+        return Response(state_machine_svg(machine), media_type="image/svg+xml")
+    return StateMachine.model_validate(machine)
