@@ -25,49 +25,15 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import uuid
-from collections.abc import Iterator, Sized
-from contextlib import contextmanager
+from collections.abc import Sized
+
+from bench.support import postgres_database
 
 ORDERS = int(os.environ.get("HUB_BENCH_E2E_ORDERS", "200"))
 PACED = 30
 SKUS = [f"BENCH-{n:02d}" for n in range(20)]  # spread the orders' stock rows, as real sales do
 POLL = 0.01  # worker idle poll; the default 0.5 s would measure the poll, not the hub
 TIMEOUT = 300.0
-
-
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    """A scratch Postgres database, migrated, dropped afterwards; None if there is no Postgres."""
-    import sqlalchemy as sa
-
-    from hub.migrate import upgrade
-
-    admin_url = os.environ.get(
-        "HUB_BENCH_POSTGRES_URL",
-        os.environ.get(
-            "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        yield None
-        return
-    name = f"bench_e2e_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _latencies(url: str) -> tuple[list[float], float]:
@@ -162,7 +128,7 @@ def run() -> list[dict[str, object]]:
     configure_logging("json", "warning")
     rows: list[dict[str, object]] = []
     for workers, orders, paced in ((1, PACED, True), (1, ORDERS, False), (4, ORDERS, False)):
-        with postgres_database() as url:
+        with postgres_database("e2e") as url:
             if url is None:
                 return [{"case": "postgres: skipped (unreachable)", "value": None}]
             rows.append(_case(url, workers, orders, paced=paced))

@@ -37,6 +37,8 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
+from bench.support import postgres_database
+
 SECRET = "bench-depop-webhook-secret"
 API_KEY = "bench-depop-api-key"
 REQUESTS = 1000
@@ -294,40 +296,6 @@ def sqlite_database() -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    """A scratch Postgres database, migrated, dropped afterwards; None if there is no Postgres."""
-    import sqlalchemy as sa
-
-    from hub.migrate import upgrade
-
-    admin_url = os.environ.get(
-        "HUB_BENCH_POSTGRES_URL",
-        os.environ.get(
-            "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        yield None
-        return
-    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _compare(backend: str, url: str, rounds: int = ROUNDS) -> list[dict[str, object]]:
     results: dict[str, list[dict[str, float]]] = {"hub": [], "bare": []}
     with server("hub", url) as hub, server("bare", url) as bare:
@@ -373,7 +341,7 @@ def run() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     with sqlite_database() as url:
         rows.extend(_compare("sqlite", url))
-    with postgres_database() as pg_url:
+    with postgres_database("ingest") as pg_url:
         if pg_url is None:
             rows.append({"case": "postgres: skipped (unreachable)", "value": None})
         else:

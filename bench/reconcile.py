@@ -16,52 +16,16 @@ is created and dropped. Without Postgres the benchmark reports that it was skipp
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
+
+from bench.support import postgres_database
 
 ORDERS = 10_000
 PAGE = 200
 API_KEY = "bench-depop-api-key"
 SECRET = "bench-depop-webhook-secret"
 HOST = "https://partnerapi.depop.com"
-
-
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    """A scratch Postgres database, migrated, dropped afterwards; None if there is no Postgres."""
-    import sqlalchemy as sa
-
-    from hub.migrate import upgrade
-
-    admin_url = os.environ.get(
-        "HUB_BENCH_POSTGRES_URL",
-        os.environ.get(
-            "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        yield None
-        return
-    name = f"bench_reconcile_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _timed_run(url: str, case: str) -> list[dict[str, object]]:
@@ -141,7 +105,7 @@ def run() -> list[dict[str, object]]:
 
     # One log line per order would measure the terminal, not the hub.
     configure_logging("json", "warning")
-    with postgres_database() as url:
+    with postgres_database("reconcile") as url:
         if url is None:
             return [{"case": "postgres: skipped (unreachable)", "value": None}]
         return _timed_run(url, "postgres")

@@ -16,15 +16,14 @@ is created and dropped. Without Postgres the benchmark reports that it was skipp
 from __future__ import annotations
 
 import multiprocessing
-import os
 import statistics
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from multiprocessing.synchronize import Event
+
+from bench.support import postgres_database
 
 CLIENTS = (1, 8, 32)
 SECONDS = 3.0
@@ -32,40 +31,6 @@ SPREAD = 1_000  # SKUs in the spread case
 ORDERS_PER_CASE = 8_000  # ample for SECONDS at any client count on a laptop
 HOT_STOCK = 10_000_000
 Row = dict[str, object]
-
-
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    """A scratch Postgres database, migrated, dropped afterwards; None if there is no Postgres."""
-    import sqlalchemy as sa
-
-    from hub.migrate import upgrade
-
-    admin_url = os.environ.get(
-        "HUB_BENCH_POSTGRES_URL",
-        os.environ.get(
-            "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        yield None
-        return
-    name = f"bench_stock_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _orders(url: str, tag: str, count: int) -> list[str]:
@@ -213,7 +178,7 @@ def _case(url: str, label: str, skus: list[str], clients: int) -> Row:
 def run() -> list[Row]:
     """The benchmark's rows (see `bench/__main__.py` for the row convention)."""
     rows: list[Row] = []
-    with postgres_database() as url:
+    with postgres_database("stock") as url:
         if url is None:
             return [{"case": "postgres: skipped (unreachable)", "value": None}]
         for label, count in (("hot SKU", 1), (f"{SPREAD:,} SKUs", SPREAD)):

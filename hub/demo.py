@@ -39,6 +39,7 @@ from connectors.topi import TopiSettings
 from connectors.topi.simulator import SimLine, TopiSimulator
 from hub.app import create_app
 from hub.config import HubSettings, Settings
+from hub.db import Database
 from hub.jobs.worker import run_one, worker_name
 from hub.migrate import upgrade
 from hub.runtime import Runtime
@@ -128,15 +129,56 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def wire_simulators(
+    settings: Settings, *, db: Database | None = None
+) -> tuple[Runtime, TestClient, dict[str, SimulatorBase], list[httpx.Client]]:
+    """The hub's runtime and app over `settings`, every connector pointed at a simulator built
+    with the same credentials, and every simulator posting its webhooks to the app.
+
+    Returns the runtime, the app's client, the simulators by name and the clients to close.
+    """
+    depop_secret = settings.depop.webhook_secret
+    depop_key, topi_secret = settings.depop.api_key, settings.topi.client_secret
+    deliverr_token, deliverr_hook = settings.deliverr.access_token, settings.deliverr.webhook_token
+    ay_key, ay_hook = settings.aboutyou.api_key, settings.aboutyou.webhook_key
+    assert depop_key and depop_secret and topi_secret and settings.topi.client_id
+    assert deliverr_token and deliverr_hook and ay_key and ay_hook
+    simulators: dict[str, SimulatorBase] = {
+        "depop": DepopSimulator(
+            api_key=depop_key.get_secret_value(), webhook_secret=depop_secret.get_secret_value()
+        ),
+        "topi": TopiSimulator(
+            settings.topi.client_id,
+            topi_secret.get_secret_value(),
+            settings.topi.webhook_secrets[0].get_secret_value(),
+        ),
+        "deliverr": DeliverrSimulator(
+            deliverr_token.get_secret_value(), deliverr_hook.get_secret_value()
+        ),
+        "aboutyou": AboutYouSimulator(ay_key.get_secret_value(), ay_hook.get_secret_value()),
+    }
+    # Each client serves its simulator whatever the host asked for, so topi's token URL on
+    # its identity host reaches the topi simulator too, as the real identity service would.
+    clients: dict[str, httpx.Client] = {
+        name: TestClient(sim.app, base_url=HOSTS[name])  # type: ignore[attr-defined]
+        for name, sim in simulators.items()
+    }
+    runtime = build_runtime(settings, db=db, http=clients)
+    # ABOUT YOU answers its batches after one poll: poll again at once, not a second later.
+    runtime.connectors.add_channel(
+        AboutYouChannel(settings.aboutyou, http=clients["aboutyou"], poll_interval=0.0)
+    )
+    client = TestClient(create_app(runtime))
+    for name, sim in simulators.items():
+        sim.webhook_url = f"http://testserver/webhooks/{name}"
+        sim.webhook_client = client
+    return runtime, client, simulators, list(clients.values())
+
+
 def build_simulated_hub(database_url: str, **hub_settings: Any) -> SimulatedHub:
     """A hub over `database_url` (already migrated) with every channel and Deliverr configured
-    against its simulator. `hub_settings` override HUB_* values."""
+    against its simulator, with fresh random credentials. `hub_settings` override HUB_* values."""
     admin_token = secrets.token_urlsafe(24)
-    depop_key, depop_secret = secrets.token_hex(16), secrets.token_hex(16)
-    topi_id, topi_secret = "demo-client", secrets.token_hex(16)
-    topi_whsec = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    deliverr_token, deliverr_hook = secrets.token_hex(16), secrets.token_hex(16)
-    ay_key, ay_hook = secrets.token_hex(16), secrets.token_hex(16)
     values: dict[str, Any] = {
         "database_url": database_url,
         "admin_tokens": [SecretStr(admin_token)],
@@ -149,55 +191,39 @@ def build_simulated_hub(database_url: str, **hub_settings: Any) -> SimulatedHub:
         HubSettings(**values),
         depop=DepopSettings(
             base_url=HOSTS["depop"],
-            api_key=SecretStr(depop_key),
-            webhook_secret=SecretStr(depop_secret),
+            api_key=SecretStr(secrets.token_hex(16)),
+            webhook_secret=SecretStr(secrets.token_hex(16)),
         ),
         topi=TopiSettings(
             base_url=HOSTS["topi"],
             token_url=HOSTS["topi_identity"],
-            client_id=topi_id,
-            client_secret=SecretStr(topi_secret),
-            webhook_secrets=[SecretStr(topi_whsec)],
+            client_id="demo-client",
+            client_secret=SecretStr(secrets.token_hex(16)),
+            webhook_secrets=[
+                SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+            ],
         ),
         deliverr=DeliverrSettings(
             base_url=HOSTS["deliverr"],
-            access_token=SecretStr(deliverr_token),
-            webhook_token=SecretStr(deliverr_hook),
+            access_token=SecretStr(secrets.token_hex(16)),
+            webhook_token=SecretStr(secrets.token_hex(16)),
         ),
         aboutyou=AboutYouSettings(
             base_url=HOSTS["aboutyou"],
-            api_key=SecretStr(ay_key),
-            webhook_key=SecretStr(ay_hook),
+            api_key=SecretStr(secrets.token_hex(16)),
+            webhook_key=SecretStr(secrets.token_hex(16)),
         ),
     )
-    depop = DepopSimulator(api_key=depop_key, webhook_secret=depop_secret)
-    topi = TopiSimulator(topi_id, topi_secret, topi_whsec)
-    deliverr = DeliverrSimulator(deliverr_token, deliverr_hook)
-    aboutyou = AboutYouSimulator(ay_key, ay_hook)
-    # Each client serves its simulator whatever the host asked for, so topi's token URL on
-    # its identity host reaches the topi simulator too, as the real identity service would.
-    clients = {
-        "depop": TestClient(depop.app, base_url=HOSTS["depop"]),
-        "topi": TestClient(topi.app, base_url=HOSTS["topi"]),
-        "deliverr": TestClient(deliverr.app, base_url=HOSTS["deliverr"]),
-        "aboutyou": TestClient(aboutyou.app, base_url=HOSTS["aboutyou"]),
-    }
-    runtime = build_runtime(settings, http=clients)
-    # ABOUT YOU answers its batches after one poll; poll again after 10 ms, not a second.
-    runtime.connectors.add_channel(
-        AboutYouChannel(settings.aboutyou, http=clients["aboutyou"], poll_interval=0.01)
-    )
-    client = TestClient(create_app(runtime))
-    for name, sim in (
-        ("depop", depop),
-        ("topi", topi),
-        ("deliverr", deliverr),
-        ("aboutyou", aboutyou),
-    ):
-        sim.webhook_url = f"http://testserver/webhooks/{name}"
-        sim.webhook_client = client
+    runtime, client, sims, sim_clients = wire_simulators(settings)
     return SimulatedHub(
-        runtime, client, admin_token, depop, topi, deliverr, aboutyou, list(clients.values())
+        runtime,
+        client,
+        admin_token,
+        sims["depop"],  # type: ignore[arg-type]
+        sims["topi"],  # type: ignore[arg-type]
+        sims["deliverr"],  # type: ignore[arg-type]
+        sims["aboutyou"],  # type: ignore[arg-type]
+        sim_clients,
     )
 
 

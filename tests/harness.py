@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from connectors.aboutyou import AboutYouChannel, AboutYouSettings
+from connectors.aboutyou import AboutYouSettings
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr import DeliverrSettings
 from connectors.deliverr.simulator import DeliverrSimulator
@@ -24,14 +24,14 @@ from connectors.depop import DepopSettings
 from connectors.depop.simulator import DepopSimulator
 from connectors.topi import TopiSettings
 from connectors.topi.simulator import TopiSimulator
-from hub.app import create_app
 from hub.config import HubSettings, Settings
 from hub.db import Database
+from hub.demo import HOSTS as HOSTS
+from hub.demo import wire_simulators
 from hub.jobs.models import Job, JobState
 from hub.jobs.worker import run_one, worker_name
 from hub.runtime import Runtime
 from hub.types import utcnow
-from hub.wiring import build_runtime
 from tests.fake_channel import FakeChannel
 
 ADMIN_TOKEN = "test-admin-token"
@@ -40,13 +40,6 @@ TOPI_ID, TOPI_SECRET = "topi-client", "topi-client-secret"
 TOPI_WHSEC = "whsec_dG9waS13ZWJob29rLXNlY3JldC1rZXk="
 DELIVERR_TOKEN, DELIVERR_HOOK = "deliverr-access", "deliverr-webhook-token"
 AY_KEY, AY_HOOK = "aboutyou-api-key", "aboutyou-webhook-key"
-
-HOSTS = {
-    "depop": "https://partnerapi.depop.com",
-    "topi": "https://seller-api.topi.eu",
-    "deliverr": "https://api.deliverr.com",
-    "aboutyou": "https://partner.aboutyou.com",
-}
 
 
 def hub_settings(database_url: str, **overrides: Any) -> HubSettings:
@@ -72,7 +65,7 @@ def all_settings(database_url: str, **overrides: Any) -> Settings:
         ),
         topi=TopiSettings(
             base_url=HOSTS["topi"],
-            token_url="https://identity.topi.eu/oauth2/token",
+            token_url=HOSTS["topi_identity"],
             client_id=TOPI_ID,
             client_secret=SecretStr(TOPI_SECRET),
             webhook_secrets=[SecretStr(TOPI_WHSEC)],
@@ -174,36 +167,20 @@ def make_hub(
 ) -> Hub:
     """A hub over `database` with every channel configured against its simulator."""
     settings = all_settings(database.url, **hub_overrides)
+    runtime, client, sims, sim_clients = wire_simulators(settings, db=database)
     if not deliverr:
-        settings.deliverr = DeliverrSettings(base_url=HOSTS["deliverr"])
-    depop = DepopSimulator(api_key=DEPOP_KEY, webhook_secret=DEPOP_SECRET)
-    topi = TopiSimulator(TOPI_ID, TOPI_SECRET, TOPI_WHSEC)
-    deliverr_sim = DeliverrSimulator(DELIVERR_TOKEN, DELIVERR_HOOK)
-    aboutyou = AboutYouSimulator(AY_KEY, AY_HOOK)
-    clients = {
-        "depop": TestClient(depop.app, base_url=HOSTS["depop"]),
-        "topi": TestClient(topi.app, base_url=HOSTS["topi"]),
-        "deliverr": TestClient(deliverr_sim.app, base_url=HOSTS["deliverr"]),
-        "aboutyou": TestClient(aboutyou.app, base_url=HOSTS["aboutyou"]),
-    }
-    runtime = build_runtime(settings, db=database, http=clients)
-    # Batches are polled without sleeping: the simulator answers at once after one poll.
-    runtime.connectors.add_channel(
-        AboutYouChannel(settings.aboutyou, http=clients["aboutyou"], sleep=lambda _s: None)
-    )
+        runtime.connectors.providers.pop("deliverr")
     fake_channel = None
     if fake:
         fake_channel = FakeChannel()
         runtime.connectors.add_channel(fake_channel)
-    client = TestClient(create_app(runtime))
-    for name, sim in (
-        ("depop", depop),
-        ("topi", topi),
-        ("deliverr", deliverr_sim),
-        ("aboutyou", aboutyou),
-    ):
-        sim.webhook_url = f"http://testserver/webhooks/{name}"
-        sim.webhook_client = client
     return Hub(
-        runtime, client, depop, topi, deliverr_sim, aboutyou, fake_channel, list(clients.values())
+        runtime,
+        client,
+        sims["depop"],  # type: ignore[arg-type]
+        sims["topi"],  # type: ignore[arg-type]
+        sims["deliverr"],  # type: ignore[arg-type]
+        sims["aboutyou"],  # type: ignore[arg-type]
+        fake_channel,
+        sim_clients,
     )

@@ -62,18 +62,30 @@ def route(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
+def _order_id(ctx: JobContext) -> str:
+    assert ctx.job.order_id is not None, f"job {ctx.job.id} has no order"
+    return ctx.job.order_id
+
+
+def _provider_order(ctx: JobContext) -> tuple[str, str] | None:
+    """(provider, its order id) of the job's order; None when no provider holds it."""
+    with ctx.runtime.db.reader() as session:
+        order = orders.get(session, _order_id(ctx))
+        provider, ref = order.fulfilment_provider, order.fulfilment_ref
+    if not provider or not ref or provider == fulfilment.MANUAL:
+        return None
+    return provider, ref
+
+
 @job_handler(orders.CANCEL_FULFILMENT, on_dead=_flag_with_reason)
 def cancel(ctx: JobContext) -> None:
     """The order was cancelled after routing: cancel it at the provider. A provider that can no
     longer cancel raises Permanent, and the dead job flags the order with its reason."""
-    runtime = ctx.runtime
-    order_id = ctx.job.order_id
-    assert order_id is not None
-    with runtime.db.reader() as session:
-        order = orders.get(session, order_id)
-        provider, ref = order.fulfilment_provider, order.fulfilment_ref
-    if not provider or not ref or provider == fulfilment.MANUAL:
+    runtime, order_id = ctx.runtime, _order_id(ctx)
+    routed = _provider_order(ctx)
+    if routed is None:
         return
+    provider, ref = routed
     runtime.connectors.provider(provider).cancel_order(ref)
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
@@ -90,14 +102,11 @@ def cancel(ctx: JobContext) -> None:
 @job_handler(POLL)
 def poll(ctx: JobContext) -> None:
     """Ask the provider where an order stands: the same fold as its webhooks."""
-    runtime = ctx.runtime
-    order_id = ctx.job.order_id
-    assert order_id is not None
-    with runtime.db.reader() as session:
-        order = orders.get(session, order_id)
-        provider, ref = order.fulfilment_provider, order.fulfilment_ref
-    if not provider or not ref or provider == fulfilment.MANUAL:
+    runtime, order_id = ctx.runtime, _order_id(ctx)
+    routed = _provider_order(ctx)
+    if routed is None:
         return
+    provider, ref = routed
     status = runtime.connectors.provider(provider).get_order(ref)
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
