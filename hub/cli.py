@@ -37,8 +37,9 @@ def _wait_for_signal() -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    # A timed wait: the main thread must wake now and then for the handler to run.
     while not stop.wait(1.0):
-        pass
+        continue
 
 
 def _already_stopping(_signum: int, _frame: FrameType | None) -> None:

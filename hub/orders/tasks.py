@@ -6,6 +6,8 @@ follow-up transition in the same transaction that marks the job done.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from sqlmodel import Session
 
 from connectors.base import FlowNotSupported
@@ -35,10 +37,8 @@ def acknowledge(ctx: JobContext) -> None:
         if order.status != OrderState.CREATED:
             return
         view = service.view(session, order_id)
-    try:
+    with suppress(FlowNotSupported):  # nothing to tell this channel; the state still moves
         runtime.connectors.channel(order.channel).acknowledge(view)
-    except FlowNotSupported:
-        pass  # nothing to tell this channel; the state still moves
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
         if order.status == OrderState.CREATED:
@@ -69,10 +69,8 @@ def accept(ctx: JobContext) -> None:
         if order.status not in (OrderState.CREATED, OrderState.ACKNOWLEDGED):
             return
         view = service.view(session, order_id)
-    try:
+    with suppress(FlowNotSupported):
         runtime.connectors.channel(order.channel).accept(view)
-    except FlowNotSupported:
-        pass
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
         if order.status in (OrderState.CREATED, OrderState.ACKNOWLEDGED):
