@@ -64,6 +64,14 @@ def _status(data: Mapping[str, object]) -> str:
     return status
 
 
+# The order statuses topi sends webhooks for, and what each means for the hub.
+WEBHOOK_EVENTS: dict[str, tuple[EventKind, str]] = {
+    "created": (EventKind.ORDER_PLACED, ""),
+    "canceled": (EventKind.ORDER_CANCELLED, ""),
+    "completed": (EventKind.ORDER_NOTICE, "topi reports the order completed (every unit shipped)"),
+}
+
+
 class TopiWebhooks:
     """Verifies and reads topi's order webhooks (a `WebhookReceiver`)."""
 
@@ -111,29 +119,15 @@ class TopiWebhooks:
         except ValidationError as exc:
             raise MalformedPayload(f"topi webhook order is unreadable: {exc}") from exc
         detail = {"status": status, "seller_offer_reference": wire.seller_offer_reference}
-        if status == "created":
+        acted_on = WEBHOOK_EVENTS.get(status)
+        if acted_on is not None:
+            kind, note = acted_on
             return ChannelEvent(
-                kind=EventKind.ORDER_PLACED,
+                kind=kind,
                 event_type=event_type,
                 channel_order_id=wire.id,
                 order=self._order(wire),
-                detail=detail,
-            )
-        if status == "canceled":
-            return ChannelEvent(
-                kind=EventKind.ORDER_CANCELLED,
-                event_type=event_type,
-                channel_order_id=wire.id,
-                order=self._order(wire),
-                detail=detail,
-            )
-        if status == "completed":
-            return ChannelEvent(
-                kind=EventKind.ORDER_NOTICE,
-                event_type=event_type,
-                channel_order_id=wire.id,
-                order=self._order(wire),
-                note="topi reports the order completed (every unit shipped)",
+                note=note,
                 detail=detail,
             )
         return ChannelEvent(
