@@ -46,6 +46,52 @@ class FlowNotSupported(ConnectorError):
     """The external system has no such operation (Depop has no acknowledge call, for example)."""
 
 
+class ListingNotFound(Permanent):
+    """The channel does not list this SKU: there is no quantity to update there."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, code="listing_not_found")
+
+
+class NeedsInput(Permanent):
+    """The call needs something only a person can give (a serial number for a rented unit).
+    The hub flags the order with `reason` and holds the call until it is given."""
+
+    def __init__(self, reason: str, code: str = "needs_input") -> None:
+        super().__init__(reason, code=code)
+
+
+class Pending(Retriable):
+    """The system took the request and works on it asynchronously (an ABOUT YOU batch).
+
+    The job layer keeps `resume` and passes it back to the same call after `after` seconds;
+    the call then asks for the outcome instead of sending the request again, so a restarted or
+    different worker never submits the same change twice.
+    """
+
+    def __init__(self, reason: str, resume: Mapping[str, str], after: float | None = None) -> None:
+        super().__init__(reason, after=after)
+        self.resume = dict(resume)
+
+
+# What a call that raised `Pending` is given back on its next attempt (None on the first).
+Resume = Mapping[str, str] | None
+
+
+class Capability(StrEnum):
+    """What a connector can do. The hub asks its connector; it keeps no table of which system
+    does what, so adding a connector is its package and one line in the registry's list."""
+
+    ACKNOWLEDGE = "acknowledge"  # tells the channel an order arrived, before accepting it
+    ACCEPT = "accept"  # the channel waits for the seller's accept before the order may ship
+    REJECT = "reject"  # the seller may refuse an order it cannot fulfil (else: hold and flag)
+    CANCEL = "cancel"  # the seller may cancel an accepted order at the channel
+    REFUND = "refund"  # cancelling gives the buyer's money back through the channel
+    TRACKING_PER_PARCEL = "tracking_per_parcel"  # tracking is reported per channel parcel
+    SERIAL_NUMBERS = "serial_numbers"  # channel: wants serials per unit; provider: reports them
+    LISTINGS = "listings"  # the channel shows an available quantity the hub keeps current
+
+
 class Unauthenticated(Exception):
     """A webhook whose signature, token or timestamp does not check out. The hub answers 401."""
 
@@ -289,18 +335,25 @@ class TokenStore(Protocol):
 
 @runtime_checkable
 class SalesChannel(Protocol):
-    """A place orders come from. A flow the channel lacks raises `FlowNotSupported`."""
+    """A place orders come from. `capabilities` says which calls mean something; a call the
+    channel lacks raises `FlowNotSupported`. A call that may raise `Pending` takes `resume`."""
 
     name: str
+    capabilities: frozenset[Capability]
     webhooks: WebhookReceiver
 
     def acknowledge(self, order: OrderView) -> None: ...
 
     def accept(self, order: OrderView) -> None: ...
 
-    def reject(self, order: OrderView, reason: str) -> None: ...
+    def reject(self, order: OrderView, reason: str, *, resume: Resume = None) -> None: ...
 
-    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+    def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
+        """The seller cancels the order's open units at the channel (refunding the buyer
+        where the channel does that). `FlowNotSupported` names the steps a person must take."""
+        ...
+
+    def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         """Tell the channel about shipment `shipment_id` of `order`; safe to call again."""
         ...
 
@@ -310,8 +363,9 @@ class SalesChannel(Protocol):
         """Every order placed or changed in [since, until), all pages."""
         ...
 
-    def update_listing(self, sku: str, available: int) -> None:
-        """Show `available` units of `sku` (0: mark as sold / out of stock)."""
+    def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
+        """Show `available` units of `sku` (0: mark as sold / out of stock); `ListingNotFound`
+        when the channel does not list it."""
         ...
 
 
@@ -320,6 +374,7 @@ class FulfilmentProvider(Protocol):
     """A warehouse or 3PL that ships orders."""
 
     name: str
+    capabilities: frozenset[Capability]
     webhooks: WebhookReceiver | None
 
     def create_order(self, request: FulfilmentRequest) -> str:

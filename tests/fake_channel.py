@@ -17,6 +17,7 @@ from typing import Any
 
 from connectors.base import (
     Address,
+    Capability,
     ChannelEvent,
     ChannelOrder,
     ChannelOrderLine,
@@ -26,6 +27,7 @@ from connectors.base import (
     FlowNotSupported,
     MalformedPayload,
     OrderView,
+    Resume,
     WebhookIdentity,
     WebhookReceiver,
 )
@@ -123,6 +125,9 @@ class FakeChannel:
     """Records every call; `failures[action]` is a list of errors raised by the next calls."""
 
     name: str = "fake"
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.ACKNOWLEDGE, Capability.ACCEPT, Capability.REJECT, Capability.CANCEL}
+    )
     webhooks: WebhookReceiver = field(default_factory=FakeWebhooks)
     calls: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, list[ConnectorError]] = field(default_factory=dict)
@@ -145,10 +150,13 @@ class FakeChannel:
     def accept(self, order: OrderView) -> None:
         self._call("accept", order.channel_order_id)
 
-    def reject(self, order: OrderView, reason: str) -> None:
+    def reject(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
         self._call("reject", order.channel_order_id)
 
-    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+    def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
+        self._call("cancel", order.channel_order_id)
+
+    def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         self._call("push_tracking", f"{order.channel_order_id}:{shipment_id}")
 
     def fetch_order(self, channel_order_id: str) -> ChannelOrder:
@@ -159,7 +167,7 @@ class FakeChannel:
         self._call("list_orders", f"{since.isoformat()}..{until.isoformat()}")
         yield from list(self.orders.values())
 
-    def update_listing(self, sku: str, available: int) -> None:
+    def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
         raise FlowNotSupported("the fake channel has no listings")
 
     def count(self, action: str) -> int:

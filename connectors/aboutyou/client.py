@@ -20,10 +20,13 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from connectors.base import (
+    Capability,
     ChannelOrder,
     FlowNotSupported,
+    ListingNotFound,
     OrderView,
     Permanent,
+    Resume,
     Retriable,
     ShipmentView,
     WebhookReceiver,
@@ -62,8 +65,6 @@ STOCK_RESULTS = "/api/v1/results/stocks"
 # lost answer must count them as done, not flag the order.
 ALREADY_SHIPPED = "already_shipped"
 ALREADY_CANCELLED = "already_cancelled"
-# The code a listing update raises for a SKU the channel does not list (shared with Depop's).
-PRODUCT_NOT_FOUND = "product_not_found"
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -158,6 +159,7 @@ class AboutYouChannel:
     """
 
     name: str = CHANNEL
+    capabilities = frozenset({Capability.REJECT, Capability.CANCEL, Capability.LISTINGS})
     # Declared as the Protocol's type: SalesChannel's attribute is mutable, hence invariant.
     webhooks: WebhookReceiver
 
@@ -187,7 +189,11 @@ class AboutYouChannel:
     def accept(self, order: OrderView) -> None:
         raise FlowNotSupported("ABOUT YOU has no accept call; a dropshipping order is ours")
 
-    def reject(self, order: OrderView, reason: str) -> None:
+    def reject(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
+        """Cancel every item of the order not yet shipped (ABOUT YOU takes no reason text)."""
+        self.cancel(order, reason, resume=resume)
+
+    def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
         """Cancel every item of the order not yet shipped (ABOUT YOU takes no reason text)."""
         ids = [
             _item_id(line.channel_line_id)
@@ -205,7 +211,7 @@ class AboutYouChannel:
         result = self._await(CANCEL_RESULTS, batch, key, f"cancelling order {order.order_id}")
         _raise_failures(result.items, tolerated=ALREADY_CANCELLED, action="cancel")
 
-    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+    def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         """Report one parcel: its items, carrier_key and tracking keys, then await the batch.
 
         ABOUT YOU requires a `return_tracking_key`; the 3PL issues no return label, so the
@@ -321,7 +327,7 @@ class AboutYouChannel:
 
     # -- stock --------------------------------------------------------------------------------
 
-    def update_listing(self, sku: str, available: int) -> None:
+    def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
         """Set the sellable quantity of `sku`; setting an absolute number is safe to repeat."""
         batch = self.client.put_stocks(stocks_body({sku: max(0, available)}))
         result = self._await(STOCK_RESULTS, batch, None, f"stock of {sku}")
@@ -330,9 +336,7 @@ class AboutYouChannel:
         except Permanent as exc:
             if exc.code != "not_found":
                 raise
-            # The SKU is not listed at ABOUT YOU: the hub's listing sync skips a channel that
-            # answers `product_not_found` instead of burying the job.
-            raise Permanent(exc.reason, code=PRODUCT_NOT_FOUND) from None
+            raise ListingNotFound(exc.reason) from None
 
 
 def _iso(moment: datetime) -> str:

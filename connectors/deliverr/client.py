@@ -18,6 +18,7 @@ import httpx
 from pydantic import ValidationError
 
 from connectors.base import (
+    Capability,
     FulfilmentRequest,
     FulfilmentStatus,
     MalformedPayload,
@@ -60,6 +61,7 @@ class DeliverrProvider:
     """Sends hub orders to Deliverr and reads their shipments back (a `FulfilmentProvider`)."""
 
     name = NAME
+    capabilities = frozenset({Capability.CANCEL})
 
     def __init__(
         self,

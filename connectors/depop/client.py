@@ -17,11 +17,14 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import (
+    Capability,
     ChannelOrder,
     FlowNotSupported,
+    ListingNotFound,
     MalformedPayload,
     OrderView,
     Permanent,
+    Resume,
     WebhookReceiver,
 )
 from connectors.depop.config import DepopSettings
@@ -61,6 +64,10 @@ _SCOPE = re.compile(r"scope:\s*([a-z_]+)", re.IGNORECASE)
 def _segment(value: str) -> str:
     """A path segment with everything but unreserved characters escaped (SKUs may hold '/')."""
     return quote(value, safe="")
+
+
+# What Depop answers for a SKU it does not list.
+_NOT_LISTED = frozenset({"product_not_found", "not_found", "http_404"})
 
 
 class DepopClient:
@@ -256,6 +263,14 @@ class DepopChannel:
     """Depop as a `SalesChannel`: orders arrive paid, tracking goes back per parcel."""
 
     name = "depop"
+    capabilities = frozenset(
+        {
+            Capability.CANCEL,
+            Capability.REFUND,
+            Capability.TRACKING_PER_PARCEL,
+            Capability.LISTINGS,
+        }
+    )
 
     def __init__(self, settings: DepopSettings, http: httpx.Client | None = None) -> None:
         self.settings = settings
@@ -273,10 +288,14 @@ class DepopChannel:
     def accept(self, order: OrderView) -> None:
         raise FlowNotSupported("Depop has no accept call: orders arrive paid")
 
-    def reject(self, order: OrderView, reason: str) -> None:
+    def reject(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
         raise FlowNotSupported("Depop cannot reject a paid order; refund it or flag it instead")
 
-    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+    def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
+        """A seller's cancellation of a paid Depop order is a full refund to the buyer."""
+        self.client.refund(order.channel_order_id, send_buyer_message=reason or None)
+
+    def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         """Mark as shipped every parcel this shipment completes; a repeat is harmless."""
         try:
             parcels = parcels_completed_by(order, shipment_id)
@@ -314,11 +333,19 @@ class DepopChannel:
         for order in self.client.list_orders(since, until):
             yield to_channel_order(order)
 
-    def update_listing(self, sku: str, available: int) -> None:
+    def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
         """0: mark as sold. More: PATCH the quantity of a listing on sale, or relist a sold one
         with a full PUT, as Depop asks ("to restock a product, call the PUT endpoint")."""
         if available < 0:
             raise ValueError("available cannot be negative")
+        try:
+            self._update_listing(sku, available)
+        except Permanent as exc:
+            if exc.code in _NOT_LISTED:
+                raise ListingNotFound(f"Depop lists no product with SKU {sku!r}") from exc
+            raise
+
+    def _update_listing(self, sku: str, available: int) -> None:
         if available == 0:
             self.client.mark_as_sold(sku)
             return

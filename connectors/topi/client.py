@@ -20,10 +20,12 @@ import structlog
 from pydantic import ValidationError
 
 from connectors.base import (
+    Capability,
     ChannelOrder,
     FlowNotSupported,
     OrderView,
     Permanent,
+    Resume,
     Retriable,
     WebhookReceiver,
 )
@@ -226,6 +228,9 @@ class TopiChannel:
     """topi as a `SalesChannel`: acknowledge, accept or reject orders and report shipped units."""
 
     name: str = "topi"
+    capabilities = frozenset(
+        {Capability.ACKNOWLEDGE, Capability.ACCEPT, Capability.REJECT, Capability.SERIAL_NUMBERS}
+    )
 
     def __init__(
         self,
@@ -250,7 +255,7 @@ class TopiChannel:
         """Tell topi the order will be fulfilled (created/acknowledged -> confirmed)."""
         self._transition(order.channel_order_id, "accept")
 
-    def reject(self, order: OrderView, reason: str) -> None:
+    def reject(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
         """Tell topi the order cannot be fulfilled. topi's rejectOrder takes no body, so `reason`
         stays with the hub; after confirmation topi refuses and this raises `Permanent`."""
         log.info("topi.order.reject", channel_order_id=order.channel_order_id, reason=reason)
@@ -282,7 +287,14 @@ class TopiChannel:
 
     # -- shipments ----------------------------------------------------------------------------
 
-    def push_tracking(self, order: OrderView, shipment_id: str) -> None:
+    def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
+        """topi's Seller API has no call to cancel an accepted order."""
+        raise FlowNotSupported(
+            f"topi has no cancel call: in topi's seller dashboard, cancel order "
+            f"{order.channel_order_id} (or ask topi's support to), then record the return here"
+        )
+
+    def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         """Report the units of shipment `shipment_id` topi does not have yet (none: no call)."""
         shipment = next((s for s in order.shipments if s.shipment_id == shipment_id), None)
         if shipment is None:
@@ -361,6 +373,6 @@ class TopiChannel:
                 return
             page += 1
 
-    def update_listing(self, sku: str, available: int) -> None:
+    def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
         """topi keeps no stock for sellers: there is nothing to update."""
         raise FlowNotSupported("topi has no stock or listing API")

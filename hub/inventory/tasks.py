@@ -6,7 +6,7 @@ from __future__ import annotations
 import structlog
 from sqlmodel import Session
 
-from connectors.base import FlowNotSupported, Permanent, Retriable
+from connectors.base import FlowNotSupported, ListingNotFound, Permanent, Retriable
 from hub.inventory import repository as repo
 from hub.inventory.service import (
     FILL_WAITING,
@@ -22,9 +22,6 @@ from hub.orders.flows import flow_for
 from hub.orders.models import Order
 
 log = structlog.get_logger("hub.inventory")
-
-# What each channel answers for a SKU it does not list (Depop, ABOUT YOU): nothing to update.
-NOT_LISTED = frozenset({"product_not_found", "not_found"})
 
 PAGE = 200
 
@@ -53,10 +50,10 @@ def sync_listing(ctx: JobContext) -> None:
             channel.update_listing(sku, available)
         except FlowNotSupported:
             continue
+        except ListingNotFound:
+            log.info("hub.inventory.not_listed", channel=name, sku=sku)
+            continue
         except Permanent as exc:
-            if exc.code in NOT_LISTED:
-                log.info("hub.inventory.not_listed", channel=name, sku=sku)
-                continue
             failed.append(f"{name}: {exc.reason}")
         except Retriable as exc:
             retry.append(f"{name}: {exc.reason}")
