@@ -152,6 +152,9 @@ class ChannelOrder:
     shipping_address: Address | None
     lines: tuple[ChannelOrderLine, ...]
     buyer_email: str | None = None
+    # The delivery service the buyer chose at the channel, in the channel's own words
+    # ("standard", "express", a carrier's service name); a provider maps it to its ship method.
+    shipping_service: str | None = None
     # Channel-specific facts kept on the order (fees, seller_offer_reference, refund_summary...).
     # Values must be JSON-serialisable; money as decimal strings. `prices_known: False` on a
     # placed order tells the hub to take the order from `fetch_order` instead (topi's webhook).
@@ -189,6 +192,9 @@ class FulfilmentRequest:
     placed_at: datetime
     shipping_address: Address
     lines: tuple[FulfilmentLine, ...]
+    # The buyer's delivery service at the channel (`ChannelOrder.shipping_service`); the
+    # provider turns it into its own ship method through its configured mapping.
+    shipping_service: str | None = None
     ship_method: str | None = None
 
 
