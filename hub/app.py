@@ -8,20 +8,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import hub.tasks  # noqa: F401  (registers every job kind)
+import hub.tasks  # noqa: F401  (loads every domain)
 from hub import errors
 from hub.admin import openapi
 from hub.admin.endpoints import router as ops_router
+from hub.admin.orders import router as orders_router
 from hub.fulfilment.endpoints import router as routing_router
 from hub.inbox.endpoints import admin_router as events_router
 from hub.inbox.endpoints import router as webhook_router
 from hub.inventory.endpoints import router as stock_router
 from hub.jobs.endpoints import router as jobs_router
+from hub.jobs.scheduler import Scheduler
 from hub.jobs.worker import Worker
 from hub.limits import MAX_BODY, RequestBodyLimit
-from hub.orders.endpoints import router as orders_router
 from hub.reconcile.endpoints import router as reconcile_router
-from hub.reconcile.scheduler import Scheduler
 from hub.runtime import Runtime
 
 DESCRIPTION = """

@@ -121,7 +121,7 @@ def worker(concurrency: int | None, metrics_port: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the scheduler until SIGTERM; any number may run, one leads."""
-    from hub.reconcile.scheduler import Scheduler
+    from hub.jobs.scheduler import Scheduler
     from hub.wiring import build_runtime
 
     settings = _settings()

@@ -1,5 +1,8 @@
-"""Every error the HTTP API answers is JSON `{"error": code, "detail": sentence}`; domain errors
-map to one status each, here and nowhere else."""
+"""Every error the HTTP API answers is JSON `{"error": code, "detail": sentence}`.
+
+A domain's error subclasses `DomainError` and carries its own status and code, so this module
+maps the base and knows no domain; the state machine's `IllegalTransition` (a package of its
+own, which knows nothing of HTTP) is the one other error mapped by name."""
 
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.inventory.service import StockBelowReserved
-from hub.orders.service import OrderNotFound, ShipmentRejected, StaleOrder
 from state_machines.order import IllegalTransition
 
 
@@ -31,8 +32,16 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class ApiError(Exception):
-    """An error the API answers as it is: `status` with `{"error": code, "detail": detail}`."""
+class DomainError(Exception):
+    """An error a service raises that the API answers as `status` with
+    `{"error": code, "detail": str(error)}`; subclasses set `status` and `code`."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+
+class ApiError(DomainError):
+    """An error an endpoint answers as it is: `status` with `{"error": code, "detail": detail}`."""
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -44,14 +53,6 @@ class ApiError(Exception):
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
-
-_DOMAIN: list[tuple[type[Exception], int, str]] = [
-    (IllegalTransition, 409, "illegal_transition"),
-    (StaleOrder, 409, "concurrent_update"),
-    (OrderNotFound, 404, "order_not_found"),
-    (StockBelowReserved, 409, "stock_below_reserved"),
-    (ShipmentRejected, 422, "shipment_rejected"),
-]
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -67,10 +68,14 @@ _HTTP_CODES = {
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=headers)
+        return JSONResponse(error_body(exc.code, str(exc)), exc.status, headers=headers)
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse(error_body("illegal_transition", str(exc)), 409)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -102,12 +107,3 @@ def install(app: FastAPI) -> None:
             error_body("internal_error", f"an unexpected {type(exc).__name__}; see the hub's log"),
             500,
         )
-
-    for exc_type, status, code in _DOMAIN:
-
-        def handler(
-            _: Request, exc: Exception, status: int = status, code: str = code
-        ) -> JSONResponse:
-            return JSONResponse(error_body(code, str(exc)), status)
-
-        app.add_exception_handler(exc_type, handler)

@@ -1,12 +1,12 @@
 """Every table, imported in one place so SQLModel.metadata is complete for Alembic and tests."""
 
 from hub.credentials import StoredCredential
-from hub.fulfilment.models import RoutingRule
+from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
 from hub.inbox.models import InboundEvent
 from hub.inventory.models import StockItem, StockMovement, StockReservation
-from hub.jobs.models import Job, JobAttempt
-from hub.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine
-from hub.reconcile.models import ReconcileRun, SchedulerLease
+from hub.jobs.models import Job, JobAttempt, SchedulerLease
+from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.reconcile.models import ReconcileRun
 
 __all__ = [
     "InboundEvent",

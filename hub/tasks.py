@@ -1,9 +1,16 @@
-"""Imports every module that registers job handlers, so a worker knows every kind."""
+"""Loads every domain, so whatever registers itself at import is registered: job handlers and
+their dead-job hooks and schedules, the state machine's entry effects, stock's units-freed hook.
+Every process that runs the hub's work (API, worker, scheduler, CLI) builds its runtime through
+`hub.wiring`, which imports this first."""
 
 from hub.fulfilment import tasks as fulfilment_tasks
 from hub.inbox import tasks as inbox_tasks
 from hub.inventory import tasks as inventory_tasks
+from hub.orders import effects
 from hub.orders import tasks as order_tasks
 from hub.reconcile import tasks as reconcile_tasks
 
 __all__ = ["fulfilment_tasks", "inbox_tasks", "inventory_tasks", "order_tasks", "reconcile_tasks"]
+
+if effects.unhandled():
+    raise RuntimeError(f"entry effects without a handler: {effects.unhandled()}")

@@ -138,6 +138,38 @@ def next_state(state: str, trigger: str, *, all_lines_shipped: bool = False) -> 
     return after
 
 
+def may(state: str, trigger: str) -> bool:
+    """Whether `trigger` may fire from `state` (the ship guard only picks the destination)."""
+    return (str(state), str(trigger), False) in _ANSWERS
+
+
+def sources(trigger: str) -> frozenset[OrderState]:
+    """Every state `trigger` may fire from."""
+    return _SOURCES.get(str(trigger), frozenset())
+
+
+_SOURCES: dict[str, frozenset[OrderState]] = {
+    trigger.value: frozenset(OrderState(s) for s, t, _ in _ANSWERS if t == trigger.value)
+    for trigger in Trigger
+}
+
+
+class Effect(StrEnum):
+    """Work that entering a state implies. The orders service dispatches each one, in the
+    transaction of the transition, to the handler its domain registered for it."""
+
+    ROUTE = "route"  # send the order to a fulfilment provider
+    RELEASE_STOCK = "release_stock"  # give back the units the order holds
+    CANCEL_FULFILMENT = "cancel_fulfilment"  # take the order back from its provider, if any
+
+
+ON_ENTER: dict[OrderState, tuple[Effect, ...]] = {
+    S.CONFIRMED: (Effect.ROUTE,),
+    S.CANCELLED: (Effect.RELEASE_STOCK, Effect.CANCEL_FULFILMENT),
+    S.REJECTED: (Effect.RELEASE_STOCK,),
+}
+
+
 def allowed_triggers(state: str) -> list[str]:
     """Triggers that may fire from `state` (for the admin API and tests)."""
     return sorted(machine.get_triggers(str(state)))

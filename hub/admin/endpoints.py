@@ -10,10 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from hub import metrics
-from hub.admin.auth import require_admin
+from hub.admin import metrics
 from hub.admin.diagram import state_machine_svg
-from hub.deps import RuntimeDep
+from hub.deps import RuntimeDep, require_admin
 from hub.errors import ApiError
 from state_machines.order import describe
 

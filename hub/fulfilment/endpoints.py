@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RowId, RuntimeDep
+from hub.deps import ReaderDep, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.fulfilment import repository as repo
 from hub.fulfilment.models import RoutingRule

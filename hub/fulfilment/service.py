@@ -1,5 +1,7 @@
-"""Which provider ships an order, and how a shipment an operator records joins the same path
-as one a 3PL reports."""
+"""Fulfilment's rules: which provider ships an order, routing it and taking it back, and every
+shipment, whether a 3PL reports it or an operator records it, folded into the order the same
+way. State changes go through the orders service; this module owns the shipment rows and the
+order's fulfilment fields."""
 
 from __future__ import annotations
 
@@ -12,18 +14,71 @@ from connectors.base import (
     Address,
     FulfilmentLine,
     FulfilmentRequest,
+    FulfilmentStatus,
+    OrderView,
+    ProviderOrderStatus,
     ProviderShipment,
     ProviderShipmentLine,
+    ShipmentLineView,
+    ShipmentView,
 )
+from hub.errors import DomainError
 from hub.fulfilment import repository as repo
-from hub.fulfilment.models import RoutingRule
+from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
 from hub.ids import new_id
+from hub.inventory import service as inventory
+from hub.jobs.registry import TryAgain
+from hub.orders import effects
+from hub.orders import repository as orders_repo
 from hub.orders import service as orders
-from hub.orders.models import Order, OrderLine, Shipment
+from hub.orders.jobs import OrderJob
+from hub.orders.models import Order, OrderLine
 from hub.types import utcnow
+from state_machines.order import Effect, IllegalTransition, OrderState, Trigger, may
 
 MANUAL = "manual"
 NO_SKU = "line has no SKU"
+
+ROUTE = OrderJob("fulfilment.route", "route")
+CANCEL = OrderJob("fulfilment.cancel", "cancel-fulfilment")
+POLL = OrderJob("fulfilment.poll", "poll")
+PUSH_TRACKING = OrderJob("order.push_tracking", "push")
+
+
+class ShipmentRejected(DomainError):
+    """A shipment that does not fit the order (unknown SKU, more units than are open)."""
+
+    status = 422
+    code = "shipment_rejected"
+
+
+@effects.on_enter(Effect.ROUTE)
+def _route(session: Session, order: Order, source: str) -> None:
+    ROUTE.enqueue(session, order.id)
+
+
+@effects.on_enter(Effect.CANCEL_FULFILMENT)
+def _cancel_at_provider(session: Session, order: Order, source: str) -> None:
+    if order.fulfilment_ref:
+        CANCEL.enqueue(session, order.id)
+
+
+class NotRoutable(DomainError):
+    """Only a confirmed order is routed: later ones are at a provider or done."""
+
+    status = 409
+    code = "illegal_transition"
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"only a confirmed order can be routed; this one is {state}")
+
+
+def retry_routing(session: Session, order: Order, source: str) -> None:
+    """Route a confirmed order again (after its fulfilment failed or was cancelled)."""
+    if order.status != OrderState.CONFIRMED:
+        raise NotRoutable(order.status)
+    reset_fulfilment(session, order, source)
+    ROUTE.enqueue(session, order.id, None, "retry", order.version)
 
 
 def lines_without_sku(lines: Sequence[OrderLine]) -> list[str]:
@@ -83,6 +138,8 @@ def record_manual_shipment(
     source: str,
 ) -> Shipment:
     """An operator shipped by hand: the shipment takes the same path a 3PL's report takes."""
+    if not may(order.status, Trigger.SHIP):
+        raise IllegalTransition(order.status, Trigger.SHIP)
     shipment = ProviderShipment(
         shipment_id=new_id("man"),
         carrier=carrier,
@@ -91,7 +148,243 @@ def record_manual_shipment(
         shipped_at=utcnow(),
         lines=tuple(ProviderShipmentLine(sku=sku, quantity=qty) for sku, qty in items),
     )
-    row = orders.record_shipment(session, order, MANUAL, shipment, source)
+    row = record_shipment(session, order, MANUAL, shipment, source)
     if row is None:
-        raise orders.ShipmentRejected(f"order is {order.status}: nothing can ship")
+        raise ShipmentRejected(f"order is {order.status}: nothing can ship")
     return row
+
+
+def routed(session: Session, order: Order, provider: str, ref: str | None, source: str) -> None:
+    order.fulfilment_provider = provider
+    order.fulfilment_ref = ref
+    order.fulfilment_status = "routed"
+    order.fulfilment_checked_at = utcnow()
+    order.updated_at = utcnow()
+    session.add(order)
+    orders.note(session, order, "routed", source, {"provider": provider, "reference": ref})
+
+
+def reset_fulfilment(session: Session, order: Order, source: str) -> None:
+    """Forget the failed routing so the order can be routed again; clears its flag."""
+    previous = {"provider": order.fulfilment_provider, "reference": order.fulfilment_ref}
+    order.fulfilment_provider = None
+    order.fulfilment_ref = None
+    order.fulfilment_status = None
+    order.version += 1
+    order.updated_at = utcnow()
+    session.add(order)
+    orders.note(session, order, "fulfilment_reset", source, previous)
+    orders.clear_flag(session, order, source)
+
+
+def apply_report(
+    session: Session, provider: str, status: FulfilmentStatus, source: str
+) -> tuple[Order, list[Shipment]]:
+    """A provider's webhook about one of its orders, folded into the hub's order; the order and
+    the shipments it added."""
+    order = orders_repo.by_fulfilment_ref(session, provider, status.provider_order_id)
+    if order is None:
+        # The route job that learns this reference may not have committed yet: retried on
+        # the configured backoff (HUB_JOB_BACKOFF_*), then kept as a failed event.
+        raise TryAgain(f"{provider} order {status.provider_order_id} is not known yet")
+    return order, apply_fulfilment(session, order, provider, status, source)
+
+
+def apply_fulfilment(
+    session: Session, order: Order, provider: str, status: FulfilmentStatus, source: str
+) -> list[Shipment]:
+    """Fold a provider's report into the order: new packages become shipments, the order
+    moves, and each new shipment's tracking is queued for the channel. Replays add nothing."""
+    known = sum(1 for s in repo.shipments(session, order.id) if s.provider == provider)
+    # A report lists every package so far; one naming fewer than the hub holds is older news
+    # delivered late (CREATED after SHIPPED) and must not set the status back.
+    if len(status.shipments) >= known:
+        order.fulfilment_status = status.raw_status
+    order.fulfilment_checked_at = utcnow()
+    session.add(order)
+    added = [
+        s
+        for s in (
+            record_shipment(session, order, provider, shipment, source, strict=False)
+            for shipment in status.shipments
+        )
+        if s is not None
+    ]
+    if status.status is ProviderOrderStatus.CANCELLED and may(order.status, Trigger.SHIP):
+        orders.flag(session, order.id, f"{provider} cancelled the fulfilment order", source)
+    elif status.status is ProviderOrderStatus.ERROR:
+        orders.flag(
+            session, order.id, f"{provider} reports an error on the fulfilment order", source
+        )
+    elif status.status is ProviderOrderStatus.UNSUPPORTED:
+        orders.flag(
+            session, order.id, f"{provider} reports unknown status {status.raw_status!r}", source
+        )
+    return added
+
+
+def record_shipment(
+    session: Session,
+    order: Order,
+    provider: str,
+    shipment: ProviderShipment,
+    source: str,
+    *,
+    strict: bool = True,
+) -> Shipment | None:
+    """Store one package once; None when it was already known.
+
+    Units the order does not hold open raise `ShipmentRejected` when `strict` (an operator's
+    entry can be corrected). A provider's package has left the warehouse whatever the order
+    says (a line cancelled after routing): its open units are recorded, the rest is counted
+    out of stock and flagged, so the package's other units still reach the channel.
+    """
+    # Two packages of one order may be reported at once (two workers): each reads the lines'
+    # shipped quantities and writes them back, so they must not interleave.
+    orders_repo.lock(session, order)
+    if repo.shipment(session, order.id, provider, shipment.shipment_id) is not None:
+        return None
+    if not may(order.status, Trigger.SHIP):
+        orders.flag(
+            session, order.id, f"{provider} shipped an order that is {order.status}", source
+        )
+        return None
+    lines = list(orders_repo.lines(session, order.id))
+    allocation, excess = _allocate(lines, shipment)
+    if excess and strict:
+        raise ShipmentRejected(
+            f"shipment {shipment.shipment_id}: "
+            + ", ".join(f"{units} unit(s) of {sku}" for sku, units in excess)
+            + " are not open on the order"
+        )
+    row = Shipment(
+        order_id=order.id,
+        provider=provider,
+        provider_shipment_id=shipment.shipment_id,
+        carrier=shipment.carrier,
+        tracking_numbers=list(shipment.tracking_numbers),
+        tracking_url=shipment.tracking_url,
+        shipped_at=shipment.shipped_at or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    left: list[tuple[str, int]] = list(excess)
+    for line, quantity, serials in allocation:
+        line.shipped_quantity += quantity
+        session.add(line)
+        session.add(
+            ShipmentLine(
+                shipment_id=row.id,
+                order_line_id=line.id,  # type: ignore[arg-type]
+                sku=line.sku,
+                quantity=quantity,
+                serial_numbers=list(serials),
+            )
+        )
+        if line.sku:
+            left.append((line.sku, quantity))
+    # Stock rows are locked in SKU order, as reservations lock them, so the two never deadlock.
+    for sku, units in sorted(left):
+        inventory.commit(session, order.id, sku, units)
+    if excess:
+        orders.flag(
+            session,
+            order.id,
+            f"{provider} shipped "
+            + ", ".join(f"{units} x {sku}" for sku, units in excess)
+            + " that the order no longer holds open: get the units back",
+            source,
+        )
+    if not allocation:
+        return row  # nothing of the order is in it: no state to move, no tracking to push
+    if may(order.status, Trigger.SHIP):
+        done = all(line.open_quantity == 0 for line in lines)
+        orders.fire(
+            session,
+            order,
+            Trigger.SHIP,
+            source,
+            detail={"shipment": row.id, "tracking_numbers": list(shipment.tracking_numbers)},
+            all_lines_shipped=done,
+        )
+    PUSH_TRACKING.enqueue(session, order.id, {"shipment_id": row.id}, row.id)
+    return row
+
+
+def _allocate(
+    lines: list[OrderLine], shipment: ProviderShipment
+) -> tuple[list[tuple[OrderLine, int, tuple[str, ...]]], list[tuple[str, int]]]:
+    """Match a package's contents to open order lines: the hub line the provider echoed first,
+    then any line of the same SKU, oldest first (units of one SKU are interchangeable: a unit
+    the provider counts on a cancelled line fills another line's open unit). Returns the
+    allocation and the (sku, units) no open line takes."""
+    by_id = {str(line.id): line for line in lines}
+    open_units = {line.id: line.open_quantity for line in lines}
+    out: list[tuple[OrderLine, int, tuple[str, ...]]] = []
+    excess: list[tuple[str, int]] = []
+    for item in shipment.lines:
+        remaining = item.quantity
+        echoed = by_id.get(item.line_id) if item.line_id else None
+        candidates = ([echoed] if echoed is not None else []) + [
+            line for line in lines if line.sku == item.sku and line is not echoed
+        ]
+        serials = list(item.serial_numbers)
+        for line in candidates:
+            take = min(remaining, open_units[line.id])
+            if take <= 0:
+                continue
+            open_units[line.id] -= take
+            remaining -= take
+            out.append((line, take, tuple(serials[:take])))
+            serials = serials[take:]
+            if remaining == 0:
+                break
+        if remaining:
+            excess.append((item.sku, remaining))
+    return out, excess
+
+
+def mark_pushed(session: Session, shipment_id: int, source: str) -> None:
+    row = session.get(Shipment, shipment_id)
+    if row is None or row.pushed_to_channel_at is not None:
+        return
+    row.pushed_to_channel_at = utcnow()
+    session.add(row)
+    order = orders.get(session, row.order_id)
+    orders.note(session, order, "tracking_pushed", source, {"shipment": shipment_id})
+
+
+def shipment_views(
+    session: Session, order_id: str, lines: Sequence[OrderLine] | None = None
+) -> tuple[ShipmentView, ...]:
+    """The order's shipments as a connector sees them, oldest first."""
+    by_line = {line.id: line for line in (lines or orders_repo.lines(session, order_id))}
+    shipments = repo.shipments(session, order_id)
+    per_shipment: dict[int, list[ShipmentLineView]] = {}
+    for sl in repo.shipment_lines(session, [s.id for s in shipments if s.id is not None]):
+        per_shipment.setdefault(sl.shipment_id, []).append(
+            ShipmentLineView(
+                channel_line_id=by_line[sl.order_line_id].channel_line_id,
+                sku=sl.sku,
+                quantity=sl.quantity,
+                serial_numbers=tuple(sl.serial_numbers),
+            )
+        )
+    return tuple(
+        ShipmentView(
+            shipment_id=str(s.id),
+            carrier=s.carrier,
+            tracking_numbers=tuple(s.tracking_numbers),
+            tracking_url=s.tracking_url,
+            shipped_at=s.shipped_at,
+            lines=tuple(per_shipment.get(s.id or 0, [])),
+            pushed_to_channel=s.pushed_to_channel_at is not None,
+        )
+        for s in shipments
+    )
+
+
+def view(session: Session, order_id: str) -> OrderView:
+    """The order as a connector sees it, with its shipments."""
+    return orders.view(session, order_id, shipment_views(session, order_id))

@@ -1,18 +1,31 @@
-"""Jobs that talk to fulfilment providers: route an order, cancel it, poll its status."""
+"""Jobs of fulfilment: route an order to its provider, cancel it there, poll its status, push
+each shipment's tracking to the channel, and look for routed orders whose provider went quiet.
+
+Each handler reads what it needs, calls out with no transaction open, and applies the result in
+the same transaction that marks the job done.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import Session
 
+from connectors.base import FlowNotSupported
+from hub.fulfilment import repository as repo
 from hub.fulfilment import service as fulfilment
+from hub.fulfilment.service import CANCEL, POLL, PUSH_TRACKING, ROUTE
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
-from hub.jobs.registry import job_handler
+from hub.jobs.registry import Periodic, job_handler
+from hub.jobs.schedules import interval
 from hub.orders import repository as orders_repo
 from hub.orders import service as orders
+from hub.types import utcnow
 from state_machines.order import OrderState
 
-POLL = "fulfilment.poll"
+POLL_QUIET = "maintenance.poll_quiet_fulfilment"
+POLL_QUIET_FULFILMENT = "poll-quiet-fulfilment"  # the schedule
 
 
 def _flag_with_reason(session: Session, job: Job, error: str) -> None:
@@ -22,13 +35,16 @@ def _flag_with_reason(session: Session, job: Job, error: str) -> None:
         orders.flag(session, job.order_id, error, f"job:{job.id}")
 
 
-@job_handler(orders.ROUTE, on_dead=_flag_with_reason)
+def _order_id(ctx: JobContext) -> str:
+    assert ctx.job.order_id is not None, f"job {ctx.job.id} has no order"
+    return ctx.job.order_id
+
+
+@job_handler(ROUTE.kind, on_dead=_flag_with_reason)
 def route(ctx: JobContext) -> None:
     """Send a confirmed order to its provider. A retry after a timeout finds the provider's
     order by our id instead of creating a second one (the connector guarantees it)."""
-    runtime = ctx.runtime
-    order_id = ctx.job.order_id
-    assert order_id is not None
+    runtime, order_id = ctx.runtime, _order_id(ctx)
     enabled = list(runtime.connectors.providers)
     with runtime.db.reader() as session:
         order = orders.get(session, order_id)
@@ -55,16 +71,11 @@ def route(ctx: JobContext) -> None:
         ref = runtime.connectors.provider(provider_name).create_order(request)
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
-        orders.routed(session, order, provider_name, ref, f"job:{ctx.job.id}")
+        fulfilment.routed(session, order, provider_name, ref, f"job:{ctx.job.id}")
         if order.status == OrderState.CANCELLED and ref:
             # Cancelled while the provider call was in flight: take it back at once.
-            orders.enqueue_fulfilment_cancel(session, order)
+            CANCEL.enqueue(session, order.id)
         ctx.finish(session)
-
-
-def _order_id(ctx: JobContext) -> str:
-    assert ctx.job.order_id is not None, f"job {ctx.job.id} has no order"
-    return ctx.job.order_id
 
 
 def _provider_order(ctx: JobContext) -> tuple[str, str] | None:
@@ -77,7 +88,7 @@ def _provider_order(ctx: JobContext) -> tuple[str, str] | None:
     return provider, ref
 
 
-@job_handler(orders.CANCEL_FULFILMENT, on_dead=_flag_with_reason)
+@job_handler(CANCEL.kind, on_dead=_flag_with_reason)
 def cancel(ctx: JobContext) -> None:
     """The order was cancelled after routing: cancel it at the provider. A provider that can no
     longer cancel raises Permanent, and the dead job flags the order with its reason."""
@@ -99,7 +110,7 @@ def cancel(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
-@job_handler(POLL)
+@job_handler(POLL.kind)
 def poll(ctx: JobContext) -> None:
     """Ask the provider where an order stands: the same fold as its webhooks."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
@@ -110,5 +121,46 @@ def poll(ctx: JobContext) -> None:
     status = runtime.connectors.provider(provider).get_order(ref)
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
-        orders.apply_fulfilment(session, order, provider, status, f"poll:{ctx.job.id}")
+        fulfilment.apply_fulfilment(session, order, provider, status, f"poll:{ctx.job.id}")
+        ctx.finish(session)
+
+
+@job_handler(PUSH_TRACKING.kind)
+def push_tracking(ctx: JobContext) -> None:
+    """Tell the order's channel about one shipment, once (a forced push repeats it)."""
+    runtime, order_id = ctx.runtime, _order_id(ctx)
+    shipment_id = int(ctx.job.payload["shipment_id"])
+    with runtime.db.reader() as session:
+        order = orders.get(session, order_id)
+        view = fulfilment.view(session, order_id)
+    pushed = next((s for s in view.shipments if s.shipment_id == str(shipment_id)), None)
+    if pushed is None or (pushed.pushed_to_channel and not ctx.job.payload.get("force")):
+        return
+    try:
+        runtime.connectors.channel(order.channel).push_tracking(view, str(shipment_id))
+    except FlowNotSupported:
+        return
+    with runtime.db.transaction() as session:
+        fulfilment.mark_pushed(session, shipment_id, f"job:{ctx.job.id}")
+        ctx.finish(session)
+
+
+@job_handler(
+    POLL_QUIET,
+    periodic=Periodic(
+        POLL_QUIET_FULFILMENT, lambda settings: interval(settings.maintenance_interval_seconds)
+    ),
+)
+def poll_quiet_fulfilment(ctx: JobContext) -> None:
+    """Queue a status poll for every routed order its provider has not spoken of lately."""
+    runtime = ctx.runtime
+    quiet = utcnow() - timedelta(minutes=runtime.settings.fulfilment_poll_after_minutes)
+    slot = ctx.job.idempotency_key
+    providers = runtime.connectors.providers
+    with runtime.db.transaction() as session:
+        for order in repo.routed_without_update(session, quiet):
+            # Manual fulfilment has nobody to ask; a provider switched off cannot be asked.
+            if order.fulfilment_provider not in providers:
+                continue
+            POLL.enqueue(session, order.id, None, slot)
         ctx.finish(session)

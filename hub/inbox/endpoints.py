@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from connectors.base import Unauthenticated
 from connectors.registry import NotConfigured
 from hub import metrics
-from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep
+from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.inbox import repository as repo
 from hub.inbox import service

@@ -96,3 +96,11 @@ def search(
     if after_id is not None:
         query = query.where(col(InboundEvent.id) < after_id)
     return session.scalars(query.order_by(col(InboundEvent.id).desc()).limit(limit)).all()
+
+
+def for_order(session: Session, order_id: str) -> Sequence[InboundEvent]:
+    return session.scalars(
+        select(InboundEvent)
+        .where(col(InboundEvent.order_id) == order_id)
+        .order_by(col(InboundEvent.id))
+    ).all()

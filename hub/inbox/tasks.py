@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from connectors.base import EventKind, MalformedPayload, Permanent, WebhookIdentity
 from connectors.registry import NotConfigured
+from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as repo
 from hub.inbox.models import InboundStatus
 from hub.inbox.service import PROCESS
@@ -55,7 +56,13 @@ def process(ctx: JobContext) -> None:
         raise Permanent(f"{identity.event_type} names no order")
     source = f"webhook:{channel}:{identity.external_id}"
     with runtime.db.transaction() as session:
-        outcome = intake.apply_event(session, runtime.settings, channel, event, fetched, source)
+        if event.kind is EventKind.FULFILMENT_UPDATE:
+            assert event.fulfilment is not None
+            order, shipments = fulfilment.apply_report(session, channel, event.fulfilment, source)
+            changes = [{"kind": "shipment", "id": s.id} for s in shipments]
+            outcome = intake.Outcome(order=order, changes=changes)
+        else:
+            outcome = intake.apply_event(session, runtime, channel, event, fetched, source)
         repo.settle(
             session,
             event_id,

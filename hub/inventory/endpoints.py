@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RuntimeDep
+from hub.deps import ReaderDep, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.inventory import repository as repo
 from hub.inventory import service

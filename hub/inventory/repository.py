@@ -10,7 +10,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from hub.inventory.models import StockItem, StockMovement, StockReservation
-from hub.jobs.models import Job
 from hub.types import utcnow
 
 CHUNK = 1000  # SKUs per statement: well inside every backend's limit on bound parameters
@@ -121,33 +120,6 @@ def reservation(session: Session, order_id: str, sku: str) -> StockReservation |
             col(StockReservation.order_id) == order_id, col(StockReservation.sku) == sku
         )
     ).first()
-
-
-def jobs_by_keys(session: Session, keys: Sequence[str]) -> dict[str, Job]:
-    """The jobs holding these idempotency keys, freshly read and locked on Postgres, so no worker
-    claims one (claims skip locked rows) before this transaction ends."""
-    found: dict[str, Job] = {}
-    for start in range(0, len(keys), CHUNK):
-        query = (
-            select(Job)
-            .where(col(Job.idempotency_key).in_(keys[start : start + CHUNK]))
-            .order_by(col(Job.idempotency_key))
-            .execution_options(populate_existing=True)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        found.update({job.idempotency_key: job for job in session.scalars(query)})
-    return found
-
-
-def retire_key(session: Session, job: Job) -> None:
-    """Free `job`'s idempotency key for the next job of its kind: suffix it with the job's id."""
-    session.execute(
-        update(Job)
-        .where(col(Job.id) == job.id)
-        .values(idempotency_key=f"{job.idempotency_key}:{job.id}")
-        .execution_options(synchronize_session=False)
-    )
 
 
 def add_movement(

@@ -4,30 +4,43 @@ tell the other channels whenever a SKU's available quantity changes."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
 from hub.config import UntrackedSkuPolicy
+from hub.errors import DomainError
 from hub.inventory import repository as repo
 from hub.inventory.models import StockReservation
 from hub.jobs import queue
-from hub.jobs.models import Job, JobState
-from hub.orders import repository as orders_repo
-from state_machines.order import OrderState
 
 LISTING_SYNC = "inventory.sync_listing"
-FILL_WAITING = "inventory.fill_waiting"
 
-# A paid order that found no stock stays acknowledged (never confirmed without its units) and
-# flagged until a restock fills it or a refund cancels it.
-WAITING_STATE = OrderState.ACKNOWLEDGED.value
+# Called, in the transaction that freed them, with the SKUs whose units came free (a release,
+# a restock): the orders domain hands them to paid orders waiting for them.
+UnitsFreed = Callable[[Session, Sequence[str]], None]
+_units_freed: list[UnitsFreed] = []
 
 
-class StockBelowReserved(Exception):
+def on_units_freed(hook: UnitsFreed) -> UnitsFreed:
+    """Register `hook` to hear of SKUs whose units came free."""
+    if hook not in _units_freed:
+        _units_freed.append(hook)
+    return hook
+
+
+def _freed(session: Session, skus: Sequence[str]) -> None:
+    for hook in _units_freed:
+        hook(session, skus)
+
+
+class StockBelowReserved(DomainError):
     """An on_hand figure lower than what orders already hold."""
+
+    status = 409
+    code = "stock_below_reserved"
 
     def __init__(self, sku: str, on_hand: int, reserved: int) -> None:
         super().__init__(f"{sku}: on_hand {on_hand} is below the {reserved} units reserved")
@@ -138,7 +151,7 @@ def _give_back(session: Session, reservation: StockReservation, quantity: int) -
         order_id=reservation.order_id,
     )
     request_listing_sync(session, reservation.sku, None)
-    request_fill(session, reservation.sku)
+    _freed(session, [reservation.sku])
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +203,8 @@ def set_on_hand_many(
     told = set(new) | {sku for sku, _ in changed}
     _request_listing_syncs(session, [sku for sku in skus if sku in told])
     more = [sku for sku, on_hand in changed if on_hand > now[sku][0]]
-    if more and orders_repo.search(session, status=WAITING_STATE, needs_attention=True, limit=1):
-        for sku in more:
-            request_fill(session, sku)
+    if more:
+        _freed(session, more)
     return [Count(sku, wanted[sku], now[sku][1]) for sku in skus]
 
 
@@ -203,55 +215,31 @@ def request_listing_sync(session: Session, sku: str, origin_channel: str | None)
     made before it starts. The channel where a sale happened already knows; it is skipped
     unless another change to the same SKU came from elsewhere.
     """
-    payload = {"sku": sku, "skip_channel": origin_channel}
-    _coalesce(session, _waiting_job(session, LISTING_SYNC, sku, payload), origin_channel)
+    queue.enqueue_coalesced(
+        session,
+        LISTING_SYNC,
+        [(_key(sku), {"sku": sku, "skip_channel": origin_channel})],
+        merge=_tell_every_channel_unless_same_origin,
+    )
 
 
-def _coalesce(session: Session, waiting: Job | None, origin_channel: str | None) -> None:
-    if waiting is not None and waiting.payload.get("skip_channel") != origin_channel:
-        waiting.payload = {**waiting.payload, "skip_channel": None}
-        session.add(waiting)
-
-
-def request_fill(session: Session, sku: str) -> None:
-    """Units of `sku` came free: when paid orders wait for it, queue one job (coalesced) that
-    offers them the units, oldest order first."""
-    if orders_repo.search(session, status=WAITING_STATE, needs_attention=True, sku=sku, limit=1):
-        _waiting_job(session, FILL_WAITING, sku, {"sku": sku})
-
-
-def _waiting_job(session: Session, kind: str, sku: str, payload: dict[str, Any]) -> Job | None:
-    """The queued job of `kind` for `sku`, locked, when one waits; else one is queued (None).
-
-    The waiting job holds the key `kind:sku`, so finding it is one unique-index look-up however
-    many jobs wait; a job that started keeps its row but gives the key up to its successor.
-    """
-    key = _key(kind, sku)
-    while True:
-        job = repo.jobs_by_keys(session, [key]).get(key)
-        if job is None:
-            if queue.enqueue(session, kind, key, payload):
-                return None
-            continue  # another transaction queued it first: coalesce with that one
-        if job.state == JobState.QUEUED:
-            return job
-        repo.retire_key(session, job)
+def _tell_every_channel_unless_same_origin(
+    waiting: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
+    if waiting.get("skip_channel") == new.get("skip_channel"):
+        return waiting
+    return {**waiting, "skip_channel": None}
 
 
 def _request_listing_syncs(session: Session, skus: Sequence[str]) -> None:
     """`request_listing_sync(sku, None)` for each of `skus`, with one look-up for the batch."""
-    found = repo.jobs_by_keys(session, [_key(LISTING_SYNC, sku) for sku in skus])
-    for sku in skus:
-        key = _key(LISTING_SYNC, sku)
-        job = found.get(key)
-        if job is not None and job.state == JobState.QUEUED:
-            _coalesce(session, job, None)
-            continue
-        if job is not None:
-            repo.retire_key(session, job)
-        if not queue.enqueue(session, LISTING_SYNC, key, {"sku": sku, "skip_channel": None}):
-            request_listing_sync(session, sku, None)  # queued meanwhile by another transaction
+    queue.enqueue_coalesced(
+        session,
+        LISTING_SYNC,
+        [(_key(sku), {"sku": sku, "skip_channel": None}) for sku in skus],
+        merge=_tell_every_channel_unless_same_origin,
+    )
 
 
-def _key(kind: str, sku: str) -> str:
-    return f"{kind}:{sku}"
+def _key(sku: str) -> str:
+    return f"{LISTING_SYNC}:{sku}"

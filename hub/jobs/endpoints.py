@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep
+from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.jobs import queue
 from hub.jobs.models import JobState

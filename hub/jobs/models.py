@@ -57,3 +57,13 @@ class JobAttempt(SQLModel, table=True):
     error: str | None = None  # truncated
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """One row per lease name; whoever holds an unexpired lease leads."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

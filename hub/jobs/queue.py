@@ -4,7 +4,7 @@ that lease, retry with capped exponential backoff and full jitter, and bury the 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,71 @@ def enqueue(
         "updated_at": utcnow(),
     }
     return insert_ignore(session, Job, values, ["idempotency_key"])
+
+
+def enqueue_coalesced(
+    session: Session,
+    kind: str,
+    keyed: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """Queue one job of `kind` per (key, payload), coalesced with any job of that key still
+    waiting: the waiting job keeps its place and its payload becomes `merge(its payload,
+    payload)` (without `merge`, it stays). A job of that key that has started gives the key up
+    to a new job, so a change made after it read its inputs is not lost.
+
+    A job that reads its inputs when it runs (a SKU's available units, say) covers every change
+    made before it starts, so one waiting job per key is enough however many changes arrive.
+    Finding the waiting job is one unique-index look-up per key, and it is read locked on
+    Postgres so no worker claims it before this transaction ends.
+    """
+    found = _jobs_by_keys(session, [key for key, _ in keyed])
+    for key, payload in keyed:
+        job = found.get(key)
+        while True:
+            if job is not None and job.state == JobState.QUEUED:
+                merged = merge(job.payload, payload) if merge is not None else job.payload
+                if merged != job.payload:
+                    job.payload = merged
+                    session.add(job)
+                break
+            if job is not None:
+                _retire_key(session, job)
+            if enqueue(session, kind, key, payload):
+                break
+            # Another transaction queued it first: coalesce with that one.
+            job = _jobs_by_keys(session, [key]).get(key)
+
+
+_KEYS_PER_STATEMENT = 1000  # well inside every backend's limit on bound parameters
+
+
+def _jobs_by_keys(session: Session, keys: Sequence[str]) -> dict[str, Job]:
+    """The jobs holding these idempotency keys, freshly read and locked on Postgres, so no
+    worker claims one (claims skip locked rows) before this transaction ends."""
+    found: dict[str, Job] = {}
+    for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+        query = (
+            select(Job)
+            .where(col(Job.idempotency_key).in_(keys[start : start + _KEYS_PER_STATEMENT]))
+            .order_by(col(Job.idempotency_key))
+            .execution_options(populate_existing=True)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.update({job.idempotency_key: job for job in session.scalars(query)})
+    return found
+
+
+def _retire_key(session: Session, job: Job) -> None:
+    """Free `job`'s idempotency key for the next job of its kind: suffix it with the job's id."""
+    session.execute(
+        update(Job)
+        .where(col(Job.id) == job.id)
+        .values(idempotency_key=f"{job.idempotency_key}:{job.id}")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim(

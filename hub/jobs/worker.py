@@ -1,8 +1,9 @@
 """The worker: claims due jobs, runs their handlers, and decides what a failure means.
 
-Only this layer decides whether to try again: `Retriable` backs off (capped exponential, full
-jitter) until the job's attempts run out, `Permanent` and `FlowNotSupported` bury the job at
-once and flag its order, and a lost lease voids the attempt so another worker's result stands.
+Only this layer decides whether to try again: `Retriable` and `TryAgain` back off (capped
+exponential, full jitter) until the job's attempts run out, `Permanent` and `FlowNotSupported`
+bury the job at once and run its kind's `on_dead` hook, and a lost lease voids the attempt so
+another worker's result stands. It knows no domain: what a dead job means is registered.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ from hub import metrics
 from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
-from hub.jobs.registry import KINDS
-from hub.orders import service as orders
+from hub.jobs.registry import KINDS, TryAgain, on_dead
 from hub.runtime import Runtime
 from hub.types import utcnow
 
 log = structlog.get_logger("hub.jobs")
-
-
-class ConcurrentUpdate(Exception):
-    """Another transaction changed the row first (compare-and-set missed): try again soon."""
 
 
 def worker_name() -> str:
@@ -69,9 +65,8 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
     except queue.LeaseLost:
         outcome = "lease_lost"
         log.warning("hub.jobs.lease_lost")
-    except (Retriable, ConcurrentUpdate, orders.StaleOrder) as exc:
-        after = exc.after if isinstance(exc, Retriable) else None
-        outcome = _retry_or_bury(runtime, job, _describe(exc), after, _status(exc))
+    except (Retriable, TryAgain) as exc:
+        outcome = _retry_or_bury(runtime, job, _describe(exc), exc.after, _status(exc))
     except (Permanent, FlowNotSupported) as exc:
         outcome = "dead"
         _bury(runtime, job, _describe(exc), _status(exc))
@@ -121,11 +116,9 @@ def _bury(runtime: Runtime, job: Job, error: str, status: int | None) -> None:
     try:
         with runtime.db.transaction() as session:
             queue.bury(session, job, error, status_code=status)
-            kind = KINDS.get(job.kind)
-            if kind is not None and kind.on_dead is not None:
-                kind.on_dead(session, job, error)
-            elif job.order_id is not None:
-                orders.flag(session, job.order_id, f"{job.kind} failed: {error}", f"job:{job.id}")
+            hook = on_dead(job.kind)
+            if hook is not None:
+                hook(session, job, error)
     except queue.LeaseLost:
         return
     log.error("hub.jobs.dead", error=error)

@@ -9,11 +9,10 @@ from typing import Any
 from sqlmodel import Session
 
 from connectors.base import ChannelEvent, ChannelOrder, ChannelOrderStatus, EventKind, Retriable
-from hub.config import HubSettings
 from hub.orders import repository as repo
 from hub.orders import service
-from hub.orders.flows import flow_for
 from hub.orders.models import Order
+from hub.runtime import Runtime
 from state_machines.order import TERMINAL, OrderState
 
 
@@ -27,9 +26,7 @@ class Outcome:
     ignored: str | None = None
 
 
-def take_order(
-    session: Session, settings: HubSettings, incoming: ChannelOrder, source: str
-) -> Outcome:
+def take_order(session: Session, runtime: Runtime, incoming: ChannelOrder, source: str) -> Outcome:
     """Make the hub's order match the channel's: create what is missing, cancel what the
     channel cancelled. Idempotent: the second call with the same order changes nothing."""
     order, created = service.receive(session, incoming, source)
@@ -48,7 +45,7 @@ def take_order(
         return outcome
     if created:
         outcome.changes.append({"kind": "created", "order_id": order.id})
-        service.advance(session, order, source, flow_for(order.channel), settings.untracked_skus)
+        service.advance(session, runtime, order, source)
         return outcome
     service.update_channel_status(session, order, incoming.channel_status)
     if incoming.status is ChannelOrderStatus.CANCELLED and order.status not in TERMINAL:
@@ -98,7 +95,7 @@ def order_to_fetch(event: ChannelEvent) -> str | None:
 
 def apply_event(
     session: Session,
-    settings: HubSettings,
+    runtime: Runtime,
     channel: str,
     event: ChannelEvent,
     fetched: ChannelOrder | None,
@@ -109,10 +106,10 @@ def apply_event(
     kind = event.kind
     if kind is EventKind.ORDER_PLACED:
         assert event.order is not None
-        return take_order(session, settings, fetched or event.order, source)
+        return take_order(session, runtime, fetched or event.order, source)
     if kind is EventKind.ORDER_CHANGED:
         assert fetched is not None
-        outcome = take_order(session, settings, fetched, source)
+        outcome = take_order(session, runtime, fetched, source)
         refund = fetched.attributes.get("refund_summary")
         order = outcome.order
         if (
@@ -136,19 +133,10 @@ def apply_event(
     if kind is EventKind.IGNORED:
         return Outcome(ignored=event.note or f"{event.event_type} is not acted on")
     if kind is EventKind.FULFILMENT_UPDATE:
-        assert event.fulfilment is not None
-        order = repo.by_fulfilment_ref(session, channel, event.fulfilment.provider_order_id)
-        if order is None:
-            # The route job that learns this reference may not have committed yet: retried on
-            # the configured backoff (HUB_JOB_BACKOFF_*), then kept as a failed event.
-            raise Retriable(
-                f"{channel} order {event.fulfilment.provider_order_id} is not known yet"
-            )
-        shipments = service.apply_fulfilment(session, order, channel, event.fulfilment, source)
-        return Outcome(order=order, changes=[{"kind": "shipment", "id": s.id} for s in shipments])
+        raise ValueError("a provider's report is fulfilment's to apply, not the order intake's")
     order = _known_order(session, channel, event)
     if order is None and kind is EventKind.ORDER_CANCELLED and event.order is not None:
-        created = take_order(session, settings, event.order, source)
+        created = take_order(session, runtime, event.order, source)
         order = created.order
     if order is None:
         if kind is EventKind.ORDER_NOTICE:

@@ -1,4 +1,4 @@
-"""Orders as the hub holds them: one row per channel order, its lines, shipments and history."""
+"""Orders as the hub holds them: one row per channel order, its lines and its history."""
 
 from __future__ import annotations
 
@@ -64,35 +64,6 @@ class OrderLine(SQLModel, table=True):
     @property
     def open_quantity(self) -> int:
         return self.quantity - self.shipped_quantity - self.cancelled_quantity
-
-
-class Shipment(SQLModel, table=True):
-    __tablename__ = "shipments"
-    __table_args__ = (
-        UniqueConstraint("order_id", "provider", "provider_shipment_id", name="uq_shipments"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
-    provider: str = Field(max_length=32)
-    provider_shipment_id: str = Field(max_length=128)
-    carrier: str | None = Field(default=None, max_length=64)
-    tracking_numbers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
-    tracking_url: str | None = None
-    shipped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    pushed_to_channel_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class ShipmentLine(SQLModel, table=True):
-    __tablename__ = "shipment_lines"
-
-    id: int | None = Field(default=None, primary_key=True)
-    shipment_id: int = Field(foreign_key="shipments.id", index=True)
-    order_line_id: int = Field(foreign_key="order_lines.id")
-    sku: str | None = Field(default=None, max_length=128)
-    quantity: int
-    serial_numbers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
 
 
 class OrderEvent(SQLModel, table=True):

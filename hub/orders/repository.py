@@ -1,4 +1,4 @@
-"""All SQL about orders."""
+"""All SQL about orders, their lines and their history."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select, update
 from sqlmodel import Session, col
 
-from hub.inbox.models import InboundEvent
-from hub.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine
+from hub.orders.models import Order, OrderEvent, OrderLine
 from hub.types import utcnow
 
 
@@ -39,45 +38,9 @@ def lines(session: Session, order_id: str) -> Sequence[OrderLine]:
     ).all()
 
 
-def shipments(session: Session, order_id: str) -> Sequence[Shipment]:
-    return session.scalars(
-        select(Shipment).where(col(Shipment.order_id) == order_id).order_by(col(Shipment.id))
-    ).all()
-
-
-def shipment_lines(session: Session, shipment_ids: Sequence[int]) -> Sequence[ShipmentLine]:
-    if not shipment_ids:
-        return []
-    return session.scalars(
-        select(ShipmentLine)
-        .where(col(ShipmentLine.shipment_id).in_(shipment_ids))
-        .order_by(col(ShipmentLine.id))
-    ).all()
-
-
-def shipment(
-    session: Session, order_id: str, provider: str, provider_shipment_id: str
-) -> Shipment | None:
-    return session.scalars(
-        select(Shipment).where(
-            col(Shipment.order_id) == order_id,
-            col(Shipment.provider) == provider,
-            col(Shipment.provider_shipment_id) == provider_shipment_id,
-        )
-    ).first()
-
-
 def history(session: Session, order_id: str) -> Sequence[OrderEvent]:
     return session.scalars(
         select(OrderEvent).where(col(OrderEvent.order_id) == order_id).order_by(col(OrderEvent.id))
-    ).all()
-
-
-def inbound_events(session: Session, order_id: str) -> Sequence[InboundEvent]:
-    return session.scalars(
-        select(InboundEvent)
-        .where(col(InboundEvent.order_id) == order_id)
-        .order_by(col(InboundEvent.id))
     ).all()
 
 
@@ -181,28 +144,9 @@ def stuck(session: Session, status: str, older_than: datetime) -> Sequence[Order
     ).all()
 
 
-def routed_without_update(session: Session, older_than: datetime) -> Sequence[Order]:
-    """Open orders at a provider whose status was last checked before `older_than`."""
-    return session.scalars(
-        select(Order).where(
-            col(Order.status).in_(["confirmed", "partially_fulfilled"]),
-            col(Order.fulfilment_ref).is_not(None),
-            func.coalesce(Order.fulfilment_checked_at, Order.updated_at) < older_than,
-        )
-    ).all()
-
-
 def lines_for(session: Session, order_ids: Sequence[str]) -> Sequence[OrderLine]:
     if not order_ids:
         return []
     return session.scalars(
         select(OrderLine).where(col(OrderLine.order_id).in_(order_ids)).order_by(col(OrderLine.id))
-    ).all()
-
-
-def shipments_for(session: Session, order_ids: Sequence[str]) -> Sequence[Shipment]:
-    if not order_ids:
-        return []
-    return session.scalars(
-        select(Shipment).where(col(Shipment.order_id).in_(order_ids)).order_by(col(Shipment.id))
     ).all()

@@ -16,53 +16,58 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from connectors.base import (
-    ChannelOrder,
-    FulfilmentStatus,
-    OrderLineView,
-    OrderView,
-    ProviderOrderStatus,
-    ProviderShipment,
-    ShipmentLineView,
-    ShipmentView,
-)
-from hub.config import UntrackedSkuPolicy
+from connectors.base import Capability, ChannelOrder, OrderLineView, OrderView, ShipmentView
+from connectors.registry import NotConfigured
+from hub.errors import DomainError
 from hub.ids import new_id
+from hub.inventory import repository as stock
 from hub.inventory import service as inventory
 from hub.jobs import queue
+from hub.jobs.registry import TryAgain
+from hub.orders import effects
 from hub.orders import repository as repo
-from hub.orders.flows import ChannelFlow
-from hub.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine
+from hub.orders.jobs import ACCEPT, ACKNOWLEDGE, REJECT
+from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.runtime import Runtime
 from hub.types import utcnow
-from state_machines.order import OrderState, Trigger, next_state
+from state_machines.order import Effect, OrderState, Trigger, may, next_state
 
 log = structlog.get_logger("hub.orders")
 
-# Job kinds the order's life enqueues; their handlers live in hub/orders/tasks.py and
-# hub/fulfilment/tasks.py.
-ACKNOWLEDGE = "order.acknowledge"
-ACCEPT = "order.accept"
-REJECT = "order.reject"
-PUSH_TRACKING = "order.push_tracking"
-ROUTE = "fulfilment.route"
-CANCEL_FULFILMENT = "fulfilment.cancel"
-
-OPEN_FOR_SHIPPING = (OrderState.CONFIRMED, OrderState.PARTIALLY_FULFILLED)
 OVERSOLD = "oversold: restock or refund"
 
+# A paid order that found no stock stays acknowledged (never confirmed without its units) and
+# flagged until a restock fills it or a refund cancels it.
+WAITING_STATE = OrderState.ACKNOWLEDGED
+FILL_WAITING = "orders.fill_waiting"
 
-class OrderNotFound(LookupError):
+# What the hub assumes of a channel it has no connector for (switched off since the order came):
+# the strictest flow, every call made, nothing assumed.
+_UNKNOWN_CHANNEL = frozenset({Capability.ACKNOWLEDGE, Capability.ACCEPT, Capability.REJECT})
+
+
+class OrderNotFound(DomainError):
+    status = 404
+    code = "order_not_found"
+
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id} not found")
         self.order_id = order_id
 
 
-class StaleOrder(Exception):
-    """The order changed state under us (compare-and-set missed); the job tries again."""
+class StaleOrder(DomainError, TryAgain):
+    """The order changed state under us (compare-and-set missed); a job tries again."""
+
+    status = 409
+    code = "concurrent_update"
 
 
-class ShipmentRejected(ValueError):
-    """A shipment that does not fit the order (unknown SKU, more units than are open)."""
+def capabilities(runtime: Runtime, channel: str) -> frozenset[Capability]:
+    """What the order's channel can do, as its connector declares it."""
+    try:
+        return runtime.connectors.channel(channel).capabilities
+    except NotConfigured:
+        return _UNKNOWN_CHANNEL
 
 
 def get(session: Session, order_id: str) -> Order:
@@ -163,23 +168,13 @@ def fire(
         raise StaleOrder(f"order {order.id} is no longer {before}")
     _history(session, order, trigger.value, before, after, source, detail)
     log.info("hub.orders.transition", order_id=order.id, trigger=trigger.value, to=after.value)
-    _on_enter(session, order, before, after, source)
+    effects.dispatch(session, order, after, source)
     return after
 
 
-def _on_enter(session: Session, order: Order, before: str, after: OrderState, source: str) -> None:
-    if after is OrderState.CONFIRMED:
-        queue.enqueue(session, ROUTE, f"order:{order.id}:route", order_id=order.id)
-    elif after in (OrderState.CANCELLED, OrderState.REJECTED):
-        inventory.release(session, order.id)
-        if after is OrderState.CANCELLED and order.fulfilment_ref:
-            enqueue_fulfilment_cancel(session, order)
-
-
-def enqueue_fulfilment_cancel(session: Session, order: Order) -> None:
-    queue.enqueue(
-        session, CANCEL_FULFILMENT, f"order:{order.id}:cancel-fulfilment", order_id=order.id
-    )
+@effects.on_enter(Effect.RELEASE_STOCK)
+def _release_stock(session: Session, order: Order, source: str) -> None:
+    inventory.release(session, order.id)
 
 
 def _history(
@@ -242,22 +237,20 @@ def update_channel_status(session: Session, order: Order, channel_status: str) -
 # -- the channel flow -------------------------------------------------------------------------
 
 
-def advance(
-    session: Session,
-    order: Order,
-    source: str,
-    flow: ChannelFlow,
-    untracked_policy: UntrackedSkuPolicy,
-) -> None:
+def advance(session: Session, runtime: Runtime, order: Order, source: str) -> None:
     """Take a new order as far as it can go without calling out.
 
     A channel that has an acknowledge or accept call gets a job for it, and the state follows
     only once the channel answered; a channel without such calls moves at once. Stock is
-    reserved before the order is accepted, so a confirmed order always has its units.
+    reserved before the order is accepted, so a confirmed order always has its units. An order
+    that cannot be fulfilled is rejected where the channel lets the seller reject, and held,
+    flagged, where the buyer has paid already (Depop).
     """
+    can = capabilities(runtime, order.channel)
+    rejects = Capability.REJECT in can
     if order.status == OrderState.CREATED:
-        if flow.calls_acknowledge:
-            queue.enqueue(session, ACKNOWLEDGE, f"order:{order.id}:acknowledge", order_id=order.id)
+        if Capability.ACKNOWLEDGE in can:
+            ACKNOWLEDGE.enqueue(session, order.id)
             return
         fire(session, order, Trigger.ACKNOWLEDGE, source)
     if order.status != OrderState.ACKNOWLEDGED:
@@ -266,20 +259,20 @@ def advance(
     missing_sku = [line.channel_line_id for line in lines if line.sku is None]
     short: Sequence[str] = ()
     # A paid order (Depop) stands even with a line nobody can name: hold the units it does name.
-    if not missing_sku or not flow.rejects_unfulfillable:
+    if not missing_sku or not rejects:
         result = inventory.reserve(
             session,
             order.id,
             [(line.sku, line.open_quantity) for line in lines if line.sku and line.open_quantity],
-            policy=untracked_policy,
+            policy=runtime.settings.untracked_skus,
             origin_channel=order.channel,
         )
         short = result.short
     if not missing_sku and not short:
         if order.attention_reason == OVERSOLD:
             clear_flag(session, order, source)  # restocked: the order goes on
-        if flow.calls_accept:
-            queue.enqueue(session, ACCEPT, f"order:{order.id}:accept", order_id=order.id)
+        if Capability.ACCEPT in can:
+            ACCEPT.enqueue(session, order.id)
         else:
             fire(session, order, Trigger.CONFIRM, source)
         return
@@ -288,10 +281,8 @@ def advance(
         if missing_sku
         else f"out of stock: {', '.join(short)}"
     )
-    if flow.rejects_unfulfillable:
-        queue.enqueue(
-            session, REJECT, f"order:{order.id}:reject", {"reason": reason}, order_id=order.id
-        )
+    if rejects:
+        REJECT.enqueue(session, order.id, {"reason": reason})
         return
     if missing_sku:
         # The channel took the buyer's money already (Depop): the order stands, a person decides.
@@ -299,9 +290,16 @@ def advance(
         flag(session, order.id, "line has no SKU", source)
         return
     # Paid, but the units went elsewhere: it stays unconfirmed, so nothing ships, until a
-    # restock fills it (inventory.fill_waiting runs advance again) or a refund cancels it.
+    # restock fills it (the fill_waiting job runs advance again) or a refund cancels it.
     if order.attention_reason != OVERSOLD:
         flag(session, order.id, OVERSOLD, source)
+
+
+def request_reject(session: Session, order: Order, reason: str) -> None:
+    """An operator refuses an order not yet confirmed: the channel is told first (a job), and
+    the state follows its answer. IllegalTransition now, rather than a dead job later."""
+    next_state(order.status, Trigger.REJECT)
+    REJECT.enqueue(session, order.id, {"reason": reason})
 
 
 def cancel(
@@ -355,7 +353,7 @@ def cancel_lines(
     if all(line.open_quantity == 0 and line.shipped_quantity == 0 for line in lines):
         cancel(session, order, source, {"lines": changed})
         return
-    if order.fulfilment_ref and order.status in OPEN_FOR_SHIPPING:
+    if order.fulfilment_ref and may(order.status, Trigger.SHIP):
         named = ", ".join(
             f"{line.channel_line_id} ({line.sku})"
             for line in lines
@@ -369,225 +367,17 @@ def cancel_lines(
             "before they ship",
             source,
         )
-    if all(line.open_quantity == 0 for line in lines) and order.status in OPEN_FOR_SHIPPING:
+    if all(line.open_quantity == 0 for line in lines) and may(order.status, Trigger.SHIP):
         fire(session, order, Trigger.SHIP, source, all_lines_shipped=True)
-
-
-# -- fulfilment -------------------------------------------------------------------------------
-
-
-def routed(session: Session, order: Order, provider: str, ref: str | None, source: str) -> None:
-    order.fulfilment_provider = provider
-    order.fulfilment_ref = ref
-    order.fulfilment_status = "routed"
-    order.fulfilment_checked_at = utcnow()
-    order.updated_at = utcnow()
-    session.add(order)
-    note(session, order, "routed", source, {"provider": provider, "reference": ref})
-
-
-def reset_fulfilment(session: Session, order: Order, source: str) -> None:
-    """Forget the failed routing so the order can be routed again; clears its flag."""
-    previous = {"provider": order.fulfilment_provider, "reference": order.fulfilment_ref}
-    order.fulfilment_provider = None
-    order.fulfilment_ref = None
-    order.fulfilment_status = None
-    order.version += 1
-    order.updated_at = utcnow()
-    session.add(order)
-    note(session, order, "fulfilment_reset", source, previous)
-    clear_flag(session, order, source)
-
-
-def apply_fulfilment(
-    session: Session, order: Order, provider: str, status: FulfilmentStatus, source: str
-) -> list[Shipment]:
-    """Fold a provider's report into the order: new packages become shipments, the order
-    moves, and each new shipment's tracking is queued for the channel. Replays add nothing."""
-    known = sum(1 for s in repo.shipments(session, order.id) if s.provider == provider)
-    # A report lists every package so far; one naming fewer than the hub holds is older news
-    # delivered late (CREATED after SHIPPED) and must not set the status back.
-    if len(status.shipments) >= known:
-        order.fulfilment_status = status.raw_status
-    order.fulfilment_checked_at = utcnow()
-    session.add(order)
-    added = [
-        s
-        for s in (
-            record_shipment(session, order, provider, shipment, source, strict=False)
-            for shipment in status.shipments
-        )
-        if s is not None
-    ]
-    if status.status is ProviderOrderStatus.CANCELLED and order.status in (
-        OrderState.CONFIRMED,
-        OrderState.PARTIALLY_FULFILLED,
-    ):
-        flag(session, order.id, f"{provider} cancelled the fulfilment order", source)
-    elif status.status is ProviderOrderStatus.ERROR:
-        flag(session, order.id, f"{provider} reports an error on the fulfilment order", source)
-    elif status.status is ProviderOrderStatus.UNSUPPORTED:
-        flag(session, order.id, f"{provider} reports unknown status {status.raw_status!r}", source)
-    return added
-
-
-def record_shipment(
-    session: Session,
-    order: Order,
-    provider: str,
-    shipment: ProviderShipment,
-    source: str,
-    *,
-    strict: bool = True,
-) -> Shipment | None:
-    """Store one package once; None when it was already known.
-
-    Units the order does not hold open raise `ShipmentRejected` when `strict` (an operator's
-    entry can be corrected). A provider's package has left the warehouse whatever the order
-    says (a line cancelled after routing): its open units are recorded, the rest is counted
-    out of stock and flagged, so the package's other units still reach the channel.
-    """
-    # Two packages of one order may be reported at once (two workers): each reads the lines'
-    # shipped quantities and writes them back, so they must not interleave.
-    repo.lock(session, order)
-    if repo.shipment(session, order.id, provider, shipment.shipment_id) is not None:
-        return None
-    if order.status not in OPEN_FOR_SHIPPING:
-        flag(session, order.id, f"{provider} shipped an order that is {order.status}", source)
-        return None
-    lines = list(repo.lines(session, order.id))
-    allocation, excess = _allocate(lines, shipment)
-    if excess and strict:
-        raise ShipmentRejected(
-            f"shipment {shipment.shipment_id}: "
-            + ", ".join(f"{units} unit(s) of {sku}" for sku, units in excess)
-            + " are not open on the order"
-        )
-    row = Shipment(
-        order_id=order.id,
-        provider=provider,
-        provider_shipment_id=shipment.shipment_id,
-        carrier=shipment.carrier,
-        tracking_numbers=list(shipment.tracking_numbers),
-        tracking_url=shipment.tracking_url,
-        shipped_at=shipment.shipped_at or utcnow(),
-    )
-    session.add(row)
-    session.flush()
-    assert row.id is not None
-    left: list[tuple[str, int]] = list(excess)
-    for line, quantity, serials in allocation:
-        line.shipped_quantity += quantity
-        session.add(line)
-        session.add(
-            ShipmentLine(
-                shipment_id=row.id,
-                order_line_id=line.id,  # type: ignore[arg-type]
-                sku=line.sku,
-                quantity=quantity,
-                serial_numbers=list(serials),
-            )
-        )
-        if line.sku:
-            left.append((line.sku, quantity))
-    # Stock rows are locked in SKU order, as reservations lock them, so the two never deadlock.
-    for sku, units in sorted(left):
-        inventory.commit(session, order.id, sku, units)
-    if excess:
-        flag(
-            session,
-            order.id,
-            f"{provider} shipped "
-            + ", ".join(f"{units} x {sku}" for sku, units in excess)
-            + " that the order no longer holds open: get the units back",
-            source,
-        )
-    if not allocation:
-        return row  # nothing of the order is in it: no state to move, no tracking to push
-    if order.status in OPEN_FOR_SHIPPING:
-        done = all(line.open_quantity == 0 for line in lines)
-        fire(
-            session,
-            order,
-            Trigger.SHIP,
-            source,
-            detail={"shipment": row.id, "tracking_numbers": list(shipment.tracking_numbers)},
-            all_lines_shipped=done,
-        )
-    queue.enqueue(
-        session,
-        PUSH_TRACKING,
-        f"order:{order.id}:push:{row.id}",
-        {"shipment_id": row.id},
-        order_id=order.id,
-    )
-    return row
-
-
-def _allocate(
-    lines: list[OrderLine], shipment: ProviderShipment
-) -> tuple[list[tuple[OrderLine, int, tuple[str, ...]]], list[tuple[str, int]]]:
-    """Match a package's contents to open order lines: the hub line the provider echoed first,
-    then any line of the same SKU, oldest first (units of one SKU are interchangeable: a unit
-    the provider counts on a cancelled line fills another line's open unit). Returns the
-    allocation and the (sku, units) no open line takes."""
-    by_id = {str(line.id): line for line in lines}
-    open_units = {line.id: line.open_quantity for line in lines}
-    out: list[tuple[OrderLine, int, tuple[str, ...]]] = []
-    excess: list[tuple[str, int]] = []
-    for item in shipment.lines:
-        remaining = item.quantity
-        echoed = by_id.get(item.line_id) if item.line_id else None
-        candidates = ([echoed] if echoed is not None else []) + [
-            line for line in lines if line.sku == item.sku and line is not echoed
-        ]
-        serials = list(item.serial_numbers)
-        for line in candidates:
-            take = min(remaining, open_units[line.id])
-            if take <= 0:
-                continue
-            open_units[line.id] -= take
-            remaining -= take
-            out.append((line, take, tuple(serials[:take])))
-            serials = serials[take:]
-            if remaining == 0:
-                break
-        if remaining:
-            excess.append((item.sku, remaining))
-    return out, excess
-
-
-def mark_pushed(session: Session, shipment_id: int, source: str) -> None:
-    row = session.get(Shipment, shipment_id)
-    if row is None or row.pushed_to_channel_at is not None:
-        return
-    row.pushed_to_channel_at = utcnow()
-    session.add(row)
-    order = get(session, row.order_id)
-    note(session, order, "tracking_pushed", source, {"shipment": shipment_id})
 
 
 # -- views ------------------------------------------------------------------------------------
 
 
-def view(session: Session, order_id: str) -> OrderView:
-    """The order as a connector sees it."""
+def view(session: Session, order_id: str, shipments: Sequence[ShipmentView] = ()) -> OrderView:
+    """The order as a connector sees it. Each line says how much of it shipped; the shipments
+    themselves are fulfilment's to read and pass in (tracking pushes need them)."""
     order = get(session, order_id)
-    lines = repo.lines(session, order.id)
-    shipments = repo.shipments(session, order.id)
-    by_line = {line.id: line for line in lines}
-    slines = repo.shipment_lines(session, [s.id for s in shipments if s.id is not None])
-    per_shipment: dict[int, list[ShipmentLineView]] = {}
-    for sl in slines:
-        line = by_line[sl.order_line_id]
-        per_shipment.setdefault(sl.shipment_id, []).append(
-            ShipmentLineView(
-                channel_line_id=line.channel_line_id,
-                sku=sl.sku,
-                quantity=sl.quantity,
-                serial_numbers=tuple(sl.serial_numbers),
-            )
-        )
     return OrderView(
         order_id=order.id,
         channel=order.channel,
@@ -604,19 +394,71 @@ def view(session: Session, order_id: str) -> OrderView:
                 parcel_ref=line.parcel_ref,
                 attributes=dict(line.attributes),
             )
-            for line in lines
+            for line in repo.lines(session, order.id)
         ),
-        shipments=tuple(
-            ShipmentView(
-                shipment_id=str(s.id),
-                carrier=s.carrier,
-                tracking_numbers=tuple(s.tracking_numbers),
-                tracking_url=s.tracking_url,
-                shipped_at=s.shipped_at,
-                lines=tuple(per_shipment.get(s.id or 0, [])),
-                pushed_to_channel=s.pushed_to_channel_at is not None,
-            )
-            for s in shipments
-        ),
+        shipments=tuple(shipments),
         attributes=dict(order.attributes),
     )
+
+
+# -- paid orders waiting for stock ---------------------------------------------------------------
+
+
+@inventory.on_units_freed
+def offer_freed_units(session: Session, skus: Sequence[str]) -> None:
+    """Units of `skus` came free: for each SKU paid orders wait for, queue one job (coalesced)
+    that offers them the units, oldest order first."""
+    if not repo.search(session, status=WAITING_STATE, needs_attention=True, limit=1):
+        return
+    waited_for = [
+        sku
+        for sku in skus
+        if repo.search(session, status=WAITING_STATE, needs_attention=True, sku=sku, limit=1)
+    ]
+    queue.enqueue_coalesced(
+        session, FILL_WAITING, [(f"{FILL_WAITING}:{sku}", {"sku": sku}) for sku in waited_for]
+    )
+
+
+def fill_waiting(session: Session, runtime: Runtime, sku: str, source: str) -> None:
+    """Offer the free units of `sku` to the orders waiting for it, oldest first.
+
+    A waiting order is one its channel already sold and charged for (Depop) that found no
+    stock; taking it forward reserves its units and confirms it, so it is routed and shipped.
+    """
+    for order in waiting(session, sku):
+        item = stock.get(session, sku)
+        if item is None or item.available <= 0:
+            break
+        if capabilities(runtime, order.channel) & {Capability.ACCEPT, Capability.REJECT}:
+            continue  # such a channel's order is rejected, never kept waiting
+        advance(session, runtime, order, source)
+        if order.status == WAITING_STATE:
+            continue
+        log.info("hub.orders.filled", sku=sku, order_id=order.id)
+        # The sale is old news at its channel, whose listing the hub has changed since (a
+        # restock relists it): unlike a fresh sale, that channel is told too.
+        for line_sku in sorted({line.sku for line in repo.lines(session, order.id) if line.sku}):
+            inventory.request_listing_sync(session, line_sku, None)
+
+
+_PAGE = 200
+
+
+def waiting(session: Session, sku: str) -> list[Order]:
+    """Flagged waiting orders with a line of `sku`, oldest first."""
+    found: list[Order] = []
+    cursor: str | None = None
+    while True:
+        page = repo.search(
+            session,
+            status=WAITING_STATE,
+            needs_attention=True,
+            sku=sku,
+            after_id=cursor,
+            limit=_PAGE,
+        )
+        found.extend(page)
+        if len(page) < _PAGE:
+            return found[::-1]
+        cursor = page[-1].id

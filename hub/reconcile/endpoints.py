@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RuntimeDep
+from hub.deps import ReaderDep, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.reconcile import repository as repo
 from hub.reconcile import service

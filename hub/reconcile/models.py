@@ -1,4 +1,4 @@
-"""Reconciliation runs and the scheduler's leader lease."""
+"""Reconciliation runs: what each read of a channel found and did."""
 
 from __future__ import annotations
 
@@ -9,16 +9,6 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from hub.types import UTCDateTime, utcnow
-
-
-class SchedulerLease(SQLModel, table=True):
-    """One row per lease name; whoever holds an unexpired lease leads."""
-
-    __tablename__ = "scheduler_leases"
-
-    name: str = Field(primary_key=True, max_length=64)
-    owner: str = Field(max_length=128)
-    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ReconcileRun(SQLModel, table=True):

@@ -1,16 +1,14 @@
-"""All SQL about reconciliation runs and the scheduler's leader lease."""
+"""All SQL about reconciliation runs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from hub.db import insert_ignore
-from hub.reconcile.models import ReconcileRun, SchedulerLease
-from hub.types import utcnow
+from hub.reconcile.models import ReconcileRun
 
 
 def get(session: Session, run_id: str) -> ReconcileRun | None:
@@ -37,37 +35,6 @@ def watermark(session: Session, channel: str) -> datetime | None:
         .order_by(col(ReconcileRun.window_to).desc())
         .limit(1)
     ).first()
-
-
-def try_lead(session: Session, name: str, owner: str, ttl: float) -> bool:
-    """Take lease `name` for `owner` if it is free or expired, or renew it if `owner` holds it.
-
-    Racing takers are settled by the row: the insert conflicts, and the conditional update of
-    an expired lease re-checks its condition after the first taker's commit, so one wins."""
-    now = utcnow()
-    expires = now + timedelta(seconds=ttl)
-    if insert_ignore(
-        session, SchedulerLease, {"name": name, "owner": owner, "expires_at": expires}, ["name"]
-    ):
-        return True
-    result = session.execute(
-        update(SchedulerLease)
-        .where(
-            col(SchedulerLease.name) == name,
-            (col(SchedulerLease.owner) == owner) | (col(SchedulerLease.expires_at) < now),
-        )
-        .values(owner=owner, expires_at=expires)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def give_up(session: Session, name: str, owner: str) -> None:
-    """Let the lease lapse now, if `owner` holds it, so another process takes over at once."""
-    session.execute(
-        update(SchedulerLease)
-        .where(col(SchedulerLease.name) == name, col(SchedulerLease.owner) == owner)
-        .values(expires_at=utcnow() - timedelta(microseconds=1))
-    )
 
 
 def last_mismatch_counts(session: Session) -> list[tuple[str, int]]:

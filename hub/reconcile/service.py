@@ -15,6 +15,8 @@ from sqlmodel import Session
 from connectors.base import ChannelOrder, ChannelOrderStatus
 from hub import metrics
 from hub.config import HubSettings
+from hub.fulfilment import repository as fulfilment_repo
+from hub.fulfilment.service import PUSH_TRACKING
 from hub.ids import new_id
 from hub.jobs import queue
 from hub.orders import intake
@@ -23,8 +25,9 @@ from hub.orders import service as orders
 from hub.orders.models import Order
 from hub.reconcile import repository as repo
 from hub.reconcile.models import ReconcileRun
+from hub.runtime import Runtime
 from hub.types import utcnow
-from state_machines.order import OrderState
+from state_machines.order import OrderState, Trigger, may
 
 log = structlog.get_logger("hub.reconcile")
 
@@ -108,7 +111,7 @@ def failed(run: ReconcileRun, error: str) -> None:
 
 
 def apply_batch(
-    session: Session, settings: HubSettings, run: ReconcileRun, batch: Sequence[ChannelOrder]
+    session: Session, runtime: Runtime, run: ReconcileRun, batch: Sequence[ChannelOrder]
 ) -> None:
     """Apply one batch of channel orders to the hub and add what they showed to `run`.
 
@@ -119,11 +122,11 @@ def apply_batch(
     """
     try:
         with session.begin_nested():
-            findings = [reconcile_order(session, settings, run.id, o) for o in batch]
+            findings = [reconcile_order(session, runtime, run.id, o) for o in batch]
     except _TRANSIENT:
         raise
     except Exception:
-        findings = [_isolated(session, settings, run.id, o) for o in batch]
+        findings = [_isolated(session, runtime, run.id, o) for o in batch]
     found: list[dict[str, Any]] = []
     for incoming, result in zip(batch, findings, strict=True):
         run.seen += 1
@@ -149,12 +152,10 @@ def apply_batch(
 _TRANSIENT = (orders.StaleOrder, OperationalError)
 
 
-def _isolated(
-    session: Session, settings: HubSettings, run_id: str, incoming: ChannelOrder
-) -> Finding:
+def _isolated(session: Session, runtime: Runtime, run_id: str, incoming: ChannelOrder) -> Finding:
     try:
         with session.begin_nested():
-            return reconcile_order(session, settings, run_id, incoming)
+            return reconcile_order(session, runtime, run_id, incoming)
     except _TRANSIENT:
         raise
     except Exception as exc:
@@ -176,7 +177,7 @@ class Finding:
 
 
 def reconcile_order(
-    session: Session, settings: HubSettings, run_id: str, incoming: ChannelOrder
+    session: Session, runtime: Runtime, run_id: str, incoming: ChannelOrder
 ) -> Finding:
     """One channel order: create it if missing, fix drift, say what was found and done."""
     source = f"reconcile:{run_id}"
@@ -188,7 +189,7 @@ def reconcile_order(
         return Finding(
             drift=[("missing_shipped_order", "not taken in: the channel shipped it already")]
         )
-    outcome = intake.take_order(session, settings, incoming, source)
+    outcome = intake.take_order(session, runtime, incoming, source)
     found = Finding(created=outcome.created)
     if outcome.created:
         found.drift.append(("missing_order", "created the order from the channel"))
@@ -213,16 +214,12 @@ def _tracking_lost(
     tracking again (once per run; the push is safe to repeat)."""
     if order.status != OrderState.COMPLETED:
         return []
-    shipments = orders_repo.shipments(session, order.id)
+    shipments = fulfilment_repo.shipments(session, order.id)
     if not shipments or any(s.pushed_to_channel_at is None for s in shipments):
         return []  # a push is still under way: not drift
     for shipment in shipments:
-        queue.enqueue(
-            session,
-            orders.PUSH_TRACKING,
-            f"order:{order.id}:push:{shipment.id}:{run_id}",
-            {"shipment_id": shipment.id, "force": True},
-            order_id=order.id,
+        PUSH_TRACKING.enqueue(
+            session, order.id, {"shipment_id": shipment.id, "force": True}, shipment.id, run_id
         )
     orders.note(
         session,
@@ -237,7 +234,7 @@ def _tracking_lost(
 def _shipped_elsewhere(session: Session, order: Order, source: str) -> list[tuple[str, str]]:
     """The channel says shipped while the hub still has units to send: shipping them would
     send the buyer a second parcel, so a person decides. Reported once, when flagged."""
-    if order.status not in orders.OPEN_FOR_SHIPPING or order.needs_attention:
+    if not may(order.status, Trigger.SHIP) or order.needs_attention:
         return []
     orders.flag(session, order.id, "the channel reports it shipped; the hub has not", source)
     return [("shipped_outside_hub", "flagged the order for a person")]

@@ -1,10 +1,10 @@
-"""Jobs of reconciliation and upkeep: a reconciliation run, the stuck-order sweep, and the
-search for routed orders whose provider has gone quiet."""
+"""Reconciliation jobs: a run reads one channel's orders over a window and applies them; one
+run per enabled channel is scheduled on HUB_RECONCILE_CRON."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from itertools import islice
 
 import structlog
@@ -12,37 +12,22 @@ from sqlmodel import Session
 
 from connectors.base import ChannelOrder, ConnectorError, Permanent
 from connectors.registry import NotConfigured
-from hub import metrics
-from hub.fulfilment.tasks import POLL
 from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
-from hub.jobs.registry import job_handler
-from hub.orders import repository as orders_repo
-from hub.orders import service as orders
+from hub.jobs.registry import job_handler, schedules
+from hub.jobs.schedules import Schedule, cron, slot_key
 from hub.reconcile import repository as repo
 from hub.reconcile import service
 from hub.reconcile.models import ReconcileRun
 from hub.reconcile.service import RUN
-from hub.types import utcnow
-from state_machines.order import OrderState
+from hub.runtime import Runtime
 
 log = structlog.get_logger("hub.reconcile")
-
-STUCK = "maintenance.stuck_orders"
-POLL_QUIET = "maintenance.poll_quiet_fulfilment"
 
 # Orders applied per transaction: one Depop page. Bigger batches commit less often; smaller
 # ones keep a run's progress visible and its locks short.
 BATCH = 200
-
-# What an order stuck in each state is waiting for, for the person who reads the flag.
-_WAITING_FOR = {
-    OrderState.CREATED: "acknowledgement",
-    OrderState.ACKNOWLEDGED: "confirmation",
-    OrderState.CONFIRMED: "a shipment",
-    OrderState.PARTIALLY_FULFILLED: "the rest of its shipments",
-}
 
 
 def _load(session: Session, run_id: str) -> ReconcileRun:
@@ -89,7 +74,7 @@ def run_reconciliation(ctx: JobContext) -> None:
                 # A long run keeps its lease while it makes progress.
                 queue.extend_lease(session, ctx.job, lease)
                 run = _load(session, run_id)
-                service.apply_batch(session, runtime.settings, run, batch)
+                service.apply_batch(session, runtime, run, batch)
     except queue.LeaseLost:
         raise
     except Exception as exc:
@@ -116,41 +101,23 @@ def run_reconciliation(ctx: JobContext) -> None:
     )
 
 
-@job_handler(STUCK)
-def flag_stuck_orders(ctx: JobContext) -> None:
-    """Flag every order that stayed in one state longer than its configured limit."""
-    runtime = ctx.runtime
-    now = utcnow()
-    with runtime.db.transaction() as session:
-        for state, hours in runtime.settings.stuck_after_hours.items():
-            if state not in _WAITING_FOR:
-                # A finished order is not stuck (flagging every one of them helps nobody), and
-                # a misspelt state matches no order.
-                log.warning("hub.reconcile.stuck_state_ignored", state=state)
-                continue
-            waiting_for = _WAITING_FOR[OrderState(state)]
-            for order in orders_repo.stuck(session, state, now - timedelta(hours=hours)):
-                orders.flag(
-                    session,
-                    order.id,
-                    f"stuck: {state} for more than {hours:g} h, waiting for {waiting_for}",
-                    f"job:{ctx.job.id}",
-                )
-                metrics.STUCK_ORDERS.labels(state).inc()
-        ctx.finish(session)
+def reconcile_schedule_name(channel: str) -> str:
+    return f"reconcile:{channel}"
 
 
-@job_handler(POLL_QUIET)
-def poll_quiet_fulfilment(ctx: JobContext) -> None:
-    """Queue a status poll for every routed order its provider has not spoken of lately."""
-    runtime = ctx.runtime
-    quiet = utcnow() - timedelta(minutes=runtime.settings.fulfilment_poll_after_minutes)
-    slot = ctx.job.idempotency_key
-    providers = runtime.connectors.providers
-    with runtime.db.transaction() as session:
-        for order in orders_repo.routed_without_update(session, quiet):
-            # Manual fulfilment has nobody to ask; a provider switched off cannot be asked.
-            if order.fulfilment_provider not in providers:
-                continue
-            queue.enqueue(session, POLL, f"order:{order.id}:poll:{slot}", order_id=order.id)
-        ctx.finish(session)
+@schedules
+def reconcile_schedules(runtime: Runtime) -> list[Schedule]:
+    """One reconciliation per enabled channel on HUB_RECONCILE_CRON (UTC)."""
+    reconcile_on = cron(runtime.settings.reconcile_cron)
+    return [
+        Schedule(reconcile_schedule_name(name), reconcile_on, _reconcile(runtime, name))
+        for name in sorted(runtime.connectors.channels)
+    ]
+
+
+def _reconcile(runtime: Runtime, channel: str) -> Callable[[Session, datetime], None]:
+    def enqueue(session: Session, slot: datetime) -> None:
+        key = slot_key(reconcile_schedule_name(channel), slot)
+        service.start_run(session, runtime.settings, channel, window_to=slot, key=key)
+
+    return enqueue

@@ -17,7 +17,7 @@ from connectors.deliverr.transformers import ERROR_RULES, DeliverrErrorCode, Out
 from connectors.depop.transformers import ORDER_NEW
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
-from hub.reconcile.scheduler import Scheduler
+from hub.jobs.scheduler import Scheduler
 from hub.types import utcnow
 from tests.harness import DELIVERR_HOOK, DELIVERR_TOKEN, HOSTS, Hub, make_hub
 

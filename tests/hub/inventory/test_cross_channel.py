@@ -13,9 +13,9 @@ from connectors.depop.transformers import PRODUCT_ON_SALE as ON_SALE
 from hub.config import HubSettings, UntrackedSkuPolicy
 from hub.db import Database
 from hub.inventory import service as inventory
-from hub.inventory.service import FILL_WAITING, LISTING_SYNC
+from hub.inventory.service import LISTING_SYNC
 from hub.jobs.worker import run_one
-from hub.orders.service import OVERSOLD
+from hub.orders.service import FILL_WAITING, OVERSOLD
 from tests.harness import Hub, make_hub
 from tests.hub.inventory.factories import new_orders
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hub.reconcile.scheduler import Schedule, Scheduler, slot_of
+from hub.jobs.scheduler import Scheduler
+from hub.jobs.schedules import Schedule, slot_of
 from hub.types import utcnow
 from tests.harness import Hub
 

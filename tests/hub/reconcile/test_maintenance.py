@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from hub.db import Database
-from hub.reconcile.schedules import POLL_QUIET_FULFILMENT, STUCK_ORDERS
+from hub.fulfilment.tasks import POLL_QUIET_FULFILMENT
+from hub.orders.tasks import STUCK_ORDERS
 from hub.types import utcnow
 from tests.harness import Hub, make_hub
 from tests.hub.reconcile.support import fire_now

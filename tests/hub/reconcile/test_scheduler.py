@@ -18,12 +18,13 @@ from sqlmodel import Session, col
 from hub.app import create_app
 from hub.db import Database
 from hub.jobs.models import Job, JobState
+from hub.jobs.scheduler import Scheduler
+from hub.jobs.schedules import Schedule, slot_key, slot_of
 from hub.jobs.worker import run_one, worker_name
+from hub.orders.tasks import STUCK, STUCK_ORDERS
 from hub.reconcile.models import ReconcileRun
-from hub.reconcile.scheduler import Schedule, Scheduler, slot_of
-from hub.reconcile.schedules import STUCK_ORDERS, reconcile_schedule_name, slot_key
 from hub.reconcile.service import RUN
-from hub.reconcile.tasks import STUCK
+from hub.reconcile.tasks import reconcile_schedule_name
 from hub.types import utcnow
 from tests.harness import Hub, make_hub
 

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.reconcile.scheduler import EPOCH, cron, interval, slot_of
-from hub.reconcile.schedules import slot_key
+from hub.jobs.schedules import EPOCH, cron, interval, slot_key, slot_of
 
 
 def utc(

@@ -1,4 +1,5 @@
-"""Admin endpoints for orders: find them, read their story, and steer them."""
+"""Admin endpoints for orders: find them, read their story (lines, shipments, history, jobs,
+inbound events, from every domain), and steer them through the services."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import Session
 
-from hub.admin.auth import require_admin
-from hub.deps import ReaderDep, RuntimeDep
-from hub.errors import ApiError
+from hub.deps import ReaderDep, RuntimeDep, require_admin
+from hub.fulfilment import repository as fulfilment_repo
 from hub.fulfilment import service as fulfilment
+from hub.inbox import repository as inbox_repo
 from hub.jobs import queue
 from hub.orders import repository as repo
 from hub.orders import service
+from hub.orders.jobs import REJECT
 from hub.orders.models import Order
 from hub.orders.schemas import (
     ActionAccepted,
@@ -31,7 +33,7 @@ from hub.orders.schemas import (
     ShipmentLinePublic,
     ShipmentPublic,
 )
-from state_machines.order import OrderState, Trigger, next_state
+from state_machines.order import OrderState, Trigger
 
 router = APIRouter(prefix="/admin/orders", tags=["orders"], dependencies=[Depends(require_admin)])
 
@@ -48,11 +50,13 @@ def present(session: Session, orders: Sequence[Order]) -> list[OrderPublic]:
     for line in repo.lines_for(session, ids):
         lines[line.order_id].append(line)
     shipments = defaultdict(list)
-    all_shipments = repo.shipments_for(session, ids)
+    all_shipments = fulfilment_repo.shipments_for(session, ids)
     for s in all_shipments:
         shipments[s.order_id].append(s)
     slines = defaultdict(list)
-    for sl in repo.shipment_lines(session, [s.id for s in all_shipments if s.id is not None]):
+    for sl in fulfilment_repo.shipment_lines(
+        session, [s.id for s in all_shipments if s.id is not None]
+    ):
         slines[sl.shipment_id].append(sl)
     return [
         OrderPublic(
@@ -125,7 +129,7 @@ def detail(session: Session, order_id: str) -> OrderDetail:
                     include={"id", "channel", "external_id", "event_type", "status", "received_at"}
                 )
             )
-            for e in repo.inbound_events(session, order_id)
+            for e in inbox_repo.for_order(session, order_id)
         ],
     )
 
@@ -187,15 +191,8 @@ def reject_order(
     reason = body.reason if body else RejectIn().reason
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
-        next_state(order.status, Trigger.REJECT)  # 409 now rather than a dead job later
-        queue.enqueue(
-            session,
-            service.REJECT,
-            f"order:{order.id}:reject",
-            {"reason": reason},
-            order_id=order.id,
-        )
-        return ActionAccepted(order_id=order.id, status=order.status, queued=[service.REJECT])
+        service.request_reject(session, order, reason)
+        return ActionAccepted(order_id=order.id, status=order.status, queued=[REJECT.kind])
 
 
 @router.post(
@@ -208,16 +205,10 @@ def retry_fulfilment(order_id: str, runtime: RuntimeDep) -> ActionAccepted:
     """Route a confirmed order again (after its fulfilment failed or was cancelled)."""
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
-        if order.status != OrderState.CONFIRMED:
-            raise ApiError(
-                409,
-                "illegal_transition",
-                f"only a confirmed order can be routed; this one is {order.status}",
-            )
-        service.reset_fulfilment(session, order, "admin")
-        key = f"order:{order.id}:route:retry:{order.version}"
-        queue.enqueue(session, service.ROUTE, key, order_id=order.id)
-        return ActionAccepted(order_id=order.id, status=order.status, queued=[service.ROUTE])
+        fulfilment.retry_routing(session, order, "admin")
+        return ActionAccepted(
+            order_id=order.id, status=order.status, queued=[fulfilment.ROUTE.kind]
+        )
 
 
 @router.post(
@@ -230,10 +221,6 @@ def add_shipment(order_id: str, body: ManualShipmentIn, runtime: RuntimeDep) -> 
     """Record a shipment made by hand; its tracking goes to the channel like a 3PL's would."""
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
-        if order.status not in service.OPEN_FOR_SHIPPING:
-            raise ApiError(
-                409, "illegal_transition", f"cannot ship an order that is {order.status}"
-            )
         fulfilment.record_manual_shipment(
             session,
             order,

@@ -1,0 +1,43 @@
+"""All SQL about leader leases: one row per lease name; whoever holds an unexpired lease leads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from hub.db import insert_ignore
+from hub.jobs.models import SchedulerLease
+from hub.types import utcnow
+
+
+def try_lead(session: Session, name: str, owner: str, ttl: float) -> bool:
+    """Take lease `name` for `owner` if it is free or expired, or renew it if `owner` holds it.
+
+    Racing takers are settled by the row: the insert conflicts, and the conditional update of
+    an expired lease re-checks its condition after the first taker's commit, so one wins."""
+    now = utcnow()
+    expires = now + timedelta(seconds=ttl)
+    if insert_ignore(
+        session, SchedulerLease, {"name": name, "owner": owner, "expires_at": expires}, ["name"]
+    ):
+        return True
+    result = session.execute(
+        update(SchedulerLease)
+        .where(
+            col(SchedulerLease.name) == name,
+            (col(SchedulerLease.owner) == owner) | (col(SchedulerLease.expires_at) < now),
+        )
+        .values(owner=owner, expires_at=expires)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def give_up(session: Session, name: str, owner: str) -> None:
+    """Let the lease lapse now, if `owner` holds it, so another process takes over at once."""
+    session.execute(
+        update(SchedulerLease)
+        .where(col(SchedulerLease.name) == name, col(SchedulerLease.owner) == owner)
+        .values(expires_at=utcnow() - timedelta(microseconds=1))
+    )

@@ -1,0 +1,124 @@
+"""The scheduler: APScheduler fires, the hub enqueues, workers run.
+
+Any number of scheduler processes may run. Each holds a heartbeat that takes (or renews) the
+leader lease row; only the leader enqueues. Each schedule's run slot becomes a job whose
+idempotency key names the slot, so even two processes that both believe they lead (a lease
+expiring mid-firing) cannot queue a slot twice. The schedules come from the job registry, where
+each domain declared them beside its handlers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from hub.jobs import leases
+from hub.jobs.registry import all_schedules
+from hub.jobs.schedules import Schedule, slot_of
+from hub.runtime import Runtime
+from hub.types import utcnow
+
+log = structlog.get_logger("hub.scheduler")
+
+LEASE_NAME = "scheduler"
+
+
+class Scheduler:
+    """APScheduler in a background thread; every firing goes through the leader lease."""
+
+    def __init__(
+        self, runtime: Runtime, schedules: list[Schedule] | None = None, *, lease_ttl: float = 30
+    ) -> None:
+        self.runtime = runtime
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl = lease_ttl
+        self.schedules = schedules if schedules is not None else all_schedules(runtime)
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._lock = threading.Lock()
+        self._leading = False
+
+    def try_lead(self) -> bool:
+        """Take the lease if it is free or expired, renew it if this process holds it; True
+        when this process leads now."""
+        with self.runtime.db.transaction() as session:
+            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl)
+        self._note_leadership(leading)
+        return leading
+
+    def fire(self, schedule: Schedule, slot: datetime) -> bool:
+        """Enqueue `schedule`'s run for `slot` if this process leads; True when it led.
+
+        The lease check and the enqueue share one transaction, and the slot's key makes the
+        enqueue a no-op when the slot was queued already (by this or a former leader)."""
+        with self._lock, self.runtime.db.transaction() as session:
+            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl)
+            if leading:
+                schedule.enqueue(session, slot)
+        self._note_leadership(leading)
+        if leading:
+            log.info("hub.scheduler.fired", schedule=schedule.name, slot=slot.isoformat())
+        return leading
+
+    def _note_leadership(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            log.info(
+                "hub.scheduler.leader" if leading else "hub.scheduler.follower", owner=self.owner
+            )
+
+    def _job(self, schedule: Schedule) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                self.fire(schedule, slot_of(schedule.trigger, utcnow()))
+            except Exception:
+                log.exception("hub.scheduler.fire_failed", schedule=schedule.name)
+
+        return run
+
+    def _heartbeat(self) -> None:
+        try:
+            self.try_lead()
+        except Exception:
+            log.exception("hub.scheduler.heartbeat_failed")
+
+    def start(self) -> None:
+        """Start firing in a background thread; the lease is tried at once, then renewed at a
+        third of its lifetime so a live leader keeps it and a dead one loses it."""
+        self._heartbeat()
+        self._scheduler.add_job(
+            self._heartbeat,
+            IntervalTrigger(seconds=max(self.lease_ttl / 3, 0.1), timezone=UTC),
+            id="lease-heartbeat",
+            coalesce=True,
+            max_instances=1,
+        )
+        for schedule in self.schedules:
+            self._scheduler.add_job(
+                self._job(schedule),
+                schedule.trigger,
+                id=schedule.name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
+            )
+        self._scheduler.start()
+        log.info(
+            "hub.scheduler.started", owner=self.owner, schedules=[s.name for s in self.schedules]
+        )
+
+    def stop(self) -> None:
+        """Stop firing, wait for a firing in progress, and hand the lease back at once."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        with self.runtime.db.transaction() as session:
+            leases.give_up(session, LEASE_NAME, self.owner)
+        self._leading = False
+        log.info("hub.scheduler.stopped", owner=self.owner)
