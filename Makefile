@@ -1,15 +1,19 @@
 # Every target installs what it needs into .venv first, so each works on a fresh clone.
+# Installs come from requirements.lock (exact versions, every platform's hashes left to pip);
+# pyproject.toml keeps the ranges. `make lock` writes the lock again after a range changes.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+SRC     := hub connectors state_machines tests bench alembic
 
-.PHONY: install run test lint format bench demo clean
+.PHONY: install run test lint format bench demo lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,19 +25,24 @@ test: $(STAMP)  ## the whole suite, SQLite and Postgres
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check hub connectors state_machines tests bench alembic
-	$(BIN)/ruff format --check hub connectors state_machines tests bench alembic
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy hub connectors state_machines tests bench
+	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix hub connectors state_machines tests bench alembic
-	$(BIN)/ruff format hub connectors state_machines tests bench alembic
+	$(BIN)/ruff check --fix $(SRC)
+	$(BIN)/ruff format $(SRC)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 demo: $(STAMP)
 	$(BIN)/hub demo
+
+lock: $(STAMP)  ## pin every dependency (with the dev extra) for Python 3.11
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \
+		--no-header --output-file requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache hub.db hub.db-wal hub.db-shm

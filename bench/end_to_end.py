@@ -75,23 +75,27 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _case(url: str, workers: int, orders: int, *, paced: bool) -> dict[str, object]:
-    from hub.demo import build_simulated_hub
+    from connectors.deliverr.simulator import DeliverrSimulator
+    from connectors.depop.simulator import DepopSimulator
     from hub.jobs.worker import Worker
+    from hub.sim import serve_simulated_hub
 
-    hub = build_simulated_hub(url, worker_poll_seconds=POLL)
+    hub = serve_simulated_hub(url, worker_poll_seconds=POLL)
+    depop = hub.simulator("depop", DepopSimulator)
+    deliverr = hub.simulator("deliverr", DeliverrSimulator)
     for sku in SKUS:
         hub.admin("PUT", f"/admin/stock/{sku}", json={"on_hand": 10 * orders})
-        hub.depop.add_product(sku, quantity=10 * orders)
+        depop.add_product(sku, quantity=10 * orders)
     hub.settle()  # the listing updates the stock counts set off
     worker = Worker(hub.runtime, workers)
     worker.start()
     started = time.perf_counter()
     try:
         for n in range(orders):
-            hub.depop.purchase(SKUS[n % len(SKUS)])
+            depop.purchase(SKUS[n % len(SKUS)])
             if paced:
-                _wait_for_creates(hub.deliverr.orders, n + 1)
-        _wait_for_creates(hub.deliverr.orders, orders)
+                _wait_for_creates(deliverr.orders, n + 1)
+        _wait_for_creates(deliverr.orders, orders)
         wall = time.perf_counter() - started
     finally:
         worker.stop()

@@ -43,3 +43,10 @@ class Registry:
         if provider is not None and provider.webhooks is not None:
             return provider.webhooks
         raise NotConfigured(name)
+
+    def close(self) -> None:
+        """Close the HTTP clients the connectors opened for themselves."""
+        for connector in [*self.channels.values(), *self.providers.values()]:
+            close = getattr(connector, "close", None)
+            if callable(close):
+                close()

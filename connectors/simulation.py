@@ -52,6 +52,8 @@ class _Fault:
 class SimulatorBase:
     """Subclasses build `self.app` and call `self.install(self.app)` once."""
 
+    app: FastAPI = field(init=False)  # built by each subclass's constructor
+
     webhook_url: str | None = None
     webhook_client: httpx.Client | None = None
     calls: list[RecordedCall] = field(default_factory=list)

@@ -1,5 +1,6 @@
-"""The hub's settings: `HUB_*` for the hub itself; each connector brings its own class with its
-own prefix (`DEPOP_`, `TOPI_`, ...), gathered here so one object carries the whole configuration."""
+"""The hub's settings: `HUB_*` for the hub itself; each connector in `connectors.catalog` brings
+its own class with its own prefix (`DEPOP_`, `TOPI_`, ...), gathered here so one object carries
+the whole configuration."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ from typing import Annotated, Any
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from connectors.aboutyou import AboutYouSettings
-from connectors.deliverr import DeliverrSettings
-from connectors.depop import DepopSettings
-from connectors.topi import TopiSettings
+from connectors.catalog import CONNECTORS
+from connectors.connector import ConnectorSettings
 
 
 class UntrackedSkuPolicy(StrEnum):
@@ -35,6 +34,9 @@ class HubSettings(BaseSettings):
     log_format: str | None = None  # console in a terminal, else json
     log_level: str = "info"
     untracked_skus: UntrackedSkuPolicy = UntrackedSkuPolicy.ALLOW
+    # The provider an order goes to when no routing rule matches: a provider's name or
+    # `manual`. Unset: the first enabled provider in the connector catalogue, else manual.
+    default_provider: str | None = None
 
     job_max_attempts: int = 8
     job_backoff_base: float = 2.0  # seconds; attempt n waits up to base * 2**(n-1)
@@ -69,27 +71,31 @@ class HubSettings(BaseSettings):
 
 
 class Settings:
-    """The whole configuration: the hub's own and every connector's, each from its own prefix."""
+    """The whole configuration: the hub's own, and every catalogued connector's from its own
+    prefix (`settings.depop`, `settings.connectors["depop"]`). A connector's settings may be
+    given by name; the others are read from the environment."""
 
-    def __init__(
-        self,
-        hub: HubSettings | None = None,
-        *,
-        depop: DepopSettings | None = None,
-        topi: TopiSettings | None = None,
-        deliverr: DeliverrSettings | None = None,
-        aboutyou: AboutYouSettings | None = None,
-    ) -> None:
+    def __init__(self, hub: HubSettings | None = None, **given: ConnectorSettings) -> None:
+        known = {connector.name for connector in CONNECTORS}
+        if unknown := set(given) - known:
+            raise TypeError(f"no connector named {', '.join(sorted(unknown))}")
         self.hub = hub or HubSettings()
-        self.depop = depop or DepopSettings()
-        self.topi = topi or TopiSettings()
-        self.deliverr = deliverr or DeliverrSettings()
-        self.aboutyou = aboutyou or AboutYouSettings()
+        self.connectors: dict[str, ConnectorSettings] = {
+            connector.name: given.get(connector.name) or connector.settings()
+            for connector in CONNECTORS
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["connectors"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def secrets(self) -> list[str]:
         """Every configured secret value (to prove none of them leaks into logs or bodies)."""
         found: list[str] = []
-        for group in (self.hub, self.depop, self.topi, self.deliverr, self.aboutyou):
+        groups: list[HubSettings | ConnectorSettings] = [self.hub, *self.connectors.values()]
+        for group in groups:
             for value in group.model_dump().values():
                 items = value if isinstance(value, list) else [value]
                 found.extend(v.get_secret_value() for v in items if isinstance(v, SecretStr))

@@ -1,8 +1,8 @@
-"""`hub demo`: the whole hub on a fresh SQLite file, every channel and Deliverr simulated in
-this process, and a handful of order lives played end to end.
+"""`hub demo`: the whole hub on a fresh SQLite file, every channel and Deliverr simulated and
+served over HTTP on loopback (`hub.sim`), and a handful of order lives played end to end.
 
-Nothing is mocked. The simulators are the connectors' own fakes of each external API (FastAPI
-apps); the hub's real connectors call them over httpx, the simulators send their signed
+Nothing is mocked. The simulators are the connectors' own fakes of each external API; the
+hub's real connectors call them with their own HTTP clients, the simulators post their signed
 webhooks to the hub's real app, and the hub's real worker runs the jobs. The demo drives the
 simulators as buyers, warehouses and channels would, reads the outcome through the admin API,
 and exits 0 only when every order ended where it should.
@@ -10,235 +10,19 @@ and exits 0 only when every order ended where it should.
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import sys
-import tempfile
 import time
-import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
 
-import httpx
-from pydantic import SecretStr
-
-from connectors.aboutyou import AboutYouChannel, AboutYouSettings
 from connectors.aboutyou.simulator import AboutYouSimulator
-from connectors.deliverr import DeliverrSettings
 from connectors.deliverr.simulator import DeliverrSimulator
-from connectors.depop import DepopSettings
 from connectors.depop.simulator import DepopSimulator
-from connectors.simulation import SimulatorBase
-from connectors.topi import TopiSettings
 from connectors.topi.simulator import SimLine, TopiSimulator
-from hub.app import create_app
-from hub.config import HubSettings, Settings
-from hub.db import Database
-from hub.jobs.worker import run_one, worker_name
-from hub.migrate import upgrade
-from hub.runtime import Runtime
-from hub.types import utcnow
-from hub.wiring import build_runtime
-
-with warnings.catch_warnings():
-    # Starlette announces a move of its test client to another httpx; it is the in-process
-    # transport the demo needs, and the notice would only clutter the demo's output.
-    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
-    from starlette.testclient import TestClient
-
-HOSTS = {
-    "depop": "https://partnerapi.depop.com",
-    "topi": "https://seller-api.topi.eu",
-    "topi_identity": "https://identity.topi.eu/oauth2/token",
-    "deliverr": "https://api.deliverr.com",
-    "aboutyou": "https://partner.aboutyou.com",
-}
-
-
-@dataclass
-class SimulatedHub:
-    """The hub's app and worker wired to a simulator of every external system, in-process."""
-
-    runtime: Runtime
-    client: TestClient
-    admin_token: str
-    depop: DepopSimulator
-    topi: TopiSimulator
-    deliverr: DeliverrSimulator
-    aboutyou: AboutYouSimulator
-    sim_clients: list[httpx.Client] = field(default_factory=list)
-
-    @property
-    def simulators(self) -> dict[str, SimulatorBase]:
-        return {
-            "depop": self.depop,
-            "topi": self.topi,
-            "deliverr": self.deliverr,
-            "aboutyou": self.aboutyou,
-        }
-
-    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the admin API; the decoded JSON answer (raises on an error status)."""
-        response = self.client.request(
-            method, path, headers={"authorization": f"Bearer {self.admin_token}"}, **kwargs
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def settle(self, *, patience: float = 2.0) -> int:
-        """Run jobs in this thread until none is due and none comes due within `patience`
-        seconds (retries back off in milliseconds here); how many ran."""
-        name = worker_name()
-        ran = 0
-        while True:
-            if run_one(self.runtime, name):
-                ran += 1
-                continue
-            queued = self.admin("GET", "/admin/jobs", params={"state": "queued", "limit": 500})
-            due = [_parse_time(job["run_at"]) for job in queued["data"]]
-            if not due or (min(due) - utcnow()).total_seconds() > patience:
-                return ran
-            time.sleep(0.005)
-
-    def order(self, channel: str, channel_order_id: str) -> dict[str, Any] | None:
-        """The admin API's detail of a channel's order, or None when the hub has none."""
-        found = self.admin(
-            "GET",
-            "/admin/orders",
-            params={"channel": channel, "channel_order_id": channel_order_id},
-        )["data"]
-        if not found:
-            return None
-        detail: dict[str, Any] = self.admin("GET", f"/admin/orders/{found[0]['id']}")
-        return detail
-
-    def close(self) -> None:
-        self.client.close()
-        for client in self.sim_clients:
-            client.close()
-        self.runtime.db.dispose()
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def wire_simulators(
-    settings: Settings, *, db: Database | None = None
-) -> tuple[Runtime, TestClient, dict[str, SimulatorBase], list[httpx.Client]]:
-    """The hub's runtime and app over `settings`, every connector pointed at a simulator built
-    with the same credentials, and every simulator posting its webhooks to the app.
-
-    Returns the runtime, the app's client, the simulators by name and the clients to close.
-    """
-    depop_secret = settings.depop.webhook_secret
-    depop_key, topi_secret = settings.depop.api_key, settings.topi.client_secret
-    deliverr_token, deliverr_hook = settings.deliverr.access_token, settings.deliverr.webhook_token
-    ay_key, ay_hook = settings.aboutyou.api_key, settings.aboutyou.webhook_key
-    assert depop_key and depop_secret and topi_secret and settings.topi.client_id
-    assert deliverr_token and deliverr_hook and ay_key and ay_hook
-    simulators: dict[str, SimulatorBase] = {
-        "depop": DepopSimulator(
-            api_key=depop_key.get_secret_value(), webhook_secret=depop_secret.get_secret_value()
-        ),
-        "topi": TopiSimulator(
-            settings.topi.client_id,
-            topi_secret.get_secret_value(),
-            settings.topi.webhook_secrets[0].get_secret_value(),
-        ),
-        "deliverr": DeliverrSimulator(
-            deliverr_token.get_secret_value(), deliverr_hook.get_secret_value()
-        ),
-        "aboutyou": AboutYouSimulator(ay_key.get_secret_value(), ay_hook.get_secret_value()),
-    }
-    # Each client serves its simulator whatever the host asked for, so topi's token URL on
-    # its identity host reaches the topi simulator too, as the real identity service would.
-    clients: dict[str, httpx.Client] = {
-        name: TestClient(sim.app, base_url=HOSTS[name])  # type: ignore[attr-defined]
-        for name, sim in simulators.items()
-    }
-    runtime = build_runtime(settings, db=db, http=clients)
-    # ABOUT YOU answers its batches after one poll: poll again at once, not a second later.
-    runtime.connectors.add_channel(
-        AboutYouChannel(settings.aboutyou, http=clients["aboutyou"], poll_interval=0.0)
-    )
-    client = TestClient(create_app(runtime))
-    for name, sim in simulators.items():
-        sim.webhook_url = f"http://testserver/webhooks/{name}"
-        sim.webhook_client = client
-    return runtime, client, simulators, list(clients.values())
-
-
-def build_simulated_hub(database_url: str, **hub_settings: Any) -> SimulatedHub:
-    """A hub over `database_url` (already migrated) with every channel and Deliverr configured
-    against its simulator, with fresh random credentials. `hub_settings` override HUB_* values."""
-    admin_token = secrets.token_urlsafe(24)
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "admin_tokens": [SecretStr(admin_token)],
-        "job_backoff_base": 0.01,
-        "job_backoff_cap": 0.05,
-        "worker_poll_seconds": 0.01,
-        **hub_settings,
-    }
-    settings = Settings(
-        HubSettings(**values),
-        depop=DepopSettings(
-            base_url=HOSTS["depop"],
-            api_key=SecretStr(secrets.token_hex(16)),
-            webhook_secret=SecretStr(secrets.token_hex(16)),
-        ),
-        topi=TopiSettings(
-            base_url=HOSTS["topi"],
-            token_url=HOSTS["topi_identity"],
-            client_id="demo-client",
-            client_secret=SecretStr(secrets.token_hex(16)),
-            webhook_secrets=[
-                SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
-            ],
-        ),
-        deliverr=DeliverrSettings(
-            base_url=HOSTS["deliverr"],
-            access_token=SecretStr(secrets.token_hex(16)),
-            webhook_token=SecretStr(secrets.token_hex(16)),
-        ),
-        aboutyou=AboutYouSettings(
-            base_url=HOSTS["aboutyou"],
-            api_key=SecretStr(secrets.token_hex(16)),
-            webhook_key=SecretStr(secrets.token_hex(16)),
-        ),
-    )
-    runtime, client, sims, sim_clients = wire_simulators(settings)
-    return SimulatedHub(
-        runtime,
-        client,
-        admin_token,
-        sims["depop"],  # type: ignore[arg-type]
-        sims["topi"],  # type: ignore[arg-type]
-        sims["deliverr"],  # type: ignore[arg-type]
-        sims["aboutyou"],  # type: ignore[arg-type]
-        sim_clients,
-    )
-
-
-@contextmanager
-def fresh_hub() -> Iterator[SimulatedHub]:
-    """A simulated hub on a new SQLite file in a temporary directory, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="hub-demo-") as workdir:
-        url = f"sqlite:///{Path(workdir) / 'hub.db'}"
-        upgrade(url)
-        hub = build_simulated_hub(url)
-        try:
-            yield hub
-        finally:
-            hub.close()
-
+from hub.sim import SimulatedHub, fresh_simulated_hub
 
 # -- the story -------------------------------------------------------------------------------
 
@@ -264,6 +48,10 @@ class Demo:
 
     def __init__(self, hub: SimulatedHub, out: TextIO) -> None:
         self.hub = hub
+        self.depop = hub.simulator("depop", DepopSimulator)
+        self.topi = hub.simulator("topi", TopiSimulator)
+        self.aboutyou = hub.simulator("aboutyou", AboutYouSimulator)
+        self.deliverr = hub.simulator("deliverr", DeliverrSimulator)
         self.out = out
         self.outcomes: list[Outcome] = []
         self.checks: list[tuple[str, bool]] = []
@@ -304,7 +92,7 @@ class Demo:
         order = self.hub.order(channel, channel_order_id)
         if order is None or not order["fulfilment_ref"]:
             return "never reached Deliverr"
-        self.hub.deliverr.ship(order["fulfilment_ref"], items)
+        self.deliverr.ship(order["fulfilment_ref"], items)
         self.hub.settle()
         shipped = self.hub.order(channel, channel_order_id)
         return shipped["status"] if shipped else "missing"
@@ -317,14 +105,14 @@ class Demo:
         for sku, on_hand in stock.items():
             self.hub.admin("PUT", f"/admin/stock/{sku}", json={"on_hand": on_hand})
         for sku in ("TEE-01", "CAP-07"):
-            self.hub.depop.add_product(sku, quantity=stock[sku])
+            self.depop.add_product(sku, quantity=stock[sku])
         for sku in ("SNEAKER-42", "HOODIE-L1"):
-            self.hub.aboutyou.add_product(sku, stock[sku])
+            self.aboutyou.add_product(sku, stock[sku])
         self.hub.settle()
         return f"{len(stock)} SKUs counted, listed on Depop and ABOUT YOU"
 
     def depop_paid_order(self) -> str:
-        purchase = self.hub.depop.purchase("TEE-01")
+        purchase = self.depop.purchase("TEE-01")
         self.hub.settle()
         outcome = Outcome("Depop: paid, shipped whole", "depop", purchase, "completed")
         self.depop_purchase = purchase
@@ -333,8 +121,8 @@ class Demo:
         return f"order {purchase} {status}"
 
     def depop_duplicate(self) -> str:
-        event_id = next(iter(self.hub.depop.sent_events))
-        answer = self.hub.depop.redeliver(event_id)
+        event_id = next(iter(self.depop.sent_events))
+        answer = self.depop.redeliver(event_id)
         self.hub.settle()
         events = self.hub.admin("GET", "/admin/events", params={"channel": "depop"})["data"]
         stored = [e for e in events if e["external_id"] == event_id]
@@ -352,7 +140,7 @@ class Demo:
     def topi_two_parcels(self) -> str:
         # Bought outright: a rented unit would need a serial number, which Deliverr does not
         # report, so topi would refuse its tracking (and the hub would flag the order).
-        oid = self.hub.topi.create_order(
+        oid = self.topi.create_order(
             [
                 SimLine("LAPTOP-14", 2, "pay_now", title="Laptop 14"),
                 SimLine("CHARGER-65W", 1, "pay_now", unit_price=4900, title="Charger 65 W"),
@@ -370,23 +158,21 @@ class Demo:
         return f"{first}, then {second}"
 
     def topi_out_of_stock(self) -> str:
-        oid = self.hub.topi.create_order([SimLine("LAPTOP-16", 1, "pay_now", title="Laptop 16")])
+        oid = self.topi.create_order([SimLine("LAPTOP-16", 1, "pay_now", title="Laptop 16")])
         self.hub.settle()
         outcome = self.record(Outcome("topi: out of stock", "topi", oid, "rejected"))
-        return f"{outcome.actual} (topi told: {self.hub.topi.order(oid)['status']})"
+        return f"{outcome.actual} (topi told: {self.topi.order(oid)['status']})"
 
     def aboutyou_cancelled(self) -> str:
-        order_id = self.hub.aboutyou.create_order("SNEAKER-42")
+        order_id = self.aboutyou.create_order("SNEAKER-42")
         self.hub.settle()
         at_deliverr = self.hub.order("aboutyou", str(order_id))
-        self.hub.aboutyou.cancel_items(order_id, self.hub.aboutyou.item_ids(order_id))
+        self.aboutyou.cancel_items(order_id, self.aboutyou.item_ids(order_id))
         self.hub.settle()
         outcome = self.record(
             Outcome("ABOUT YOU: cancelled by the customer", "aboutyou", str(order_id), "cancelled")
         )
-        at_deliverr = (
-            self.hub.deliverr.order_by_external_id(at_deliverr["id"]) if at_deliverr else None
-        )
+        at_deliverr = self.deliverr.order_by_external_id(at_deliverr["id"]) if at_deliverr else None
         deliverr_status = at_deliverr["status"] if at_deliverr else "never created"
         self.check(
             "a cancelled order's Deliverr order is cancelled", deliverr_status == "CANCELLED"
@@ -394,17 +180,17 @@ class Demo:
         return f"{outcome.actual}, Deliverr order {deliverr_status}"
 
     def aboutyou_shipped(self) -> str:
-        order_id = self.hub.aboutyou.create_order("HOODIE-L1")
+        order_id = self.aboutyou.create_order("HOODIE-L1")
         self.hub.settle()
         outcome = Outcome("ABOUT YOU: dropshipped", "aboutyou", str(order_id), "completed")
         status = self.ship("aboutyou", str(order_id), None)
         self.record(outcome)
-        items = [item["status"] for item in self.hub.aboutyou.order(order_id)["order_items"]]
+        items = [item["status"] for item in self.aboutyou.order(order_id)["order_items"]]
         return f"{status} (ABOUT YOU items: {', '.join(items)})"
 
     def depop_dropped_webhook(self) -> str:
-        self.hub.depop.drop_next_webhooks(1)
-        purchase = self.hub.depop.purchase("CAP-07")
+        self.depop.drop_next_webhooks(1)
+        purchase = self.depop.purchase("CAP-07")
         self.hub.settle()
         lost = self.hub.order("depop", purchase) is None
         run = self.hub.admin("POST", "/admin/reconcile/depop", json={})
@@ -485,10 +271,10 @@ def run_demo(out: TextIO | None = None) -> int:
     """Play the demo; 0 when every order ended where it should, else 1."""
     stream = out or sys.stdout
     started = time.perf_counter()
-    with fresh_hub() as hub:
+    with fresh_simulated_hub() as hub:
         demo = Demo(hub, stream)
         demo.say("The order hub on a fresh SQLite file; Depop, topi, ABOUT YOU and Deliverr")
-        demo.say("simulated in this process. Every call below crosses real HTTP clients.")
+        demo.say("simulated and served on loopback. Every call below crosses real HTTP.")
         demo.say("")
         demo.play()
         passed = demo.report()

@@ -1,16 +1,20 @@
-"""Building a process: settings -> database, connectors, runtime."""
+"""Building a process: settings -> database, connectors, runtime.
+
+Importing this module loads every domain (`hub.tasks`), so a process that builds a runtime has
+every job kind, dead-job hook, schedule and entry effect registered before it does any work.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
-from connectors.aboutyou import AboutYouChannel
-from connectors.deliverr import DeliverrProvider
-from connectors.depop import DepopChannel
+import hub.tasks  # noqa: F401  (loads every domain)
+from connectors.base import FulfilmentProvider, SalesChannel
+from connectors.catalog import CONNECTORS
+from connectors.connector import Lent, Role
 from connectors.registry import Registry
-from connectors.topi import TopiChannel
 from hub.config import Settings
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
@@ -18,24 +22,32 @@ from hub.runtime import Runtime
 
 
 def build_registry(
-    settings: Settings, db: Database, http: Mapping[str, httpx.Client] | None = None
+    settings: Settings,
+    db: Database,
+    http: Mapping[str, httpx.Client] | None = None,
+    *,
+    sleep: Callable[[float], None] | None = None,
 ) -> Registry:
-    """Every connector whose credentials are configured. `http` overrides a connector's HTTP
-    client by name (tests and the demo point them at the simulators)."""
+    """Every catalogued connector whose credentials are configured. `http` overrides a
+    connector's HTTP client by name (the demo and the tests point them at simulators), `sleep`
+    how connectors wait between polls (a simulator answers at once)."""
     http = http or {}
+    store = DatabaseTokenStore(db)
     registry = Registry()
-    if settings.depop.configured:
-        registry.add_channel(DepopChannel(settings.depop, http=http.get("depop")))
-    if settings.topi.configured:
-        registry.add_channel(TopiChannel(settings.topi, http=http.get("topi")))
-    if settings.aboutyou.configured:
-        registry.add_channel(AboutYouChannel(settings.aboutyou, http=http.get("aboutyou")))
-    if settings.deliverr.configured:
-        registry.add_provider(
-            DeliverrProvider(
-                settings.deliverr, http=http.get("deliverr"), token_store=DatabaseTokenStore(db)
-            )
-        )
+    for connector in CONNECTORS:
+        configured = settings.connectors[connector.name]
+        if not configured.configured:
+            continue
+        lent = Lent(http=http.get(connector.name), token_store=store)
+        if sleep is not None:
+            lent = Lent(http=lent.http, token_store=store, sleep=sleep)
+        built = connector.build(configured, lent)
+        if connector.role is Role.CHANNEL:
+            assert isinstance(built, SalesChannel), connector.name
+            registry.add_channel(built)
+        else:
+            assert isinstance(built, FulfilmentProvider), connector.name
+            registry.add_provider(built)
     return registry
 
 
@@ -44,10 +56,11 @@ def build_runtime(
     *,
     db: Database | None = None,
     http: Mapping[str, httpx.Client] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> Runtime:
     database = db or Database(settings.hub.database_url)
     return Runtime(
         settings=settings.hub,
         db=database,
-        connectors=build_registry(settings, database, http),
+        connectors=build_registry(settings, database, http, sleep=sleep),
     )

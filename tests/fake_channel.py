@@ -15,6 +15,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from fastapi import FastAPI
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from connectors.base import (
     Address,
     Capability,
@@ -31,7 +35,9 @@ from connectors.base import (
     WebhookIdentity,
     WebhookReceiver,
 )
+from connectors.connector import Connector, Lent, Role
 from connectors.signatures import sign_timestamped_hex, verify_timestamped_hex
+from connectors.simulation import SimulatorBase
 
 SECRET = "fake-secret"
 
@@ -173,3 +179,46 @@ class FakeChannel:
     def count(self, action: str) -> int:
         with self.lock:
             return sum(1 for a, _ in self.calls if a == action)
+
+
+# -- the fake channel as a catalogued connector ---------------------------------------------------
+
+
+class FakeSettings(BaseSettings):
+    """`FAKE_*` variables: the channel is on when its webhook secret is set."""
+
+    model_config = SettingsConfigDict(env_prefix="FAKE_", extra="ignore")
+
+    base_url: str = "https://fake.example"
+    webhook_secret: SecretStr | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.webhook_secret is not None
+
+
+@dataclass
+class FakeSimulator(SimulatorBase):
+    """The fake channel's side of the wire: it only sends signed webhooks."""
+
+    def __post_init__(self) -> None:
+        self.app = FastAPI()
+        self.install(self.app)
+
+    def place(self, event_id: str, order: Mapping[str, Any]) -> int | None:
+        body = webhook(event_id, "order.new", order)
+        return self.deliver(body, signed(body))
+
+
+def _build(settings: FakeSettings, lent: Lent) -> FakeChannel:
+    return FakeChannel()
+
+
+CONNECTOR = Connector(
+    name="fake",
+    role=Role.CHANNEL,
+    settings=FakeSettings,
+    build=_build,
+    simulator=lambda settings: FakeSimulator(),
+    simulated=lambda base_url: FakeSettings(base_url=base_url, webhook_secret=SecretStr(SECRET)),
+)

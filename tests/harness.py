@@ -7,7 +7,7 @@ Jobs run when a test calls `drain()`, so each test decides when the worker runs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlmodel import col
+from starlette.types import ASGIApp
 
 from connectors.aboutyou import AboutYouSettings
 from connectors.aboutyou.simulator import AboutYouSimulator
@@ -26,13 +27,22 @@ from connectors.topi import TopiSettings
 from connectors.topi.simulator import TopiSimulator
 from hub.config import HubSettings, Settings
 from hub.db import Database
-from hub.demo import HOSTS as HOSTS
-from hub.demo import wire_simulators
 from hub.jobs.models import Job, JobState
 from hub.jobs.worker import run_one, worker_name
 from hub.runtime import Runtime
+from hub.sim import SimulatedHub, wire_simulators
 from hub.types import utcnow
 from tests.fake_channel import FakeChannel
+
+# Where each system lives; the in-process test client serves its simulator whatever host is
+# asked, so topi's token URL on its identity host reaches the topi simulator too.
+HOSTS = {
+    "depop": "https://partnerapi.depop.com",
+    "topi": "https://seller-api.topi.eu",
+    "topi_identity": "https://identity.topi.eu/oauth2/token",
+    "deliverr": "https://api.deliverr.com",
+    "aboutyou": "https://partner.aboutyou.com",
+}
 
 ADMIN_TOKEN = "test-admin-token"
 DEPOP_KEY, DEPOP_SECRET = "depop-key", "depop-webhook-secret"
@@ -91,8 +101,8 @@ class Hub:
     topi: TopiSimulator
     deliverr: DeliverrSimulator
     aboutyou: AboutYouSimulator
+    wired: SimulatedHub
     fake: FakeChannel | None = None
-    sim_clients: list[httpx.Client] = field(default_factory=list)
 
     @property
     def db(self) -> Database:
@@ -153,9 +163,7 @@ class Hub:
         return found
 
     def close(self) -> None:
-        for client in self.sim_clients:
-            client.close()
-        self.runtime.db.dispose()
+        self.wired.close()
 
 
 def make_hub(
@@ -167,20 +175,27 @@ def make_hub(
 ) -> Hub:
     """A hub over `database` with every channel configured against its simulator."""
     settings = all_settings(database.url, **hub_overrides)
-    runtime, client, sims, sim_clients = wire_simulators(settings, db=database)
+    wired = wire_simulators(settings, in_process, db=database, admin_token=ADMIN_TOKEN)
+    runtime = wired.runtime
     if not deliverr:
         runtime.connectors.providers.pop("deliverr")
     fake_channel = None
     if fake:
         fake_channel = FakeChannel()
         runtime.connectors.add_channel(fake_channel)
+    assert isinstance(wired.client, TestClient)
     return Hub(
         runtime,
-        client,
-        sims["depop"],  # type: ignore[arg-type]
-        sims["topi"],  # type: ignore[arg-type]
-        sims["deliverr"],  # type: ignore[arg-type]
-        sims["aboutyou"],  # type: ignore[arg-type]
+        wired.client,
+        wired.simulator("depop", DepopSimulator),
+        wired.simulator("topi", TopiSimulator),
+        wired.simulator("deliverr", DeliverrSimulator),
+        wired.simulator("aboutyou", AboutYouSimulator),
+        wired,
         fake_channel,
-        sim_clients,
     )
+
+
+def in_process(app: ASGIApp, base_url: str) -> TestClient:
+    """A client that reaches `app` in this process, whatever host a URL names."""
+    return TestClient(app, base_url=base_url)

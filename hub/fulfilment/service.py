@@ -87,10 +87,15 @@ def lines_without_sku(lines: Sequence[OrderLine]) -> list[str]:
 
 
 def choose_provider(
-    session: Session, order: Order, lines: Sequence[OrderLine], enabled: Sequence[str]
+    session: Session,
+    order: Order,
+    lines: Sequence[OrderLine],
+    enabled: Sequence[str],
+    default: str | None = None,
 ) -> str:
-    """The first rule (by priority) matching the order whose provider is enabled; else the
-    default: Deliverr when configured, otherwise manual fulfilment by an operator."""
+    """The first rule (by priority) matching the order whose provider is enabled; else
+    `default` (HUB_DEFAULT_PROVIDER) when it is enabled or manual; else the first enabled
+    provider; else manual fulfilment by an operator."""
     country = (order.shipping_address or {}).get("country_code")
     skus = [line.sku or "" for line in lines]
     for rule in repo.rules(session):
@@ -98,7 +103,9 @@ def choose_provider(
             continue
         if _matches(rule, order.channel, country, skus):
             return rule.provider
-    return "deliverr" if "deliverr" in enabled else MANUAL
+    if default is not None and (default == MANUAL or default in enabled):
+        return default
+    return enabled[0] if enabled else MANUAL
 
 
 def _matches(rule: RoutingRule, channel: str, country: str | None, skus: Sequence[str]) -> bool:

@@ -52,7 +52,9 @@ def route(ctx: JobContext) -> None:
             return
         lines = orders_repo.lines(session, order_id)
         unnamed = fulfilment.lines_without_sku(lines)
-        provider_name = fulfilment.choose_provider(session, order, lines, enabled)
+        provider_name = fulfilment.choose_provider(
+            session, order, lines, enabled, runtime.settings.default_provider
+        )
         request = fulfilment.request_for(order, lines)
     if unnamed:
         # No provider can pick a line without a SKU, and shipping the rest would split the

@@ -418,7 +418,7 @@ def test_renewed_deliverr_tokens_are_kept_in_the_database(hub: Hub) -> None:
         webhook_token=SecretStr(DELIVERR_HOOK),
     )
     http = TestClient(hub.deliverr.app, base_url=HOSTS["deliverr"])
-    hub.sim_clients.append(http)
+    hub.wired.closers.append(http.close)
     store = DatabaseTokenStore(hub.db)
     hub.runtime.connectors.add_provider(DeliverrProvider(settings, http=http, token_store=store))
     hub.deliverr.refresh_token = "refresh-original"

@@ -1,0 +1,62 @@
+"""What a connector package says about itself (a `Connector`): its name, its role, its
+settings, how to build it and how to simulate its system. `connectors.catalog` lists them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import httpx
+
+from connectors.base import FulfilmentProvider, SalesChannel, TokenStore
+from connectors.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from connectors.simulation import SimulatorBase
+
+
+class Role(StrEnum):
+    CHANNEL = "channel"  # orders come from it
+    PROVIDER = "provider"  # it ships orders
+
+
+class ConnectorSettings(Protocol):
+    """A connector's settings: a pydantic-settings class with its own environment prefix."""
+
+    @property
+    def configured(self) -> bool:
+        """True when the credentials it needs are set; otherwise the connector is off."""
+        ...
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lent:
+    """What the hub lends a connector it builds."""
+
+    http: httpx.Client | None = None  # None: the connector opens its own pooled client
+    token_store: TokenStore | None = None  # where renewed credentials are kept
+    limiter: RateLimiter | None = None  # None: the connector limits this process only
+    sleep: Callable[[float], None] = time.sleep  # how it waits between polls
+
+
+S = TypeVar("S", bound=ConnectorSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Connector(Generic[S]):
+    """One external system the hub can use."""
+
+    name: str
+    role: Role
+    settings: Callable[[], S]  # read from the environment
+    build: Callable[[S, Lent], SalesChannel | FulfilmentProvider]
+    # A simulator of the system that accepts exactly the credentials in `S` (tests, demo).
+    simulator: Callable[[S], SimulatorBase]
+    # Settings for a simulated account whose every URL is under `base_url`, with fresh random
+    # credentials.
+    simulated: Callable[[str], S]
