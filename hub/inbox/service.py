@@ -26,6 +26,11 @@ log = structlog.get_logger("hub.inbox")
 PROCESS = "inbox.process"
 
 
+def process_key(event_id: int, replay: int = 0) -> str:
+    """The key of processing an event (its `replay`-th replay: a new job each time)."""
+    return f"inbox:{event_id}" if not replay else f"inbox:{event_id}:replay:{replay}"
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     status: Literal["accepted", "duplicate"]
@@ -69,7 +74,7 @@ def store(
             assert existing is not None
             return Receipt("duplicate", existing)
         if error is None:
-            queue.enqueue(session, PROCESS, f"inbox:{event_id}", {"event_id": event_id})
+            queue.enqueue(session, PROCESS, process_key(event_id), {"event_id": event_id})
         return Receipt("accepted", event_id)
 
     # Webhooks arriving together share a commit; each answer still waits for its own.
@@ -101,7 +106,7 @@ def replay(runtime: Runtime, event_id: int) -> bool:
         queue.enqueue(
             session,
             PROCESS,
-            f"inbox:{event_id}:replay:{event.replays}",
+            process_key(event_id, event.replays),
             {"event_id": event_id, "replay": True},
         )
     return True

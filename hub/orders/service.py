@@ -41,6 +41,12 @@ OVERSOLD = "oversold: restock or refund"
 WAITING_STATE = OrderState.ACKNOWLEDGED
 FILL_WAITING = "orders.fill_waiting"
 
+
+def fill_key(sku: str) -> str:
+    """One waiting fill job per SKU (coalesced): it offers whatever is free when it runs."""
+    return f"{FILL_WAITING}:{sku}"
+
+
 # What the hub assumes of a channel it has no connector for (switched off since the order came):
 # the strictest flow, every call made, nothing assumed.
 _UNKNOWN_CHANNEL = frozenset({Capability.ACKNOWLEDGE, Capability.ACCEPT, Capability.REJECT})
@@ -416,7 +422,7 @@ def offer_freed_units(session: Session, skus: Sequence[str]) -> None:
         if repo.search(session, status=WAITING_STATE, needs_attention=True, sku=sku, limit=1)
     ]
     queue.enqueue_coalesced(
-        session, FILL_WAITING, [(f"{FILL_WAITING}:{sku}", {"sku": sku}) for sku in waited_for]
+        session, FILL_WAITING, [(fill_key(sku), {"sku": sku}) for sku in waited_for]
     )
 
 

@@ -33,6 +33,12 @@ log = structlog.get_logger("hub.reconcile")
 
 RUN = "reconcile.run"
 
+
+def run_key(run_id: str) -> str:
+    """The key of a run started by hand (a scheduled run's key names its slot instead)."""
+    return f"reconcile:{run_id}"
+
+
 # What the hub did about each kind of drift intake reports, as the run shows it.
 _ACTIONS = {
     "cancelled_at_channel": "cancelled the order",
@@ -80,7 +86,7 @@ def start_run(
     run_id = new_id("rec")
     # The job first: its unique key is what makes a scheduled slot run once, and no run row
     # is left behind when the slot was queued already.
-    if not queue.enqueue(session, RUN, key or f"reconcile:{run_id}", {"run_id": run_id}):
+    if not queue.enqueue(session, RUN, key or run_key(run_id), {"run_id": run_id}):
         return None
     run = ReconcileRun(id=run_id, channel=channel, window_from=since, window_to=to, created_at=now)
     session.add(run)
