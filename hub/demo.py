@@ -29,6 +29,7 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.aboutyou import AboutYouChannel, AboutYouSettings
+from connectors.aboutyou.config import ReturnLabelPolicy
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr import DeliverrSettings
 from connectors.deliverr.simulator import DeliverrSimulator
@@ -52,6 +53,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     from starlette.testclient import TestClient
 
+DEMO_RETURN_LABEL = "RETURN-LABEL-DEMO"
 HOSTS = {
     "depop": "https://partnerapi.depop.com",
     "topi": "https://seller-api.topi.eu",
@@ -212,6 +214,9 @@ def build_simulated_hub(database_url: str, **hub_settings: Any) -> SimulatedHub:
             base_url=HOSTS["aboutyou"],
             api_key=SecretStr(secrets.token_hex(16)),
             webhook_key=SecretStr(secrets.token_hex(16)),
+            # The simulated warehouse packs one standing return label in every parcel.
+            return_label_policy=ReturnLabelPolicy.FIXED,
+            return_label_number=DEMO_RETURN_LABEL,
         ),
     )
     runtime, client, sims, sim_clients = wire_simulators(settings)

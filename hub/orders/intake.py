@@ -168,4 +168,7 @@ def apply_event(
 
 def _known_order(session: Session, channel: str, event: ChannelEvent) -> Order | None:
     ref = event.channel_order_id or (event.order.channel_order_id if event.order else None)
-    return repo.by_channel_id(session, channel, ref) if ref else None
+    if ref:
+        return repo.by_channel_id(session, channel, ref)
+    # ABOUT YOU's item events name their items, not the order.
+    return repo.by_channel_line_ids(session, channel, event.line_ids)
