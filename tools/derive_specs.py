@@ -7,6 +7,11 @@ extra schemas. This tool writes, beside the manifest, `<name>.openapi.json` (and
 the components they reference, transitively, with every `description` and `summary` removed so
 no vendor prose is copied, and `info.x-derived-from` naming the source and its sha256.
 
+A source that is not valid OpenAPI as published (ABOUT YOU's, rebuilt by hand) may be mended by
+the manifest's `patches` (JSON Patch operations, each with its reason, recorded in the subset),
+and `keep_extensions` keeps only the `x-` annotations named there (its author's notes are
+prose). A manifest without them derives exactly as before.
+
     python -m tools.derive_specs [--specs ../shared/specs] [--check]
 
 Output is deterministic (sorted keys, two-space indent), so a stale subset shows as a diff and
@@ -189,6 +194,8 @@ def derive_openapi(manifest: Mapping[str, Any], specs: Path) -> dict[str, Any]:
     section = manifest["openapi"]
     path = specs / section["source"]
     source, sha = load_source(path)
+    patches = section.get("patches", [])
+    source = apply_patches(source, patches)
     subset: dict[str, Any] = {
         "openapi": source["openapi"],
         "info": {
@@ -234,7 +241,86 @@ def derive_openapi(manifest: Mapping[str, Any], specs: Path) -> dict[str, Any]:
     for name in sorted(schemes):
         scheme = source["components"]["securitySchemes"][name]
         subset.setdefault("components", {}).setdefault("securitySchemes", {})[name] = scheme
+    if patches:
+        subset["info"]["x-derived-patches"] = [
+            {"op": p["op"], "path": p["path"], "why": p["why"]} for p in patches
+        ]
+    if "keep_extensions" in section:
+        subset = keep_extensions(subset, frozenset(section["keep_extensions"]))
     return strip_prose(subset)  # type: ignore[no-any-return]
+
+
+def apply_patches(
+    source: Mapping[str, Any], patches: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """`source` with the manifest's patches applied, for a description that is not valid
+    OpenAPI as published (shorthand answers, payloads outside a request body) or leaves out
+    what a wire plainly carries.
+
+    Each patch is a JSON Patch operation (`add`, `replace` or `remove` at a JSON pointer) with a
+    `why`. An object a patch puts in (but a reference) carries it as `x-derived-note`; the subset
+    lists every patch under `info.x-derived-patches`, so a reader can tell the vendor's
+    document from the decisions taken on top of it.
+    """
+    document: dict[str, Any] = copy.deepcopy(dict(source))
+    for patch in patches:
+        op, pointer, why = patch["op"], patch["path"], patch.get("why")
+        if not why:
+            raise ManifestError(f"patch {op} {pointer} gives no reason")
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+        parent: Any = document
+        for part in parts[:-1]:
+            if not isinstance(parent, dict) or part not in parent:
+                raise ManifestError(f"patch {op} {pointer}: no {part!r} on the way")
+            parent = parent[part]
+        last = parts[-1]
+        if not isinstance(parent, dict):
+            raise ManifestError(f"patch {op} {pointer}: not inside an object")
+        exists = last in parent
+        if op == "remove" or op == "replace":
+            if not exists:
+                raise ManifestError(f"patch {op} {pointer}: nothing there")
+        elif op == "add":
+            if exists:
+                raise ManifestError(f"patch add {pointer}: already there (use replace)")
+        else:
+            raise ManifestError(f"patch {pointer}: unknown op {op!r}")
+        if op == "remove":
+            del parent[last]
+            continue
+        value = copy.deepcopy(patch["value"])
+        # A map of names (responses, properties) notes each entry; a reference and data (an
+        # example, an enum) take no note.
+        targets = [] if last in _VERBATIM else value.values() if last in _NAME_MAPS else [value]
+        for target in targets:
+            if isinstance(target, dict) and "$ref" not in target:
+                target["x-derived-note"] = why
+        parent[last] = value
+    return document
+
+
+# Extensions the tool itself writes; a manifest's `keep_extensions` never drops them.
+_OWN_EXTENSIONS = frozenset(
+    {"x-derived-from", "x-derived-note", "x-derived-patches", "x-added-responses"}
+)
+
+
+def keep_extensions(node: Any, keep: frozenset[str], *, names: bool = False) -> Any:
+    """`node` without `x-` annotations other than those in `keep`: a description rebuilt by
+    hand carries its author's notes in extensions, which are prose and stay out."""
+    if isinstance(node, list):
+        return [keep_extensions(item, keep) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if not names and key.startswith("x-") and key not in keep | _OWN_EXTENSIONS:
+            continue
+        if key in _VERBATIM:
+            out[key] = value
+        else:
+            out[key] = keep_extensions(value, keep, names=key in _NAME_MAPS and not names)
+    return out
 
 
 def _security_requirements(subset: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
