@@ -16,9 +16,10 @@ own, never through the connector's models:
 - Webhooks carry `X-API-Key`: `order.created` with the order, `order_items.shipped` and
   `.returned` with the shipment object when a batch is processed, `order_items.cancelled` when
   the customer cancels (`cancel_items`).
-- Errors: 401 `{"message"}`; unreadable JSON 400 `{"message"}`; a body the endpoint cannot take
-  422 `{"detail": [{"loc", "msg", "type"}]}` (the form of ABOUT YOU's framework; unverified);
-  an unknown or expired batch 404 `{"message"}` (undocumented).
+- Requests are checked against the contract subset (`spec/`) before any route sees them; one
+  that does not fit, and any other request the endpoint cannot take, is answered 400
+  `{"message"}` (the documented error form); a wrong key 401 `{"message"}`; an unknown or
+  expired batch 404 `{"message"}` (undocumented).
 - With `rate_limits=True` the documented limits per endpoint and minute apply: 429
   `{"message"}` with `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `Retry-After` (the last
   is not documented).
@@ -44,7 +45,10 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.contracts import enforce
 from connectors.simulation import CONTROL_PREFIX, SimulatorBase
+
+from .spec import CONTRACT
 
 # Carrier keys the simulated account has active (ABOUT YOU lists them at /orders/carriers/).
 DEFAULT_CARRIERS = frozenset({"DHL", "DHL_EXPRESS", "UPS", "DPD", "HERMES", "GLS"})
@@ -168,11 +172,17 @@ BODIES: dict[str, type[_Body]] = {
 }
 
 
+def _refuse(status: int, problems: list[str]) -> Response:
+    """A request the contract refuses, in ABOUT YOU's documented error form."""
+    return _message("Invalid request: " + "; ".join(problems), status)
+
+
 def _validation_error(exc: ValidationError) -> Response:
-    detail = [
-        {"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors()
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in exc.errors()
     ]
-    return _response({"detail": detail}, 422)
+    return _refuse(400, problems)
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -237,6 +247,8 @@ class AboutYouSimulator(SimulatorBase):
         self.app = FastAPI(title="ABOUT YOU Seller Center simulator")
         self._routes(self.app)
         self._control_routes(self.app)
+        # Inside the rate limit and the call record: a refused request is still a call.
+        enforce(self.app, CONTRACT, _refuse)
         self._limit(self.app)
         self.install(self.app)
 
@@ -559,7 +571,7 @@ class AboutYouSimulator(SimulatorBase):
             if (denied := self._unauthorised(request)) is not None:
                 return denied
             query = request.query_params
-            errors: list[dict[str, Any]] = []
+            errors: list[str] = []
             page = _int_param(query.get("page"), 1, 1, None, "page", errors)
             per_page = _int_param(
                 query.get("per_page"), DEFAULT_PER_PAGE, 1, MAX_PER_PAGE, "per_page", errors
@@ -574,9 +586,9 @@ class AboutYouSimulator(SimulatorBase):
                 "returned",
                 "mixed",
             }:
-                errors.append(_param_error("order_status", "Input should be a valid status"))
+                errors.append("order_status: not a status")
             if errors:
-                return _response({"detail": errors}, 422)
+                return _refuse(400, errors)
             number = query.get("order_number")
             with self.lock:
                 matching = [
@@ -618,10 +630,7 @@ class AboutYouSimulator(SimulatorBase):
                 return _message("Not Found", 404)
             batch_id = request.query_params.get("batch_request_id")
             if not batch_id:
-                return _response(
-                    {"detail": [_param_error("batch_request_id", "Field required", "missing")]},
-                    422,
-                )
+                return _refuse(400, ["batch_request_id: required"])
             with self.lock:
                 batch = self.batches.get(batch_id)
                 if batch is None or RESULT_KINDS[kind] != batch.kind:
@@ -700,36 +709,32 @@ def _outcome(request_item: dict[str, Any], errors: list[str]) -> dict[str, Any]:
     return {"requestItem": request_item, "success": not errors, "errors": errors}
 
 
-def _param_error(name: str, message: str, kind: str = "value_error") -> dict[str, Any]:
-    return {"type": kind, "loc": ["query", name], "msg": message}
-
-
 def _int_param(
     raw: str | None,
     default: int,
     low: int,
     high: int | None,
     name: str,
-    errors: list[dict[str, Any]],
+    errors: list[str],
 ) -> int:
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        errors.append(_param_error(name, "Input should be a valid integer", "int_parsing"))
+        errors.append(f"{name}: not an integer")
         return default
     if value < low or (high is not None and value > high):
-        errors.append(_param_error(name, f"Input should be between {low} and {high or 'any'}"))
+        errors.append(f"{name}: must be between {low} and {high or 'any'}")
     return value
 
 
-def _time_param(raw: str | None, name: str, errors: list[dict[str, Any]]) -> datetime | None:
+def _time_param(raw: str | None, name: str, errors: list[str]) -> datetime | None:
     if raw is None:
         return None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        errors.append(_param_error(name, "Input should be a valid datetime", "datetime_parsing"))
+        errors.append(f"{name}: not an ISO 8601 time")
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
