@@ -154,7 +154,8 @@ def apply_event(
         if kind is EventKind.ORDER_NOTICE:
             return Outcome(ignored=f"{event.event_type} for an order the hub does not hold")
         # Out of order: the order itself has not arrived yet. Wait for it.
-        raise Retriable(f"{channel} order {event.channel_order_id} not received yet", after=30)
+        wanted = event.channel_order_id or f"of lines {', '.join(event.line_ids)}"
+        raise Retriable(f"{channel} order {wanted} not received yet", after=30)
     if kind is EventKind.ORDER_CANCELLED:
         service.cancel(session, order, source, dict(event.detail))
     elif kind is EventKind.LINES_CANCELLED:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from connectors.aboutyou.client import (
     SUBMIT,
     SUBMIT_LIMITS,
     AboutYouChannel,
+    Operation,
 )
 from connectors.aboutyou.simulator import BODIES, AboutYouSimulator
 from connectors.aboutyou.spec import CONTRACT
@@ -43,11 +45,14 @@ from connectors.aboutyou.transformers import (
 from connectors.base import EventKind, ListingNotFound, Pending, Permanent, Retriable
 from connectors.contracts import (
     ContractLog,
+    ContractViolation,
     iter_examples,
     payload_problems,
     published_contract,
     watch,
 )
+from hub.demo import wire_simulators
+from hub.migrate import upgrade
 from tests.connectors.aboutyou.factories import (
     API_KEY,
     HOST,
@@ -58,6 +63,7 @@ from tests.connectors.aboutyou.factories import (
     order_view,
     shipment,
 )
+from tests.harness import all_settings
 
 OPERATIONS = {(op.method, op.path) for op in CONTRACT.operations}
 SCHEMAS = CONTRACT.document["components"]["schemas"]
@@ -395,5 +401,19 @@ def test_a_documented_order_page_parses_through_the_wire_model() -> None:
     assert page.items[0].shipping_collection_point_key == "PS-1"
 
 
-def test_the_demo_and_the_harness_watch_about_you() -> None:
+def test_the_demo_and_the_harness_watch_every_about_you_call(tmp_path: Path) -> None:
     assert published_contract("aboutyou") is CONTRACT
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(url)
+    runtime, app, sims, clients = wire_simulators(all_settings(url))
+    try:
+        channel = runtime.connectors.channel("aboutyou")
+        assert isinstance(channel, AboutYouChannel)
+        with pytest.raises(ContractViolation):
+            channel.client.submit(Operation.SHIP, {"items": []})
+        assert sims["aboutyou"].calls == []  # refused before it was sent
+    finally:
+        app.close()
+        for client in clients:
+            client.close()
+        runtime.db.dispose()
