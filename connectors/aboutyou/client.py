@@ -540,7 +540,8 @@ class AboutYouChannel:
 
     def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
         """Set the sellable quantity of `sku`. An absolute figure stamped `valid_at` is safe to
-        send again; a resumed batch for a figure that has since changed is superseded."""
+        send again. A resumed batch is awaited first; if the figure has changed since, the new
+        one is sent after it, with a later `valid_at`."""
         quantity = min(max(0, available), MAX_STOCK)
         what = f"stock of {sku}"
         batch = _resumed(resume, Operation.STOCKS, sku)
