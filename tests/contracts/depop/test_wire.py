@@ -25,6 +25,7 @@ from connectors.base import (
     OrderLineView,
     OrderView,
     Permanent,
+    Retriable,
     ShipmentLineView,
     ShipmentView,
 )
@@ -289,7 +290,7 @@ def _exercise(wire: Wire) -> None:
     with pytest.raises(Permanent, match="validation"):
         channel.client.refund(refunded, items_refund_amount=Decimal("1.00"))  # 422
     sim.fail_next(1, 429)
-    with pytest.raises(Exception, match="429"):
+    with pytest.raises(Retriable, match="429"):
         channel.fetch_order(shipped)
 
 
