@@ -9,5 +9,7 @@ HERE = Path(__file__).resolve().parent
 
 # The Seller API operations the client calls and the simulator serves, and its webhooks.
 OPENAPI = Contract.load(HERE / "depop.openapi.json")
+# Published: the client and the simulator both meet it, so every call is watched (hub.demo).
+CONTRACT = OPENAPI
 # The webhook messages by event type (`x-event-type`), payloads as the OpenAPI describes them.
 WEBHOOKS = MessageContract.load(HERE / "depop.asyncapi.json")
