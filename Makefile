@@ -7,18 +7,14 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SRC     := hub connectors state_machines tests bench alembic tools
 
-<<<<<<< HEAD
 .PHONY: install run test lint format bench demo specs lock clean
-=======
-.PHONY: install run test lint format bench demo specs clean
->>>>>>> wire-depop
 
+# setuptools warns at every editable install about same-named folders in the working directory;
+# here they are the package itself, so the banner would only be noise (PYTHONWARNINGS=ignore).
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
-	# setuptools warns at every editable install about same-named folders in the working
-	# directory; here they are the package itself, so the banner would only be noise.
 	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -31,7 +27,6 @@ test: $(STAMP)  ## the whole suite, SQLite and Postgres
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)
-<<<<<<< HEAD
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy hub connectors state_machines tests bench tools
@@ -40,15 +35,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix $(SRC)
 	$(BIN)/ruff format $(SRC)
-=======
-	$(BIN)/ruff check hub connectors state_machines tests bench alembic tools
-	$(BIN)/ruff format --check hub connectors state_machines tests bench alembic tools
-	$(BIN)/mypy hub connectors state_machines tests bench tools
-
-format: $(STAMP)
-	$(BIN)/ruff check --fix hub connectors state_machines tests bench alembic tools
-	$(BIN)/ruff format hub connectors state_machines tests bench alembic tools
->>>>>>> wire-depop
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -56,13 +42,10 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hub demo
 
-<<<<<<< HEAD
 lock: $(STAMP)  ## pin every dependency (with the dev extra) for Python 3.11
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \
 		--no-header --output-file requirements.lock
 
-=======
->>>>>>> wire-depop
 specs: $(STAMP)  ## re-derive every connector's contract subset from ../shared/specs
 	$(BIN)/python -m tools.derive_specs
 
