@@ -1,10 +1,11 @@
 """A stateful fake of topi's Seller API and identity service, for tests and the demo.
 
-It issues OAuth2 client-credentials tokens, keeps orders with topi's status rules (acknowledge
-from created; accept from created or acknowledged; reject never after confirmation), validates
-shipments the way topi does (every unit once, a serial for every rented unit), moves orders to
-partially_fulfilled and completed, and sends Svix-signed webhooks for created, canceled and
-completed orders. Errors use topi's goa error body.
+It issues OAuth2 client-credentials tokens (HTTP Basic client, `grant_type=client_credentials`,
+`scope=client` as topi's guide has it), keeps orders with topi's status rules (acknowledge from
+created; accept from created or acknowledged; reject never after confirmation), validates
+shipments the way topi does (every unit once, a serial for every unit with a rent option),
+moves orders to partially_fulfilled and completed, and sends Svix-signed webhooks for created,
+canceled and completed orders. Errors use topi's goa error body.
 """
 
 from __future__ import annotations
@@ -67,8 +68,15 @@ class SimLine:
     contract_type: str = "rent"
     unit_price: int = 119000  # gross, minor units, as topi sends money
     title: str = "Pro Laptop 64GB"
-    # The reference source the product carries; "sku" matches TOPI_SKU_SOURCE's default.
+    # The reference source the product carries; "sku" is the simulated seller's own source.
     source: str = "sku"
+    # Whether the product can be rented (topi then wants a serial for each unit, even one
+    # bought outright). None: only when this line is rented.
+    rent_option: bool | None = None
+
+    @property
+    def rentable(self) -> bool:
+        return self.contract_type == "rent" if self.rent_option is None else self.rent_option
 
 
 @dataclass(slots=True)
@@ -78,7 +86,7 @@ class _Asset:
     source: str
     reference: str
     title: str
-    contract_type: str
+    rentable: bool
     status: str = "created"
     serial_number: str | None = None
     tracking_url: str | None = None
@@ -128,7 +136,8 @@ class _Order:
         """The bare order topi posts to the webhook (the fields its documentation lists)."""
         return {**self.summary(), "shipping_address": dict(self.address)}
 
-    def full(self) -> dict[str, Any]:
+    def full(self, seller: Mapping[str, Any]) -> dict[str, Any]:
+        """The order as `GET /v1/orders/{id}` answers it (FullOrderResult), sold by `seller`."""
         address = {k: v for k, v in self.address.items() if k != "name"}
         address["recipient_name"] = self.address.get("name", "")
         out = {
@@ -141,7 +150,7 @@ class _Order:
                 "company": {"name": self.company},
             },
             "order_lines": [_order_line(line) for line in self.lines],
-            "seller_info": {"id": "seller-1", "name": "Demo Seller", "currency": "EUR"},
+            "seller_info": dict(seller),
             "shipping_address": address,
             "shipping_info": {
                 "seller_shipping_reference": "standard",
@@ -164,17 +173,22 @@ def _money(gross: int) -> dict[str, Any]:
 
 
 def _order_line(line: SimLine) -> dict[str, Any]:
-    return {
+    rented = line.contract_type == "rent"
+    monthly = line.unit_price // 12
+    out: dict[str, Any] = {
         "quantity": line.quantity,
         "title": line.title,
         "subtitle": "",
         "contract_type": line.contract_type,
-        "duration": 12 if line.contract_type == "rent" else 0,
-        "monthly_price": _money(line.unit_price // 12),
+        "duration": 12 if rented else 0,
+        "monthly_price": _money(monthly if rented else 0),
         "unit_price": _money(line.unit_price),
         "seller_product_references": [{"source": line.source, "reference": line.sku}],
         "selected_first_party_services": [],
     }
+    if line.rentable:
+        out["base_rental_price"] = _money(monthly)
+    return out
 
 
 def _unauthorised() -> JSONResponse:
@@ -216,8 +230,30 @@ class TopiSimulator(SimulatorBase):
         webhook_url: str | None = None,
         webhook_client: httpx.Client | None = None,
         token_ttl: int = 7200,
+        product_reference_source: str = "sku",
     ) -> None:
         super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
+        # The seller's account at topi (SellerInfo); its reference source names the SKU.
+        self.seller: dict[str, Any] = {
+            "id": "5e1d2c3b-0000-4000-8000-00000000a11e",
+            "name": "Demo Seller",
+            "address": {
+                "line1": "Torstrasse 1",
+                "postal_code": "10119",
+                "city": "Berlin",
+                "country_code": "DE",
+            },
+            "email": "seller@example.com",
+            "currency": "EUR",
+            "product_reference_source": product_reference_source,
+            "capability_add_custom_products": False,
+            "capability_anonymized_pricing": False,
+            "capability_anonymous_ecom_offer_creation": False,
+            "capability_bundles": False,
+            "capability_dual_pricing": False,
+            "capability_hide_buy_now": False,
+            "capability_international_shipment": False,
+        }
         self.client_id = client_id
         self.client_secret = client_secret
         self.webhook_secret = webhook_secret
@@ -263,7 +299,7 @@ class TopiSimulator(SimulatorBase):
                 source=line.source,
                 reference=line.sku,
                 title=line.title,
-                contract_type=line.contract_type,
+                rentable=line.rentable,
             )
             for line in sim_lines
             for _ in range(line.quantity)
@@ -304,7 +340,7 @@ class TopiSimulator(SimulatorBase):
     def order(self, order_id: str) -> dict[str, Any]:
         """The order as `GET /v1/orders/{id}` shows it."""
         with self.lock:
-            return self.orders[order_id].full()
+            return self.orders[order_id].full(self.seller)
 
     def expire_tokens(self) -> None:
         """Every token issued so far stops working, as if its lifetime had run out."""
@@ -384,6 +420,8 @@ class TopiSimulator(SimulatorBase):
                 return JSONResponse({"error": "invalid_client"}, status_code=401)
             if form.get("grant_type") != ["client_credentials"]:
                 return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+            if form.get("scope") != ["client"]:
+                return JSONResponse({"error": "invalid_scope"}, status_code=400)
             token = secrets.token_urlsafe(24)
             with self.lock:
                 self.tokens[token] = time.monotonic() + self.token_ttl
@@ -411,7 +449,7 @@ class TopiSimulator(SimulatorBase):
                 order = self.orders.get(order_id)
                 if order is None:
                     return _goa_error(404, "not_found", f"order {order_id} not found")
-                return JSONResponse(order.full())
+                return JSONResponse(order.full(self.seller))
 
         for action in ALLOWED_FROM:
             self._transition_route(app, action)
@@ -550,7 +588,7 @@ class TopiSimulator(SimulatorBase):
                         f"no unshipped asset {ref['source']}:{ref['reference']} left in the "
                         "order: every unit can be shipped once",
                     ), None
-                if not serial and asset.contract_type == "rent":
+                if not serial and asset.rentable:
                     return _goa_error(
                         400,
                         "bad_request",
