@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from connectors.aboutyou import AboutYouChannel, AboutYouSettings
 from connectors.aboutyou.simulator import AboutYouSimulator
+from connectors.contracts import published_contract, watch
 from connectors.deliverr import DeliverrSettings
 from connectors.deliverr.simulator import DeliverrSimulator
 from connectors.depop import DepopSettings
@@ -163,6 +164,12 @@ def wire_simulators(
         name: TestClient(sim.app, base_url=HOSTS[name])  # type: ignore[attr-defined]
         for name, sim in simulators.items()
     }
+    # Every call to a system whose connector publishes its contract is checked against the
+    # vendor's description, and a call that breaks it fails loudly.
+    for name, http in clients.items():
+        contract = published_contract(name)
+        if contract is not None:
+            watch(http, contract, strict=True)
     runtime = build_runtime(settings, db=db, http=clients)
     # ABOUT YOU answers its batches after one poll: poll again at once, not a second later.
     runtime.connectors.add_channel(
