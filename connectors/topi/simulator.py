@@ -22,15 +22,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from connectors.contracts import enforce
 from connectors.signatures import sign_standard_webhook
 from connectors.simulation import SimulatorBase
+from connectors.topi.spec import CONTRACT, token_path
 
 API_HOST = "https://seller-api.topi.eu"
 ORDER_PATH = "/v1/orders"
@@ -212,6 +213,24 @@ def _goa_error(status: int, name: str, message: str) -> JSONResponse:
     )
 
 
+def _refuse(status: int, problems: list[str]) -> JSONResponse:
+    """A request the description does not admit, refused in topi's goa format."""
+    return _goa_error(status, "bad_request", "; ".join(problems))
+
+
+def _refuse_token(status: int, problems: list[str]) -> JSONResponse:
+    """A token request that is not a client-credentials grant for scope `client` (RFC 6749)."""
+    if any("grant_type" in p for p in problems):
+        error = "unsupported_grant_type"
+    elif any("scope" in p for p in problems):
+        error = "invalid_scope"
+    else:
+        error = "invalid_request"
+    return JSONResponse(
+        {"error": error, "error_description": "; ".join(problems)}, status_code=status
+    )
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -265,6 +284,15 @@ class TopiSimulator(SimulatorBase):
         self._sequence_lock = threading.Lock()
         self.app = FastAPI(title="topi simulator")
         self._routes(self.app)
+        # Requests that do not fit topi's description are refused as topi refuses them (a goa
+        # 400, or an OAuth2 error at the token endpoint); installed first, so the recording
+        # middleware sees those refusals too.
+        enforce(
+            self.app,
+            CONTRACT,
+            _refuse,
+            refusers={token_path(CONTRACT.document): _refuse_token},
+        )
         self.install(self.app)
 
     # -- driving the simulator (topi's and the customer's side) ----------------------------------
@@ -295,7 +323,8 @@ class TopiSimulator(SimulatorBase):
         assets = [
             _Asset(
                 id=str(uuid.uuid4()),
-                product_id=f"prod-{line.sku}",
+                # topi's own product id: a UUID, whatever characters the seller's SKU has.
+                product_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"topi-product:{line.sku}")),
                 source=line.source,
                 reference=line.sku,
                 title=line.title,
@@ -414,14 +443,10 @@ class TopiSimulator(SimulatorBase):
             return {"expired": True}
 
         @app.post("/oauth2/token")
-        async def _token(request: Request) -> JSONResponse:
-            form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        def _token(request: Request) -> JSONResponse:
+            # The grant and the scope were checked against the contract before it got here.
             if not self._check_client(request):
                 return JSONResponse({"error": "invalid_client"}, status_code=401)
-            if form.get("grant_type") != ["client_credentials"]:
-                return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-            if form.get("scope") != ["client"]:
-                return JSONResponse({"error": "invalid_scope"}, status_code=400)
             token = secrets.token_urlsafe(24)
             with self.lock:
                 self.tokens[token] = time.monotonic() + self.token_ttl
@@ -549,9 +574,9 @@ class TopiSimulator(SimulatorBase):
     def _create_shipment(self, body: Any) -> tuple[JSONResponse, dict[str, Any] | None]:
         """The answer to a shipment, and the `completed` webhook to send when it completed the
         order."""
-        problem = _shipment_shape_problem(body)
-        if problem:
-            return _goa_error(400, "bad_request", problem), None
+        # The body's shape was checked against CreateRequestBody before it got here.
+        if not body["serial_numbers"]:
+            return _goa_error(400, "bad_request", "a shipment lists at least one unit"), None
         entries: list[dict[str, Any]] = body["serial_numbers"]
         tracking_url: str | None = body.get("tracking_url")
         completed: dict[str, Any] | None = None
@@ -618,38 +643,3 @@ class TopiSimulator(SimulatorBase):
         if "metadata" in body:
             answer["metadata"] = body["metadata"]
         return JSONResponse(answer), completed
-
-
-def _shipment_shape_problem(body: Any) -> str | None:
-    """What makes a `POST /v1/shipment` body invalid against CreateRequestBody, if anything."""
-    if not isinstance(body, dict):
-        return "body must be an object"
-    order_id = body.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
-        return "order_id is required"
-    entries = body.get("serial_numbers")
-    if not isinstance(entries, list) or not entries:
-        return "serial_numbers must be a non-empty array"
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("serial_number"), str):
-            return 'every serial_numbers entry needs a serial_number string ("" for none)'
-        ref = entry.get("seller_product_reference")
-        if not isinstance(ref, dict) or not all(
-            isinstance(ref.get(key), str) and ref.get(key) for key in ("source", "reference")
-        ):
-            return "every serial_numbers entry needs seller_product_reference {source, reference}"
-    url = body.get("tracking_url")
-    if url is not None:
-        try:
-            scheme = httpx.URL(url).scheme if isinstance(url, str) else ""
-        except httpx.InvalidURL:
-            scheme = ""
-        if scheme not in ("http", "https"):
-            return "tracking_url must be an http(s) URI"
-    metadata = body.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict)
-        and all(isinstance(v, str) and len(v) <= 400 for v in metadata.values())
-    ):
-        return "metadata values must be strings of at most 400 characters"
-    return None
