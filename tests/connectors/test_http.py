@@ -59,7 +59,7 @@ def test_the_deadline_covers_every_request_of_an_operation() -> None:
             send(client, "GET", f"/step/{step}")
     assert time.monotonic() - started < 0.8
     # Each request alone is fast; together they outlast the operation's deadline.
-    assert 2 <= len(sent) <= 3
+    assert 1 <= len(sent) <= 3
 
 
 def test_nothing_is_sent_once_the_deadline_has_passed() -> None:
