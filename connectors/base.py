@@ -193,9 +193,9 @@ class FulfilmentRequest:
     shipping_address: Address
     lines: tuple[FulfilmentLine, ...]
     # The buyer's delivery service at the channel (`ChannelOrder.shipping_service`); the
-    # provider turns it into its own ship method through its configured mapping.
+    # provider turns it into its own ship method through its configured mapping
+    # (`connectors.shipmethods.ShipMethodMap`).
     shipping_service: str | None = None
-    ship_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

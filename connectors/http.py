@@ -1,10 +1,23 @@
 """The transport every connector client shares: one place that turns network trouble into
-`Retriable`, so each client only maps the answers that are its system's own."""
+`Retriable`, so each client only maps the answers that are its system's own.
+
+Every request runs against a deadline. httpx's own timeouts bound one phase each (connecting,
+writing, one read), so a server that trickles its answer a byte at a time, or an operation that
+sends a lookup, a create and a renewal in a row, could hold a worker far past the hub's job
+lease, after which another worker would claim the same job and run it alongside. A connector
+therefore wraps each operation in `deadline(seconds)`: everything `send` does inside it (every
+request, token renewal and repeat) must end by then, or the call raises `Retriable`. Outside any
+`deadline` block each request gets `DEFAULT_DEADLINE_SECONDS` of its own.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -13,6 +26,44 @@ import httpx
 from connectors.base import Retriable
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# Well inside the hub's 120 s job lease (HUB_JOB_LEASE_SECONDS), with room for the job's own
+# database work before and after the call.
+DEFAULT_DEADLINE_SECONDS = 30.0
+
+# Requests run on these threads so that the caller can stop waiting at its deadline whatever the
+# socket is doing; a request abandoned that way ends by its own (clamped) httpx timeouts.
+_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="connector-http")
+
+
+class Deadline:
+    """The moment by which a connector operation must be over, on the monotonic clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+
+_current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "connector_deadline", default=None
+)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[Deadline]:
+    """Bound everything sent inside the block to `seconds` in all. A block nested in another
+    never extends the outer one: the earlier of the two moments holds."""
+    mine = Deadline(seconds)
+    outer = _current.get()
+    if outer is not None and outer.at <= mine.at:
+        mine = outer
+    token = _current.set(mine)
+    try:
+        yield mine
+    finally:
+        _current.reset(token)
 
 
 def new_client(base_url: str) -> httpx.Client:
@@ -36,6 +87,26 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _clamped(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """Each phase's timeout, never longer than what is left of the deadline."""
+
+    def clamp(value: float | None) -> float:
+        return remaining if value is None else min(value, remaining)
+
+    return httpx.Timeout(
+        connect=clamp(timeout.connect),
+        read=clamp(timeout.read),
+        write=clamp(timeout.write),
+        pool=clamp(timeout.pool),
+    )
+
+
+def _discard(future: Future[httpx.Response]) -> None:
+    """Close the answer of a request its caller stopped waiting for."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
 def send(
     client: httpx.Client,
     method: str,
@@ -47,12 +118,34 @@ def send(
     data: Mapping[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
 ) -> httpx.Response:
-    """Send one request. Timeouts, connection failures, 429 and 5xx raise `Retriable`;
-    every other response is returned for the caller to map."""
+    """Send one request within the current deadline. Timeouts, connection failures, a passed
+    deadline, 429 and 5xx raise `Retriable` (with `Retry-After` as its `after`); every other
+    response is returned for the caller to map."""
+    active = _current.get() or Deadline(DEFAULT_DEADLINE_SECONDS)
+    remaining = active.remaining()
+    if remaining <= 0:
+        raise Retriable(f"{method} {url}: not sent, the {active.seconds:g} s deadline has passed")
+    request = client.build_request(
+        method,
+        url,
+        json=json,
+        params=params,
+        headers=headers,
+        data=data,
+        timeout=_clamped(client.timeout, remaining),
+    )
+    # The worker thread sees the caller's context (log bindings), not a blank one.
+    context = contextvars.copy_context()
+    future = _POOL.submit(context.run, client.send, request, auth=auth)
     try:
-        response = client.request(
-            method, url, json=json, params=params, headers=headers, data=data, auth=auth
-        )
+        response = future.result(timeout=remaining)
+    except FutureTimeout as exc:
+        # Not started yet (every thread busy): then it is never sent at all.
+        future.cancel()
+        future.add_done_callback(_discard)
+        raise Retriable(
+            f"{method} {url}: no answer within the {active.seconds:g} s deadline"
+        ) from exc
     except httpx.TimeoutException as exc:
         raise Retriable(f"{method} {url}: timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
@@ -60,5 +153,8 @@ def send(
     if response.status_code == 429:
         raise Retriable(f"{method} {url}: 429 rate limited", after=retry_after(response))
     if response.status_code >= 500:
-        raise Retriable(f"{method} {url}: {response.status_code} {response.text[:200]}")
+        raise Retriable(
+            f"{method} {url}: {response.status_code} {response.text[:200]}",
+            after=retry_after(response),
+        )
     return response

@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from connectors.simulation import SimulatorBase
 from hub.app import create_app
 from hub.config import HubSettings, Settings
 from hub.db import Database
+from hub.fulfilment.service import POLL
 from hub.jobs.worker import run_one, worker_name
 from hub.runtime import Runtime
 from hub.types import utcnow
@@ -91,6 +93,12 @@ class SimulatedHub:
             if not due or (min(due) - utcnow()).total_seconds() > patience:
                 return ran
             time.sleep(0.005)
+
+    def poll_fulfilment(self, order_id: str) -> None:
+        """Queue a status poll of the order at its provider, as the scheduled poll does, now
+        instead of hours later (a provider that sends no webhook for a partial shipment)."""
+        with self.runtime.db.transaction() as session:
+            POLL.enqueue(session, order_id, None, "sim", uuid.uuid4().hex)
 
     def order(self, channel: str, channel_order_id: str) -> dict[str, Any] | None:
         """The admin API's detail of a channel's order, or None when the hub has none."""

@@ -134,6 +134,12 @@ class Hub:
                 return ran
             time.sleep(0.002)
 
+    def poll_fulfilment(self, order_id: str) -> None:
+        """Ask the order's provider where it stands, as the scheduled poll does, and run what
+        follows: Deliverr sends no webhook for a partial shipment, so the hub learns it so."""
+        self.wired.poll_fulfilment(order_id)
+        self.drain()
+
     def set_stock(self, sku: str, on_hand: int) -> None:
         response = self.admin("PUT", f"/admin/stock/{sku}", json={"on_hand": on_hand})
         assert response.status_code == 200, response.text

@@ -5,6 +5,14 @@ Token renewal: on a 401, when a refresh token is known, the client calls
 `POST /oauth/v1/token` once with the form `grant_type=refresh_token&refresh_token=<token>`,
 expects `{"access_token", "refresh_token"?, "token_type", "expires_in"}`, saves the new pair
 with `token_store.save("deliverr", {"access_token", "refresh_token"})` and repeats the call.
+
+Never two orders for one: a create first looks the order up by its external id (the hub's order
+id), and sends an `idempotency-key` drawn from the order, so a create whose answer was lost and
+that Deliverr stored late is replayed, not repeated, even while the lookup cannot see it yet.
+Each operation runs within DELIVERR_CALL_DEADLINE_SECONDS.
+
+Rate limits: Deliverr documents none, so no limiter is asked; a 429 is `Retriable`, honouring
+`Retry-After` when sent.
 """
 
 from __future__ import annotations
@@ -33,22 +41,27 @@ from connectors.deliverr.transformers import (
     DeliverrOrderStatus,
     Order,
     TokenResponse,
+    UnshippableAddress,
     create_order_body,
     error_for,
+    idempotency_key,
+    is_seed_error,
     load_json,
     parse_error,
     parse_order,
     to_fulfilment_status,
 )
 from connectors.deliverr.webhooks import DeliverrWebhooks
-from connectors.http import new_client, send
+from connectors.http import deadline, new_client, send
 
 NAME = "deliverr"
 TOKEN_PATH = "/oauth/v1/token"
 ORDERS_PATH = "/orders/v1/order"
-# The simulator's answer to a taken externalOrderId (the seed documents none); it only matters
-# when two attempts race past the lookup, and the order is then looked up again.
-ALREADY_EXISTS_CODE = "ORDER_ALREADY_EXISTS"
+IDEMPOTENCY_HEADER = "idempotency-key"
+REPLAYED_HEADER = "idempotent-replayed"
+# How many fresh keys one create may try after Deliverr replayed an earlier refusal under the
+# last one (a product inbounded since, say); each round is a request, so it stays small.
+KEY_ROUNDS = 4
 CANCELLED_AFTER_SHIPMENT = "cancelled after shipment: return needed"
 
 
@@ -73,6 +86,7 @@ class DeliverrProvider:
         self._http = http if http is not None else new_client(settings.base_url)
         self._token_store = token_store
         self._token_lock = threading.Lock()
+        self._ship_methods = settings.ship_method_map()
         # Typed as the Protocol declares it: a narrower type would not satisfy the mutable member.
         self.webhooks: WebhookReceiver | None = DeliverrWebhooks(settings)
         access = settings.access_token.get_secret_value() if settings.access_token else None
@@ -92,13 +106,30 @@ class DeliverrProvider:
         """Deliverr's orderId for the hub order; an order already there is found, not duplicated.
 
         The lookup by external id comes first on every call: a create that timed out after
-        Deliverr stored it would otherwise be created twice by its retry.
+        Deliverr stored it would otherwise be created twice by its retry. Should Deliverr not
+        show it yet, the create's idempotency key makes Deliverr replay the first answer.
         """
+        with deadline(self._settings.call_deadline_seconds):
+            return self._create(request)
+
+    def _create(self, request: FulfilmentRequest) -> str:
         existing = self.find_order(request.order_id)
         if existing is not None:
             return self._reuse(existing, request.order_id)
         context = f"create Deliverr order for {request.order_id}"
-        response = self._call("POST", ORDERS_PATH, json=create_order_body(request))
+        ship_method = self._ship_methods.resolve(request.channel, request.shipping_service)
+        try:
+            body = create_order_body(request, ship_method)
+        except UnshippableAddress as exc:
+            raise Permanent(f"{context}: {exc}", code="address_unfit") from exc
+        for round_ in range(KEY_ROUNDS):
+            key = idempotency_key(request.order_id, body, round_)
+            response = self._call("POST", ORDERS_PATH, json=body, headers={IDEMPOTENCY_HEADER: key})
+            # Deliverr stores the first answer under a key and replays it; a replayed refusal
+            # may no longer hold (the product was inbounded since), so it is asked anew under
+            # the next key. A replayed success is the order the first request created.
+            if response.is_success or response.headers.get(REPLAYED_HEADER) != "true":
+                break
         if response.is_success:
             try:
                 return CreateOrderResponse.model_validate(load_json(response.content)).orderId
@@ -107,8 +138,9 @@ class DeliverrProvider:
                     f"{context}: unreadable answer {response.text[:200]}", code="malformed_answer"
                 ) from exc
         error = parse_error(response.content)
-        if error.code == ALREADY_EXISTS_CODE:
-            # Another attempt won the race between our lookup and our create: use its order.
+        if response.status_code in (400, 409, 422) and not is_seed_error(error):
+            # Deliverr documents no answer for a taken externalOrderId: a refusal that names
+            # no order error may be another attempt that won the race since our lookup.
             existing = self.find_order(request.order_id)
             if existing is not None:
                 return self._reuse(existing, request.order_id)
@@ -116,7 +148,8 @@ class DeliverrProvider:
 
     def get_order(self, provider_order_id: str) -> FulfilmentStatus:
         """The order's status and shipments as Deliverr reports them now."""
-        response = self._call("GET", f"{ORDERS_PATH}/{_segment(provider_order_id)}")
+        with deadline(self._settings.call_deadline_seconds):
+            response = self._call("GET", f"{ORDERS_PATH}/{_segment(provider_order_id)}")
         if response.status_code == 404:
             raise Permanent(f"Deliverr has no order {provider_order_id}", code="not_found")
         if not response.is_success:
@@ -129,6 +162,10 @@ class DeliverrProvider:
         A refusal is confirmed by reading the order, whatever code it came with: a shipped order
         needs a return, an order already cancelled needs nothing.
         """
+        with deadline(self._settings.call_deadline_seconds):
+            self._cancel(provider_order_id)
+
+    def _cancel(self, provider_order_id: str) -> None:
         context = f"cancel Deliverr order {provider_order_id}"
         path = f"{ORDERS_PATH}/{_segment(provider_order_id)}/cancel"
         response = self._call("POST", path)
@@ -149,7 +186,8 @@ class DeliverrProvider:
     def find_order(self, external_order_id: str) -> Order | None:
         """The Deliverr order created for hub order `external_order_id`, if there is one."""
         path = f"{ORDERS_PATH}/externalId/{_segment(external_order_id)}"
-        response = self._call("GET", path)
+        with deadline(self._settings.call_deadline_seconds):
+            response = self._call("GET", path)
         if response.status_code == 404:
             return None
         if not response.is_success:
@@ -195,22 +233,35 @@ class DeliverrProvider:
                 code="forbidden",
             )
         error = parse_error(response.content)
-        if error.code is None:
+        if error.type is None:
             return Permanent(
                 f"{context}: Deliverr answered {response.status_code} {response.text[:200]}",
                 code=f"http_{response.status_code}",
             )
-        return error_for(error.code, error.message, context=context)
+        return error_for(error.type, error.message, context=context)
 
-    def _call(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         """One authenticated call; a 401 renews the token once and repeats the call."""
         token = self._current_token()
-        response = send(self._http, method, path, json=json, headers=self._bearer(token))
+        response = send(
+            self._http, method, path, json=json, headers={**(headers or {}), **self._bearer(token)}
+        )
         if response.status_code != 401:
             return response
         self._renew(token)
         response = send(
-            self._http, method, path, json=json, headers=self._bearer(self._current_token())
+            self._http,
+            method,
+            path,
+            json=json,
+            headers={**(headers or {}), **self._bearer(self._current_token())},
         )
         if response.status_code == 401:
             raise Permanent(

@@ -1,24 +1,29 @@
 """A stateful fake of Deliverr's Orders API for tests and the demo.
 
-API (Bearer access token on every call except the token endpoint):
+It answers as Deliverr's v1 description has it (`connectors/deliverr/spec`), and refuses what
+the description does not admit before anything else looks at a request (`enforce`):
 
-- `POST /orders/v1/order` validates like Deliverr and answers 201 `{"orderId"}`, or 400
-  `{"code": "<seed error type>", "message": "<the seed's explanation>"}`; 409
-  `{"code": "ORDER_ALREADY_EXISTS"}` when the externalOrderId is taken.
-- `GET /orders/v1/order/{orderId}`, `GET /orders/v1/order/externalId/{externalOrderId}`:
-  the order, or 404 `{"code": "ORDER_NOT_FOUND"}`.
-- `POST /orders/v1/order/{orderId}/cancel`: 200 `{"orderId", "status"}` (again on a cancelled
-  order); 409 `{"code": "ORDER_CANNOT_BE_CANCELLED"}` once anything shipped.
+- `POST /orders/v1/order`: 201 with the whole order; 400 `{"code": 400, "message", "type"}`
+  naming the seller guide's error type (a missing address line, an unknown product...); 422
+  when the externalOrderId is taken (Deliverr documents no answer for that: unverified). An
+  `idempotency-key` is remembered with its answer: a request repeating it gets that answer
+  again, marked `idempotent-replayed: true` (after the first finishes, if it is still running);
+  the same key with another body is refused (422).
+- `GET /orders/v1/order/{orderId}`, `GET /orders/v1/order/externalId/{externalOrderId}`: the
+  order, or 404 `{"code": 404, "message"}`.
+- `POST /orders/v1/order/{orderId}/cancel`: 204 (again on a cancelled order); 404 for an unknown
+  order and 422 once anything shipped (both inferred: the description lists only 204 and 401).
 - `POST /oauth/v1/token` form `grant_type=refresh_token&refresh_token=...`: a new token pair,
-  the refresh token rotated; 400 `{"error": "invalid_grant"}` otherwise.
-- 401 `{"code": "UNAUTHORIZED"}` for a missing, wrong or expired access token.
+  the refresh token rotated; 400 otherwise.
+- 401 `{"code": 401, "message"}` for a missing, wrong or expired access token.
 
 Driving methods (also under `/_sim`): `process`, `ship`, `mark_delivered`, `expire_access_token`,
-`set_error_for_next_create`, `timeout_next_create`, `flush_webhooks`. Each status change makes
-an ORDER_STATUS_UPDATE webhook carrying the token header. Changes made by the driving methods
-are delivered at once; those caused by API calls (create: CREATED, cancel: CANCELLED) wait in
-`pending_webhooks` until `flush_webhooks()`, so a webhook never calls back into the caller while
-its request is in flight, and a test can deliver them late (SHIPPED before its CREATED).
+`set_error_for_next_create`, `timeout_next_create`, `slow_next_create`, `flush_webhooks`.
+Webhooks are ORDER_STATUS_UPDATE events for CREATED, SHIPPED (the whole order, every package)
+and CANCELLED only, as Deliverr sends them: processing, partial shipments and delivery are seen
+by reading the order. Those caused by API calls (create, cancel) wait in `pending_webhooks` until
+`flush_webhooks()`, so a webhook never calls back into the caller while its request is in flight,
+and a test can deliver them late (SHIPPED before its CREATED).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +41,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
+from connectors.contracts import enforce
+from connectors.deliverr.spec import CONTRACT
 from connectors.deliverr.transformers import (
     ERROR_RULES,
     ORDER_STATUS_UPDATE,
@@ -48,22 +58,32 @@ from connectors.deliverr.transformers import (
 )
 from connectors.simulation import CONTROL_PREFIX, SimulatorBase
 
-# ISO 3166-1 alpha-2: the codes Deliverr accepts in `countryCode`.
-COUNTRY_CODES = frozenset(
-    """
-    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
-    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
-    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
-    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
-    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
-    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
-    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
-    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
-    ZW
-    """.split()
-)
+_SCHEMAS = CONTRACT.document["components"]["schemas"]
+CARRIERS = frozenset(_SCHEMAS["ShippingCarrierType"]["enum"])
+SERVICES = frozenset(_SCHEMAS["ShippingServiceType"]["enum"])
+WAREHOUSES = frozenset(_SCHEMAS["WarehouseIdType"]["enum"])
 # "Domestic" for ORDER_MISSING_STATE_ZIP: Deliverr's warehouses are in the United States.
 DOMESTIC_COUNTRY = "US"
+IDEMPOTENCY_HEADER = "idempotency-key"
+# The create's fields an order answer repeats (OrderApiStatusModel admits no others).
+_ECHOED = frozenset(_SCHEMAS["OrderApiStatusModel"]["properties"])
+# The statuses Deliverr sends webhooks for (WebhookOrderStatus).
+WEBHOOK_STATUSES = frozenset(
+    {DeliverrOrderStatus.CREATED, DeliverrOrderStatus.SHIPPED, DeliverrOrderStatus.CANCELLED}
+)
+
+# Where the body of a refused create went wrong, and the seller guide's error type for it:
+# Deliverr answers a bad order with the type that names its fault.
+_SEED_TYPE_FOR = (
+    ("'shiptoAddress' is a required property", DeliverrErrorCode.ORDER_MISSING_SHIPPING_ADDRESS),
+    ("'street1' is a required property", DeliverrErrorCode.ORDER_MISSING_ADDRESS_LINE),
+    ("'city' is a required property", DeliverrErrorCode.ORDER_MISSING_CITY),
+    ("'state' is a required property", DeliverrErrorCode.ORDER_MISSING_STATE_ZIP),
+    ("'postcode' is a required property", DeliverrErrorCode.ORDER_MISSING_STATE_ZIP),
+    ("countryCode", DeliverrErrorCode.ORDER_INVALID_COUNTRY_CODE),
+    ("'lineItems' is a required property", DeliverrErrorCode.ORDER_CANNOT_BE_FULFILLED),
+    ("'externalProductId' is a required property", DeliverrErrorCode.ORDER_MISSING_LINE_ITEM),
+)
 
 
 class SimulationError(ValueError):
@@ -77,21 +97,42 @@ class _SimOrder:
     request: dict[str, Any]
     line_items: list[dict[str, Any]]
     status: DeliverrOrderStatus = DeliverrOrderStatus.CREATED
+    # The last status a webhook reported (`oldStatus` of the next one).
+    reported: DeliverrOrderStatus | None = None
     shipments: list[dict[str, Any]] = field(default_factory=list)
     shipped: dict[int, int] = field(default_factory=dict)  # line item index -> units shipped
+    shipped_at: str | None = None
+    delivered_at: str | None = None
 
     def remaining(self, index: int) -> int:
         return int(self.line_items[index]["quantity"]) - self.shipped.get(index, 0)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            **self.request,
+        """OrderApiStatusModel, which repeats only some of the create's fields (not
+        `shipMethod`, `deliverDays` or `orderCreationTime`)."""
+        out = {
+            **{k: v for k, v in self.request.items() if k in _ECHOED},
             "orderId": self.order_id,
             "externalOrderId": self.external_order_id,
             "status": self.status.value,
             "lineItems": self.line_items,
             "shipments": self.shipments,
         }
+        if self.shipped_at is not None:
+            out["orderShippedTime"] = self.shipped_at
+        if self.delivered_at is not None:
+            out["orderDeliveredTime"] = self.delivered_at
+        return out
+
+
+@dataclass
+class _Remembered:
+    """An idempotency key: the request it came with and, once answered, its answer."""
+
+    digest: str
+    done: threading.Event = field(default_factory=threading.Event)
+    status: int = 0
+    body: Any = None
 
 
 class _ShipItem(BaseModel):
@@ -105,21 +146,63 @@ class _ShipBody(BaseModel):
     tracking_number: str | None = None
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+Answer = tuple[int, dict[str, Any]]
 
 
-def _seed_error(code: DeliverrErrorCode) -> JSONResponse:
-    return _error(400, code.value, ERROR_RULES[code].explanation)
+def _error_body(status: int, message: str, error_type: str | None = None) -> Answer:
+    """Deliverr's error body: `code` repeats the status, `type` names the error."""
+    body: dict[str, Any] = {"code": status, "message": message}
+    if error_type is not None:
+        body["type"] = error_type
+    return status, body
+
+
+def _error(status: int, message: str, error_type: str | None = None) -> JSONResponse:
+    code, body = _error_body(status, message, error_type)
+    return JSONResponse(body, status_code=code)
+
+
+def _seed_error(code: DeliverrErrorCode) -> Answer:
+    return _error_body(400, ERROR_RULES[code].explanation, code.value)
+
+
+def _refuse(status: int, problems: list[str]) -> JSONResponse:
+    """A request the description does not admit; a create names the guide's error type."""
+    for fragment, code in _SEED_TYPE_FOR:
+        if any(fragment in problem for problem in problems):
+            return _error(status, ERROR_RULES[code].explanation, code.value)
+    return _error(status, "; ".join(problems))
+
+
+def _refuse_token(status: int, problems: list[str]) -> JSONResponse:
+    return _error(status, "; ".join(problems))
+
+
+def _no_such_order(status: int, problems: list[str]) -> JSONResponse:
+    """An order id that is not one (not a number): no such order, as Deliverr documents."""
+    return _error(404, "No order with this orderId.")
 
 
 def _blank(value: Any) -> bool:
     return not isinstance(value, str) or not value.strip()
 
 
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def product_id(sku: str) -> str:
-    """The Deliverr SKU (DSKU) the simulator assigns to a seller SKU, stable across runs."""
+    """The Deliverr SKU (DSKU, `D` and ten characters) the simulator assigns to a seller SKU,
+    stable across runs."""
     return "D" + hashlib.sha256(sku.encode()).hexdigest()[:10].upper()
+
+
+def service_for(carrier: str) -> str:
+    """A ground service of `carrier` from Deliverr's list, for packages shipped without one."""
+    ground = f"{carrier}.GROUND"
+    if ground in SERVICES:
+        return ground
+    return str(min(s for s in SERVICES if s.startswith(f"{carrier}.")))
 
 
 class DeliverrSimulator(SimulatorBase):
@@ -145,13 +228,26 @@ class DeliverrSimulator(SimulatorBase):
         self.orders: dict[str, _SimOrder] = {}
         self.pending_webhooks: list[bytes] = []
         self._by_external: dict[str, str] = {}
+        self._keys: dict[str, _Remembered] = {}
         self._next_create_errors: list[DeliverrErrorCode] = []
         self._creates_to_time_out = 0
+        self._create_delays: list[float] = []
         self._ids = itertools.count(100_000_001)
         self._tracking = itertools.count(1)
         self._token_generation = itertools.count(1)
         self.app = FastAPI(title="Deliverr simulator")
         self._routes()
+        # Installed first, so the recording middleware sees its refusals too.
+        enforce(
+            self.app,
+            CONTRACT,
+            _refuse,
+            refusers={
+                "/oauth/v1/token": _refuse_token,
+                "/orders/v1/order/{orderId}": _no_such_order,
+                "/orders/v1/order/{orderId}/cancel": _no_such_order,
+            },
+        )
         self.install(self.app)
 
     # -- driving ----------------------------------------------------------------------------
@@ -171,19 +267,24 @@ class DeliverrSimulator(SimulatorBase):
         with self.lock:
             self._creates_to_time_out += n
 
+    def slow_next_create(self, seconds: float) -> None:
+        """The next create takes `seconds` before Deliverr stores and answers it: a client
+        that gives up sooner has not seen the order it created."""
+        with self.lock:
+            self._create_delays.append(seconds)
+
     def expire_access_token(self) -> None:
         """Invalidate the current access token: calls answer 401 until it is renewed."""
         with self.lock:
             self.access_token = None
 
     def process(self, order_id: str) -> None:
-        """The warehouse starts picking: CREATED -> PROCESSING."""
+        """The warehouse starts picking: CREATED -> PROCESSING (Deliverr sends no webhook)."""
         with self.lock:
             order = self._order(order_id)
             if order.status != DeliverrOrderStatus.CREATED:
                 raise SimulationError(f"order {order_id} is {order.status}, not CREATED")
-            body = self._transition(order, DeliverrOrderStatus.PROCESSING, "STATUS_CHANGE")
-        self._send(body)
+            order.status = DeliverrOrderStatus.PROCESSING
 
     def ship(
         self,
@@ -192,14 +293,22 @@ class DeliverrSimulator(SimulatorBase):
         *,
         carrier: str = "UPS",
         tracking_number: str | None = None,
-        service: str = "Ground",
-        warehouse_id: str = "SIM-WH-1",
+        service: str | None = None,
+        warehouse_id: str = "ATL1FC",
     ) -> dict[str, Any]:
         """Ship one package with `items` ((sku, quantity) pairs; None: all that is left).
 
-        The order becomes PARTIALLY_SHIPPED or SHIPPED and an ORDER_STATUS_UPDATE listing every
-        shipment so far is delivered. Answers the new shipment as Deliverr reports it.
+        The order becomes PARTIALLY_SHIPPED or SHIPPED; once SHIPPED, an ORDER_STATUS_UPDATE
+        listing every package is delivered (a partial shipment sends none). `carrier`,
+        `service` and `warehouse_id` must be values Deliverr's description lists. Answers the
+        new package as Deliverr reports it.
         """
+        if carrier not in CARRIERS:
+            raise SimulationError(f"Deliverr has no carrier {carrier!r}")
+        service = service or service_for(carrier)
+        if service not in SERVICES or warehouse_id not in WAREHOUSES:
+            raise SimulationError(f"Deliverr has no service {service!r} or {warehouse_id!r}")
+        body: bytes | None = None
         with self.lock:
             order = self._order(order_id)
             if order.status in (DeliverrOrderStatus.CANCELLED, DeliverrOrderStatus.ERROR):
@@ -219,42 +328,49 @@ class DeliverrSimulator(SimulatorBase):
             for index, quantity in allocation:
                 order.shipped[index] = order.shipped.get(index, 0) + quantity
             tracking = tracking_number or f"1ZSIM{next(self._tracking):012d}"
-            shipment = {
+            done = all(order.remaining(i) == 0 for i in range(len(order.line_items)))
+            shipped_items: list[dict[str, Any]] = []
+            for index, quantity in allocation:
+                line = order.line_items[index]
+                item = {
+                    "externalProductId": line["externalProductId"],
+                    "productId": product_id(str(line["externalProductId"])),
+                    "status": "SHIPPED" if order.remaining(index) == 0 else "PARTIALLY_SHIPPED",
+                    "quantityOrdered": line["quantity"],
+                    "quantity": quantity,
+                }
+                if line.get("lineItemId") is not None:
+                    item["lineItemId"] = line["lineItemId"]
+                shipped_items.append(item)
+            shipped_at = format_time(self.now())
+            shipment: dict[str, Any] = {
                 "trackingNumber": tracking,
                 "shippingCarrier": carrier,
                 "shippingService": service,
-                "shippedTime": format_time(self.now()),
+                "shippedTime": shipped_at,
                 "trackingUrl": f"https://sim.deliverr.invalid/track/{tracking}",
                 "warehouseId": warehouse_id,
                 "status": "SHIPPED",
-                "shippedItems": [
-                    {
-                        "externalProductId": order.line_items[index]["externalProductId"],
-                        "productId": product_id(str(order.line_items[index]["externalProductId"])),
-                        "lineItemId": order.line_items[index].get("lineItemId"),
-                        "quantityOrdered": order.line_items[index]["quantity"],
-                        "quantity": quantity,
-                    }
-                    for index, quantity in allocation
-                ],
+                "shippedItems": shipped_items,
             }
             order.shipments.append(shipment)
-            done = all(order.remaining(i) == 0 for i in range(len(order.line_items)))
-            new_status = (
-                DeliverrOrderStatus.SHIPPED if done else DeliverrOrderStatus.PARTIALLY_SHIPPED
-            )
-            body = self._transition(order, new_status, "SHIPMENT_CREATED")
-        self._send(body)
+            if done:
+                order.shipped_at = shipped_at
+                body = self._transition(order, DeliverrOrderStatus.SHIPPED)
+            else:
+                order.status = DeliverrOrderStatus.PARTIALLY_SHIPPED
+        if body is not None:
+            self._send(body)
         return shipment
 
     def mark_delivered(self, order_id: str) -> None:
-        """Every package arrived: SHIPPED -> DELIVERED."""
+        """Every package arrived: SHIPPED -> DELIVERED (Deliverr sends no webhook)."""
         with self.lock:
             order = self._order(order_id)
             if order.status != DeliverrOrderStatus.SHIPPED:
                 raise SimulationError(f"order {order_id} is {order.status}, not SHIPPED")
-            body = self._transition(order, DeliverrOrderStatus.DELIVERED, "STATUS_CHANGE")
-        self._send(body)
+            order.status = DeliverrOrderStatus.DELIVERED
+            order.delivered_at = format_time(self.now())
 
     def flush_webhooks(self) -> list[int | None]:
         """Deliver the webhooks API calls produced, oldest first; their delivery statuses."""
@@ -300,22 +416,26 @@ class DeliverrSimulator(SimulatorBase):
                 raise SimulationError(f"order {order.order_id} has not {quantity} of {sku} to ship")
         return sorted(taken.items())
 
-    def _transition(self, order: _SimOrder, status: DeliverrOrderStatus, update: str) -> bytes:
-        """Move `order` to `status`; the ORDER_STATUS_UPDATE body that reports it."""
-        old, order.status = order.status, status
-        return self._event(order, old, update)
+    def _transition(self, order: _SimOrder, status: DeliverrOrderStatus) -> bytes:
+        """Move `order` to `status`, one Deliverr reports by webhook; that webhook's body."""
+        order.status = status
+        return self._event(order)
 
-    def _event(self, order: _SimOrder, old: DeliverrOrderStatus | None, update: str) -> bytes:
-        payload = {
+    def _event(self, order: _SimOrder) -> bytes:
+        assert order.status in WEBHOOK_STATUSES, f"Deliverr sends no webhook for {order.status}"
+        payload: dict[str, Any] = {
             "eventId": str(uuid.uuid4()),
             "eventTime": format_time(self.now()),
             "type": ORDER_STATUS_UPDATE,
-            "updateType": update,
-            "oldStatus": old.value if old is not None else None,
+            "updateType": order.status.value,
             "newStatus": order.status.value,
             "orderId": order.order_id,
-            "shipments": json.loads(json.dumps(order.shipments)),
         }
+        if order.reported is not None:
+            payload["oldStatus"] = order.reported.value
+        if order.status is DeliverrOrderStatus.SHIPPED:
+            payload["shipments"] = json.loads(json.dumps(order.shipments))
+        order.reported = order.status
         return json.dumps(payload).encode()
 
     def _send(self, body: bytes) -> int | None:
@@ -327,45 +447,99 @@ class DeliverrSimulator(SimulatorBase):
             token = self.access_token
         return token is not None and request.headers.get("authorization") == f"Bearer {token}"
 
-    def _validate(self, payload: Any) -> JSONResponse | None:
-        """The error answer a create body deserves, or None when Deliverr would accept it."""
-        if not isinstance(payload, dict):
-            return _error(400, "INVALID_REQUEST", "The body must be a JSON object.")
-        if _blank(payload.get("externalOrderId")):
-            return _error(400, "INVALID_REQUEST", "externalOrderId is required.")
-        address = payload.get("shiptoAddress")
-        if not isinstance(address, dict):
-            return _seed_error(DeliverrErrorCode.ORDER_MISSING_SHIPPING_ADDRESS)
-        if _blank(address.get("street1")):
+    def _business_problem(self, payload: dict[str, Any]) -> Answer | None:
+        """What Deliverr refuses in a body that fits its schema: blank required text, a
+        domestic address without state or zip, products never inbounded."""
+        address = payload["shiptoAddress"]
+        if _blank(address["street1"]):
             return _seed_error(DeliverrErrorCode.ORDER_MISSING_ADDRESS_LINE)
-        if _blank(address.get("city")):
+        if _blank(address["city"]):
             return _seed_error(DeliverrErrorCode.ORDER_MISSING_CITY)
-        if address.get("countryCode") not in COUNTRY_CODES:
-            return _seed_error(DeliverrErrorCode.ORDER_INVALID_COUNTRY_CODE)
         if address["countryCode"] == DOMESTIC_COUNTRY and (
-            _blank(address.get("state")) or _blank(address.get("postcode"))
+            _blank(address["state"]) or _blank(address["postcode"])
         ):
             return _seed_error(DeliverrErrorCode.ORDER_MISSING_STATE_ZIP)
-        lines = payload.get("lineItems")
-        if not isinstance(lines, list) or not lines:
+        lines = payload["lineItems"]
+        if not lines:
             return _seed_error(DeliverrErrorCode.ORDER_CANNOT_BE_FULFILLED)
-        for line in lines:
-            if not isinstance(line, dict) or _blank(line.get("externalProductId")):
-                return _seed_error(DeliverrErrorCode.ORDER_MISSING_LINE_ITEM)
-            quantity = line.get("quantity")
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-                return _error(400, "INVALID_REQUEST", "lineItems[].quantity must be at least 1.")
+        if any(_blank(line["externalProductId"]) for line in lines):
+            return _seed_error(DeliverrErrorCode.ORDER_MISSING_LINE_ITEM)
+        if any(line["quantity"] != int(line["quantity"]) for line in lines):
+            return _error_body(422, "lineItems[].quantity must be a whole number of units")
         if self.known_products is not None and any(
             line["externalProductId"] not in self.known_products for line in lines
         ):
             return _seed_error(DeliverrErrorCode.PRODUCT_NOT_AVAILABLE)
         return None
 
+    def _create(self, payload: dict[str, Any], key: str | None) -> tuple[int, Any, bool]:
+        """(status, body, replayed) of one create; blocks while an earlier request with the
+        same idempotency key is still running, then replays its answer."""
+        remembered: _Remembered | None = None
+        if key is not None:
+            with self.lock:
+                seen = self._keys.get(key)
+                if seen is None:
+                    remembered = self._keys[key] = _Remembered(_digest(payload))
+            if seen is not None:
+                if seen.digest != _digest(payload):
+                    status, body = _error_body(422, "idempotency-key reused for another request")
+                    return status, body, False
+                seen.done.wait()
+                return seen.status, seen.body, True
+        try:
+            status, body = self._store(payload)
+        except BaseException:
+            # Deliverr answered nothing, so nothing is remembered under the key.
+            if remembered is not None:
+                with self.lock:
+                    del self._keys[key]  # type: ignore[arg-type]
+                remembered.done.set()
+            raise
+        if remembered is not None:
+            remembered.status, remembered.body = status, body
+            remembered.done.set()
+        return status, body, False
+
+    def _store(self, payload: dict[str, Any]) -> Answer:
+        with self.lock:
+            delay = self._create_delays.pop(0) if self._create_delays else 0.0
+        if delay:
+            time.sleep(delay)
+        with self.lock:
+            if self._next_create_errors:
+                return _seed_error(self._next_create_errors.pop(0))
+            if payload["externalOrderId"] in self._by_external:
+                return _error_body(422, "An order with this externalOrderId exists.")
+            problem = self._business_problem(payload)
+            if problem is not None:
+                return problem
+            order_id = str(next(self._ids))
+            request_fields = {
+                k: v for k, v in payload.items() if k not in ("lineItems", "externalOrderId")
+            }
+            order = _SimOrder(
+                order_id=order_id,
+                external_order_id=payload["externalOrderId"],
+                request=request_fields,
+                line_items=[dict(line) for line in payload["lineItems"]],
+            )
+            self.orders[order_id] = order
+            self._by_external[order.external_order_id] = order_id
+            self.pending_webhooks.append(self._event(order))
+            answer = order.as_json()
+            time_out = self._creates_to_time_out > 0
+            if time_out:
+                self._creates_to_time_out -= 1
+        if time_out:
+            raise httpx.ReadTimeout("simulated timeout after the order was stored")
+        return 201, answer
+
     # -- API --------------------------------------------------------------------------------
 
     def _routes(self) -> None:
         app = self.app
-        unauthorized = {"code": "UNAUTHORIZED", "message": "Invalid or expired access token."}
+        unauthorized = {"code": 401, "message": "Invalid or expired access token."}
 
         @app.post("/oauth/v1/token")
         async def token(request: Request) -> JSONResponse:
@@ -377,7 +551,7 @@ class DeliverrSimulator(SimulatorBase):
                     and form.get("refresh_token") == self.refresh_token
                 )
                 if not valid:
-                    return JSONResponse({"error": "invalid_grant"}, status_code=400)
+                    return _error(400, "invalid refresh token")
                 generation = next(self._token_generation)
                 self.access_token = f"sim-access-{generation}-{uuid.uuid4().hex[:8]}"
                 self.refresh_token = f"sim-refresh-{generation}-{uuid.uuid4().hex[:8]}"
@@ -391,45 +565,16 @@ class DeliverrSimulator(SimulatorBase):
                 )
 
         @app.post("/orders/v1/order")
-        async def create(request: Request) -> JSONResponse:
+        async def create(request: Request) -> Response:
             if not self._authorized(request):
                 return JSONResponse(unauthorized, status_code=401)
-            try:
-                payload = json.loads(await request.body())
-            except ValueError:
-                return _error(400, "INVALID_REQUEST", "The body is not JSON.")
-            with self.lock:
-                if self._next_create_errors:
-                    return _seed_error(self._next_create_errors.pop(0))
-                if (
-                    isinstance(payload, dict)
-                    and payload.get("externalOrderId") in self._by_external
-                ):
-                    return _error(
-                        409, "ORDER_ALREADY_EXISTS", "An order with this externalOrderId exists."
-                    )
-                invalid = self._validate(payload)
-                if invalid is not None:
-                    return invalid
-                order_id = str(next(self._ids))
-                request_fields = {
-                    k: v for k, v in payload.items() if k not in ("lineItems", "externalOrderId")
-                }
-                order = _SimOrder(
-                    order_id=order_id,
-                    external_order_id=payload["externalOrderId"],
-                    request=request_fields,
-                    line_items=[dict(line) for line in payload["lineItems"]],
-                )
-                self.orders[order_id] = order
-                self._by_external[order.external_order_id] = order_id
-                self.pending_webhooks.append(self._event(order, None, "ORDER_CREATED"))
-                time_out = self._creates_to_time_out > 0
-                if time_out:
-                    self._creates_to_time_out -= 1
-            if time_out:
-                raise httpx.ReadTimeout("simulated timeout after the order was stored")
-            return JSONResponse({"orderId": order_id}, status_code=201)
+            # The body fits OrderApiCreateRequest: `enforce` refused it otherwise.
+            payload = json.loads(await request.body())
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            # Off the event loop: a create may wait for another with its key, or be slow.
+            status, body, replayed = await run_in_threadpool(self._create, payload, key)
+            headers = {"idempotent-replayed": "true"} if replayed else {}
+            return JSONResponse(body, status_code=status, headers=headers)
 
         @app.get("/orders/v1/order/externalId/{external_order_id}")
         def by_external_id(external_order_id: str, request: Request) -> JSONResponse:
@@ -437,7 +582,7 @@ class DeliverrSimulator(SimulatorBase):
                 return JSONResponse(unauthorized, status_code=401)
             found = self.order_by_external_id(external_order_id)
             if found is None:
-                return _error(404, "ORDER_NOT_FOUND", "No order with this externalOrderId.")
+                return _error(404, "No order with this externalOrderId.")
             return JSONResponse(found)
 
         @app.get("/orders/v1/order/{order_id}")
@@ -447,25 +592,23 @@ class DeliverrSimulator(SimulatorBase):
             with self.lock:
                 order = self.orders.get(order_id)
                 if order is None:
-                    return _error(404, "ORDER_NOT_FOUND", "No order with this orderId.")
+                    return _error(404, "No order with this orderId.")
                 return JSONResponse(order.as_json())
 
         @app.post("/orders/v1/order/{order_id}/cancel")
-        def cancel(order_id: str, request: Request) -> JSONResponse:
+        def cancel(order_id: str, request: Request) -> Response:
             if not self._authorized(request):
                 return JSONResponse(unauthorized, status_code=401)
             with self.lock:
                 order = self.orders.get(order_id)
                 if order is None:
-                    return _error(404, "ORDER_NOT_FOUND", "No order with this orderId.")
+                    return _error(404, "No order with this orderId.")
                 if order.status in SHIPPED_STATUSES:
-                    return _error(
-                        409, "ORDER_CANNOT_BE_CANCELLED", "The order has already shipped."
-                    )
+                    return _error(422, "The order has already shipped and cannot be cancelled.")
                 if order.status != DeliverrOrderStatus.CANCELLED:
-                    event = self._transition(order, DeliverrOrderStatus.CANCELLED, "STATUS_CHANGE")
+                    event = self._transition(order, DeliverrOrderStatus.CANCELLED)
                     self.pending_webhooks.append(event)
-                return JSONResponse({"orderId": order_id, "status": order.status.value})
+                return Response(status_code=204)
 
         # Control routes are declared before `install` mounts its own `/_sim` app, so they match
         # first; the recording middleware leaves every `/_sim` path alone.

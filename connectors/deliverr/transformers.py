@@ -1,20 +1,28 @@
 """Deliverr's wire format and every mapping between it and the canonical DTOs.
 
-Wire facts (seeds/deliverr-order-fulfillment.txt and ARCHITECTURE.md):
+Wire facts, from Deliverr's v1 OpenAPI (`connectors/deliverr/spec`) and its seller guide:
 
-- `POST /orders/v1/order` takes `externalOrderId`, `source`, `sourceOrderId`, `shiptoAddress`,
-  `lineItems`, `shipMethod`, `orderCreationTime` and answers the new `orderId`.
-- Orders carry one of seven statuses and a list of shipments, one per package. A shipment has no
-  id of its own, so `shipment_id_for` derives a stable one (see there).
-- Errors are answered as `{"code": "<error type>", "message": "<explanation>"}`, the error types
-  being those of the seed's table. That body shape is the one the simulator implements; the
-  seed names the codes but not the envelope.
+- `POST /orders/v1/order` takes `externalOrderId`, `source`, `sourceOrderId`, `shiptoAddress`
+  (every field but `company` and `street2` required, each with a length limit), `lineItems`,
+  and optionally `shipMethod` (free text: Deliverr lists no values) and `orderCreationTime`;
+  nothing else (the body admits no other field). It answers 201 with the whole order
+  (`OrderApiStatusModel`), whose `orderId` is a numeric string. An `idempotency-key` header (a
+  UUIDv4) makes a repeated create replay the first answer, marked `idempotent-replayed: true`.
+- Orders carry one of seven statuses and, once shipped, one shipment per package, each with a
+  status of its own. A shipment has no id of its own, so `shipment_id_for` derives a stable one.
+  Deliverr reports no serial numbers (a shipped item has a lot number and an expiry date).
+- ORDER_STATUS_UPDATE webhooks name Deliverr's `orderId`, never the `externalOrderId`, and come
+  for CREATED, SHIPPED (the whole order, with every package) and CANCELLED only.
+- Errors are `{"code": <the HTTP status>, "message", "type"?}`; on a create, `type` is one of the
+  error types of the seller guide's table, which decide retry or attention (`ERROR_RULES`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +32,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import (
+    Address,
     ConnectorError,
     FulfilmentRequest,
     FulfilmentStatus,
@@ -87,8 +96,8 @@ class ShiptoAddress(_Wire):
 class LineItem(_Wire):
     externalProductId: str | None = None
     quantity: int = 0
-    # Not in the seed's sample body, but Deliverr echoes it on shippedItems: it carries the
-    # hub's OrderLine id so a shipment names the exact line it fulfils.
+    # The hub's OrderLine id: Deliverr echoes it on shippedItems, so a shipment names the exact
+    # line it fulfils.
     lineItemId: str | None = None
 
 
@@ -105,36 +114,91 @@ class CreateOrderRequest(_Wire):
 
 
 class CreateOrderResponse(_Wire):
+    """The 201 answer is the whole order; only its id is needed."""
+
     orderId: str
 
 
-def create_order_body(request: FulfilmentRequest) -> dict[str, Any]:
-    """The JSON body of `POST /orders/v1/order` for a hub order; `externalOrderId` is its id."""
-    address = request.shipping_address
+# Address field limits of Deliverr's `Address` schema (characters).
+NAME_MIN, NAME_MAX, COMPANY_MAX = 3, 35, 30
+LIMITS = {"street1": 50, "street2": 30, "city": 30, "state": 30, "postcode": 30}
+
+
+class UnshippableAddress(ValueError):
+    """An address Deliverr's schema cannot hold; the reason names the field and its limit."""
+
+
+def _field(value: str | None) -> str:
+    return " ".join((value or "").split())
+
+
+def shipto_address(address: Address) -> ShiptoAddress:
+    """The address as Deliverr's `Address` holds it.
+
+    `state` and `postcode` are required fields: an address without them (outside the US, where
+    Deliverr needs neither) sends them empty. A name or company over its limit is cut (a label
+    has no more room); an address line, city, state or postcode over its limit is not, since
+    cutting it could send the parcel elsewhere: `UnshippableAddress` names what to shorten.
+    """
+    name = _field(address.name) or _field(address.company)
+    if len(name) < NAME_MIN:
+        raise UnshippableAddress(
+            f"Deliverr needs a recipient name of at least {NAME_MIN} characters, not {name!r}"
+        )
+    fields = {
+        "street1": _field(address.line1),
+        "street2": _field(address.line2),
+        "city": _field(address.city),
+        "state": _field(address.region),
+        "postcode": _field(address.postal_code),
+    }
+    for key, value in fields.items():
+        if len(value) > LIMITS[key]:
+            raise UnshippableAddress(
+                f"Deliverr takes at most {LIMITS[key]} characters in {key}; shorten {value!r}"
+            )
+    company = _field(address.company)[:COMPANY_MAX]
+    return ShiptoAddress(
+        name=name[:NAME_MAX],
+        company=company or None,
+        street1=fields["street1"],
+        street2=fields["street2"] or None,
+        city=fields["city"],
+        state=fields["state"],
+        postcode=fields["postcode"],
+        countryCode=address.country_code.upper(),
+    )
+
+
+def create_order_body(request: FulfilmentRequest, ship_method: str | None) -> dict[str, Any]:
+    """The JSON body of `POST /orders/v1/order` for a hub order; `externalOrderId` is its id.
+    `UnshippableAddress` when the address does not fit Deliverr's limits."""
     wire = CreateOrderRequest(
         externalOrderId=request.order_id,
         source=request.channel,
         sourceOrderId=request.channel_order_id,
-        shiptoAddress=ShiptoAddress(
-            name=address.name,
-            company=address.company,
-            street1=address.line1,
-            street2=address.line2,
-            city=address.city,
-            state=address.region,
-            postcode=address.postal_code,
-            countryCode=address.country_code,
-        ),
+        shiptoAddress=shipto_address(request.shipping_address),
         lineItems=[
             LineItem(externalProductId=line.sku, quantity=line.quantity, lineItemId=line.line_id)
             for line in request.lines
         ],
-        shipMethod=request.ship_method,
+        shipMethod=ship_method,
     )
     body = wire.model_dump(mode="json", exclude_none=True)
     # Formatted by hand: pydantic would write `+00:00`; Deliverr's documents use `Z`.
     body["orderCreationTime"] = format_time(request.placed_at)
     return body
+
+
+def idempotency_key(order_id: str, body: Mapping[str, Any], round_: int = 0) -> str:
+    """The `idempotency-key` of a create: a UUIDv4 (the form Deliverr's description demands)
+    drawn from the order, its body and `round_`, so every retry of the same create sends the
+    same key, and a changed order gets a fresh one instead of the old order's replay.
+
+    `round_` moves on only after Deliverr replayed a refusal (see `DeliverrProvider`)."""
+    material = json.dumps([order_id, body, round_], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(material.encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,6 +207,8 @@ def create_order_body(request: FulfilmentRequest) -> dict[str, Any]:
 
 
 class DeliverrOrderStatus(StrEnum):
+    """ApiOrderStatus."""
+
     CREATED = "CREATED"
     PROCESSING = "PROCESSING"
     PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
@@ -172,6 +238,29 @@ SHIPPED_STATUSES = frozenset(
 )
 
 
+class ShipmentStatus(StrEnum):
+    """ApiOrderShipmentStatus: where one package stands."""
+
+    CREATED = "CREATED"
+    WAREHOUSE = "WAREHOUSE"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
+    SHIPPED = "SHIPPED"
+    CANCELLED = "CANCELLED"
+    ERROR = "ERROR"
+
+
+# Whether a package in each status is a shipment to tell the channel about: it has left the
+# warehouse (with its tracking number), or not yet, or it never will (cancelled, failed).
+PACKAGE_LEFT: dict[ShipmentStatus, bool] = {
+    ShipmentStatus.CREATED: False,
+    ShipmentStatus.WAREHOUSE: False,
+    ShipmentStatus.PARTIALLY_SHIPPED: True,
+    ShipmentStatus.SHIPPED: True,
+    ShipmentStatus.CANCELLED: False,
+    ShipmentStatus.ERROR: False,
+}
+
+
 def map_status(raw: str | None) -> ProviderOrderStatus:
     """The canonical status of a Deliverr status; one we do not know is UNSUPPORTED."""
     if raw is None:
@@ -183,14 +272,21 @@ def map_status(raw: str | None) -> ProviderOrderStatus:
 
 
 class ShippedItem(_Wire):
+    """OrderApiShipmentItem (bundles come expanded into their items)."""
+
     externalProductId: str
     productId: str | None = None
     lineItemId: str | None = None
+    status: str | None = None
     quantityOrdered: int | None = None
     quantity: int
+    lotNumber: str | None = None
+    expirationDate: UtcDatetime | None = None
 
 
 class Shipment(_Wire):
+    """OrderShipmentObject: one package."""
+
     trackingNumber: str | None = None
     shippingCarrier: str | None = None
     shippingService: str | None = None
@@ -202,13 +298,15 @@ class Shipment(_Wire):
 
 
 class Order(_Wire):
+    """OrderApiStatusModel."""
+
     orderId: str
     externalOrderId: str | None = None
     status: str
     shiptoAddress: ShiptoAddress | None = None
     lineItems: list[LineItem] = Field(default_factory=list)
-    shipMethod: str | None = None
-    orderCreationTime: UtcDatetime | None = None
+    orderShippedTime: UtcDatetime | None = None
+    orderDeliveredTime: UtcDatetime | None = None
     shipments: list[Shipment] = Field(default_factory=list)
 
 
@@ -217,9 +315,10 @@ def shipment_id_for(order_id: str, shipment: Shipment) -> str:
 
     Deliverr ships one package per tracking number, so `{orderId}:{trackingNumber}` names the
     same package in every poll and every webhook. A package reported without a tracking number
-    is named by a digest of what identifies it (warehouse, shipped time, items), prefixed
-    `{orderId}:untracked-`; should Deliverr add the tracking number later, that package gets a
-    new id, which the hub sees as a second shipment of the same lines and can reconcile.
+    (the description requires one; read defensively) is named by a digest of what identifies it
+    (warehouse, shipped time, items), prefixed `{orderId}:untracked-`; should Deliverr add the
+    tracking number later, that package gets a new id, which the hub sees as a second shipment
+    of the same lines and can reconcile.
     """
     if shipment.trackingNumber:
         return f"{order_id}:{shipment.trackingNumber}"
@@ -233,7 +332,8 @@ def shipment_id_for(order_id: str, shipment: Shipment) -> str:
 
 
 def to_provider_shipment(order_id: str, shipment: Shipment) -> ProviderShipment:
-    """One Deliverr package as a canonical shipment."""
+    """One Deliverr package as a canonical shipment. Deliverr reports no serial numbers, so
+    its lines carry none."""
     return ProviderShipment(
         shipment_id=shipment_id_for(order_id, shipment),
         carrier=shipment.shippingCarrier,
@@ -252,14 +352,43 @@ def to_provider_shipment(order_id: str, shipment: Shipment) -> ProviderShipment:
     )
 
 
-def to_fulfilment_status(order: Order) -> FulfilmentStatus:
-    """A Deliverr order as the canonical fulfilment status, shipments included."""
+# `fulfilment_status` as the hub stores it holds 32 characters.
+RAW_STATUS_MAX = 32
+
+
+def _fulfilment(order_id: str, raw_status: str, packages: list[Shipment]) -> FulfilmentStatus:
+    """The canonical report: every package that has left the warehouse. A package in a status
+    this table does not know makes the report UNSUPPORTED, naming that status, so a person
+    looks instead of the package being counted, or dropped, on a guess."""
+    status = map_status(raw_status)
+    shipped: list[ProviderShipment] = []
+    for package in packages:
+        try:
+            left = PACKAGE_LEFT[ShipmentStatus(package.status or "")]
+        except ValueError:
+            status = ProviderOrderStatus.UNSUPPORTED
+            raw_status = f"package {package.status}"[:RAW_STATUS_MAX]
+            continue
+        if left:
+            shipped.append(to_provider_shipment(order_id, package))
     return FulfilmentStatus(
-        provider_order_id=order.orderId,
+        provider_order_id=order_id,
+        external_order_id=None,
+        status=status,
+        raw_status=raw_status,
+        shipments=tuple(shipped),
+    )
+
+
+def to_fulfilment_status(order: Order) -> FulfilmentStatus:
+    """A Deliverr order as the canonical fulfilment status, shipped packages included."""
+    report = _fulfilment(order.orderId, order.status, order.shipments)
+    return FulfilmentStatus(
+        provider_order_id=report.provider_order_id,
         external_order_id=order.externalOrderId,
-        status=map_status(order.status),
-        raw_status=order.status,
-        shipments=tuple(to_provider_shipment(order.orderId, s) for s in order.shipments),
+        status=report.status,
+        raw_status=report.raw_status,
+        shipments=report.shipments,
     )
 
 
@@ -279,6 +408,9 @@ ORDER_STATUS_UPDATE = "ORDER_STATUS_UPDATE"
 
 
 class StatusUpdateEvent(_Wire):
+    """OrderStatusWebhookEvent. It names the order by Deliverr's `orderId` only: the hub finds
+    its order by the reference it stored when the create answered."""
+
     eventId: str
     eventTime: UtcDatetime | None = None
     type: str
@@ -286,20 +418,12 @@ class StatusUpdateEvent(_Wire):
     oldStatus: str | None = None
     newStatus: str
     orderId: str
-    # Not in the documented event, but read when present: it is the hub's own order id.
-    externalOrderId: str | None = None
     shipments: list[Shipment] = Field(default_factory=list)
 
 
 def status_update_to_fulfilment(event: StatusUpdateEvent) -> FulfilmentStatus:
     """The fulfilment status an ORDER_STATUS_UPDATE reports."""
-    return FulfilmentStatus(
-        provider_order_id=event.orderId,
-        external_order_id=event.externalOrderId,
-        status=map_status(event.newStatus),
-        raw_status=event.newStatus,
-        shipments=tuple(to_provider_shipment(event.orderId, s) for s in event.shipments),
-    )
+    return _fulfilment(event.orderId, event.newStatus, event.shipments)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,8 +432,11 @@ def status_update_to_fulfilment(event: StatusUpdateEvent) -> FulfilmentStatus:
 
 
 class ErrorBody(_Wire):
-    code: str | None = None
+    """Deliverr's error answer: `code` repeats the HTTP status, `type` names the error."""
+
+    code: int | None = None
     message: str | None = None
+    type: str | None = None
 
 
 class DeliverrErrorCode(StrEnum):
@@ -416,28 +543,35 @@ ERROR_RULES: dict[DeliverrErrorCode, ErrorRule] = {
 }
 
 
-def error_for(code: str | None, message: str | None, *, context: str) -> ConnectorError:
+def error_for(error_type: str | None, message: str | None, *, context: str) -> ConnectorError:
     """The failure a Deliverr error answer stands for.
 
-    A seed error type follows `ERROR_RULES`: its explanation becomes the reason a person reads.
-    Any other code is Permanent and named, so it is investigated rather than retried blindly.
+    An error type of the seller guide's table follows `ERROR_RULES`: its explanation becomes the
+    reason a person reads. Any other is Permanent and named, so it is investigated rather than
+    retried blindly.
     """
     try:
-        rule = ERROR_RULES[DeliverrErrorCode(code or "")]
+        rule = ERROR_RULES[DeliverrErrorCode(error_type or "")]
     except ValueError:
         detail = f": {message}" if message else ""
-        return Permanent(f"{context}: Deliverr error {code or 'without a code'}{detail}", code=code)
+        named = error_type or "without a type"
+        return Permanent(f"{context}: Deliverr error {named}{detail}", code=error_type)
     if rule.outcome is Outcome.RETRY:
-        return Retriable(f"{context}: {code}: {rule.explanation}", after=rule.retry_after)
-    return Permanent(rule.explanation, code=code)
+        return Retriable(f"{context}: {error_type}: {rule.explanation}", after=rule.retry_after)
+    return Permanent(rule.explanation, code=error_type)
 
 
 def parse_error(body: bytes) -> ErrorBody:
-    """The `{code, message}` of an error answer; empty when the body is not that shape."""
+    """The `{code, message, type}` of an error answer; empty when the body is not that shape."""
     try:
         return ErrorBody.model_validate(load_json(body))
     except (ValueError, ValidationError):
         return ErrorBody()
+
+
+def is_seed_error(error: ErrorBody) -> bool:
+    """Whether the answer names one of the seller guide's error types."""
+    return error.type in DeliverrErrorCode.__members__
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 `TopiClient` is the transport: OAuth2 client credentials, the bearer header, one renewal on a
 401, and the mapping of topi's answers to `Permanent`. `TopiChannel` is the `SalesChannel`: it
 turns the hub's calls into topi requests and makes each of them safe to repeat.
+
+Rate limits: topi documents none for the calls made here (its only limit is on concurrent
+catalog imports), so no limiter is asked; a 429 or 503 is `Retriable`, honouring `Retry-After`
+when sent. topi has no idempotency key either, which is why every write is checked against the
+order's state before it is repeated.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +30,14 @@ from connectors.base import (
     Capability,
     ChannelOrder,
     FlowNotSupported,
+    NeedsInput,
     OrderView,
     Permanent,
     Resume,
     Retriable,
     WebhookReceiver,
 )
-from connectors.http import new_client, send
+from connectors.http import deadline, new_client, send
 from connectors.topi.config import TopiSettings
 from connectors.topi.transformers import (
     UnmappableLine,
@@ -41,6 +49,7 @@ from connectors.topi.transformers import (
     parse_order,
     serial_required,
     shipment_body,
+    sku_source_of,
     to_channel_order,
     units_to_report,
 )
@@ -49,6 +58,9 @@ from connectors.topi.webhooks import TopiWebhooks
 log = structlog.get_logger(__name__)
 
 CREDENTIALS_HINT = "check TOPI_CLIENT_ID and TOPI_CLIENT_SECRET"
+# The scope topi's authentication guide puts in every client-credentials request; the token
+# carries the scopes assigned to the client whatever is asked.
+TOKEN_SCOPE = "client"
 PAGE_SIZE = 100
 # topi's order id pattern (`^[0-9A-Za-z\-]+$`); anything else is refused before a request.
 ORDER_ID = re.compile(r"^[0-9A-Za-z\-]+$")
@@ -131,7 +143,7 @@ class TopiClient:
             self.http,
             "POST",
             self.settings.token_url,
-            data={"grant_type": "client_credentials"},
+            data={"grant_type": "client_credentials", "scope": TOKEN_SCOPE},
             auth=(self.settings.client_id, secret.get_secret_value()),
         )
         if response.status_code in (400, 401, 403):
@@ -171,7 +183,14 @@ class TopiClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
-        """One API call; the decoded JSON body of a 2xx answer (money as Decimal)."""
+        """One API call, token included, within TOPI_CALL_DEADLINE_SECONDS; the decoded JSON
+        body of a 2xx answer (money as Decimal)."""
+        with deadline(self.settings.call_deadline_seconds):
+            return self._request(method, path, json=json, params=params)
+
+    def _request(
+        self, method: str, path: str, *, json: Any, params: Mapping[str, Any] | None
+    ) -> Any:
         token = self.access_token()
         response = send(
             self.http, method, self._url(path), json=json, params=params, headers=_bearer(token)
@@ -256,12 +275,21 @@ class TopiChannel:
         self._transition(order.channel_order_id, "accept")
 
     def reject(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
-        """Tell topi the order cannot be fulfilled. topi's rejectOrder takes no body, so `reason`
-        stays with the hub; after confirmation topi refuses and this raises `Permanent`."""
+        """Tell topi the order cannot be fulfilled. topi's rejectOrder defines no request body
+        (no reason field), so `reason` stays with the hub; after confirmation topi refuses and
+        this raises `Permanent`."""
         log.info("topi.order.reject", channel_order_id=order.channel_order_id, reason=reason)
         self._transition(order.channel_order_id, "reject")
 
+    def _operation(self) -> AbstractContextManager[object]:
+        """One deadline (TOPI_CALL_DEADLINE_SECONDS) over every request of one hub call."""
+        return deadline(self.settings.call_deadline_seconds)
+
     def _transition(self, channel_order_id: str, action: str) -> None:
+        with self._operation():
+            self._transition_within(channel_order_id, action)
+
+    def _transition_within(self, channel_order_id: str, action: str) -> None:
         path = f"{_order_path(channel_order_id)}/{action}"
         try:
             self.client.request("POST", path)
@@ -288,39 +316,48 @@ class TopiChannel:
     # -- shipments ----------------------------------------------------------------------------
 
     def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
-        """topi's Seller API has no call to cancel an accepted order."""
+        """topi's Seller API has no call for the seller to cancel an order: topi or the customer
+        cancel, and topi then sends `order.canceled`."""
         raise FlowNotSupported(
-            f"topi has no cancel call: in topi's seller dashboard, cancel order "
-            f"{order.channel_order_id} (or ask topi's support to), then record the return here"
+            f"topi has no seller cancel call: until order {order.channel_order_id} is confirmed, "
+            "reject it instead; once confirmed, ask your topi contact to cancel it. topi's "
+            "order.canceled webhook then cancels it here; after a shipment it is a return"
         )
 
     def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
-        """Report the units of shipment `shipment_id` topi does not have yet (none: no call)."""
+        """Report the units of shipment `shipment_id` topi does not have yet (none: no call).
+        `NeedsInput` when a unit that topi wants a serial number for has none."""
+        with self._operation():
+            self._push_tracking(order, shipment_id)
+
+    def _push_tracking(self, order: OrderView, shipment_id: str) -> None:
         shipment = next((s for s in order.shipments if s.shipment_id == shipment_id), None)
         if shipment is None:
             raise Permanent(
                 f"order {order.order_id} has no shipment {shipment_id}", code="unknown_shipment"
             )
         topi_order = self._wire_order(order.channel_order_id)
+        sku_source = sku_source_of(topi_order, self.settings.sku_source)
         try:
-            units = units_to_report(order, shipment, topi_order, self.settings.sku_source)
+            units = units_to_report(order, shipment, topi_order, sku_source)
         except UnmappableLine as exc:
             raise Permanent(str(exc), code="unmappable_line") from exc
         if not units:
             log.info("topi.shipment.nothing_new", shipment_id=shipment_id)
             return
-        missing = sorted(
-            {
-                unit.reference
-                for unit in units
-                if not unit.serial_number
-                and serial_required(topi_order, unit.source, unit.reference)
-            }
+        missing = Counter(
+            unit.reference
+            for unit in units
+            if not unit.serial_number and serial_required(topi_order, unit.source, unit.reference)
         )
         if missing:
-            raise Permanent(
-                f"topi needs a serial number for every rented unit; shipment {shipment_id} has "
-                f"units without one for {', '.join(missing)}",
+            # Nothing is sent: topi takes the units of a shipment together or not at all, and
+            # would refuse these. Once a person enters the serials, the same call sends them.
+            needed = ", ".join(f"{count} x {ref}" for ref, count in sorted(missing.items()))
+            raise NeedsInput(
+                f"serial number needed for {needed} in shipment {shipment_id}: topi takes no "
+                "unit that can be rented without its serial number; enter the serials of "
+                "those units, then the shipment is sent to topi",
                 code="serial_number_missing",
             )
         body = shipment_body(order.channel_order_id, units, shipment)
@@ -338,7 +375,8 @@ class TopiChannel:
 
     def fetch_order(self, channel_order_id: str) -> ChannelOrder:
         """The full order from `GET /v1/orders/{id}` as a canonical order."""
-        wire = self._wire_order(channel_order_id)
+        with self._operation():
+            wire = self._wire_order(channel_order_id)
         try:
             return to_channel_order(wire, self.settings.sku_source)
         except ValueError as exc:

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from connectors.http import DEFAULT_DEADLINE_SECONDS
 from connectors.signatures import standard_webhook_key
 
 
@@ -21,7 +22,20 @@ class TopiSettings(BaseSettings):
     client_secret: SecretStr | None = None
     # NoDecode: the variable is a comma-separated list, not the JSON pydantic-settings expects.
     webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    sku_source: str = "sku"
+    # Which `seller_product_references[].source` holds the hub's SKU. Unset: the source topi
+    # names in each order (`seller_info.product_reference_source`), which is the seller's own
+    # setting at topi, so the hub follows it without being told twice.
+    sku_source: str | None = None
+    # Everything one call to topi does (token, request, repeat after a renewal) ends by then.
+    call_deadline_seconds: float = Field(default=DEFAULT_DEADLINE_SECONDS, gt=0)
+
+    @field_validator("sku_source", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`TOPI_SKU_SOURCE=` (empty) means unset, not a source named ""."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod

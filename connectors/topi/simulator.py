@@ -1,10 +1,11 @@
 """A stateful fake of topi's Seller API and identity service, for tests and the demo.
 
-It issues OAuth2 client-credentials tokens, keeps orders with topi's status rules (acknowledge
-from created; accept from created or acknowledged; reject never after confirmation), validates
-shipments the way topi does (every unit once, a serial for every rented unit), moves orders to
-partially_fulfilled and completed, and sends Svix-signed webhooks for created, canceled and
-completed orders. Errors use topi's goa error body.
+It issues OAuth2 client-credentials tokens (HTTP Basic client, `grant_type=client_credentials`,
+`scope=client` as topi's guide has it), keeps orders with topi's status rules (acknowledge from
+created; accept from created or acknowledged; reject never after confirmation), validates
+shipments the way topi does (every unit once, a serial for every unit with a rent option),
+moves orders to partially_fulfilled and completed, and sends Svix-signed webhooks for created,
+canceled and completed orders. Errors use topi's goa error body.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from connectors.contracts import enforce
 from connectors.signatures import sign_standard_webhook
 from connectors.simulation import SimulatorBase
+from connectors.topi.spec import CONTRACT, token_path
 
 API_HOST = "https://seller-api.topi.eu"
 ORDER_PATH = "/v1/orders"
@@ -67,8 +69,15 @@ class SimLine:
     contract_type: str = "rent"
     unit_price: int = 119000  # gross, minor units, as topi sends money
     title: str = "Pro Laptop 64GB"
-    # The reference source the product carries; "sku" matches TOPI_SKU_SOURCE's default.
+    # The reference source the product carries; "sku" is the simulated seller's own source.
     source: str = "sku"
+    # Whether the product can be rented (topi then wants a serial for each unit, even one
+    # bought outright). None: only when this line is rented.
+    rent_option: bool | None = None
+
+    @property
+    def rentable(self) -> bool:
+        return self.contract_type == "rent" if self.rent_option is None else self.rent_option
 
 
 @dataclass(slots=True)
@@ -78,7 +87,7 @@ class _Asset:
     source: str
     reference: str
     title: str
-    contract_type: str
+    rentable: bool
     status: str = "created"
     serial_number: str | None = None
     tracking_url: str | None = None
@@ -128,7 +137,8 @@ class _Order:
         """The bare order topi posts to the webhook (the fields its documentation lists)."""
         return {**self.summary(), "shipping_address": dict(self.address)}
 
-    def full(self) -> dict[str, Any]:
+    def full(self, seller: Mapping[str, Any]) -> dict[str, Any]:
+        """The order as `GET /v1/orders/{id}` answers it (FullOrderResult), sold by `seller`."""
         address = {k: v for k, v in self.address.items() if k != "name"}
         address["recipient_name"] = self.address.get("name", "")
         out = {
@@ -141,7 +151,7 @@ class _Order:
                 "company": {"name": self.company},
             },
             "order_lines": [_order_line(line) for line in self.lines],
-            "seller_info": {"id": "seller-1", "name": "Demo Seller", "currency": "EUR"},
+            "seller_info": dict(seller),
             "shipping_address": address,
             "shipping_info": {
                 "seller_shipping_reference": "standard",
@@ -164,17 +174,22 @@ def _money(gross: int) -> dict[str, Any]:
 
 
 def _order_line(line: SimLine) -> dict[str, Any]:
-    return {
+    rented = line.contract_type == "rent"
+    monthly = line.unit_price // 12
+    out: dict[str, Any] = {
         "quantity": line.quantity,
         "title": line.title,
         "subtitle": "",
         "contract_type": line.contract_type,
-        "duration": 12 if line.contract_type == "rent" else 0,
-        "monthly_price": _money(line.unit_price // 12),
+        "duration": 12 if rented else 0,
+        "monthly_price": _money(monthly if rented else 0),
         "unit_price": _money(line.unit_price),
         "seller_product_references": [{"source": line.source, "reference": line.sku}],
         "selected_first_party_services": [],
     }
+    if line.rentable:
+        out["base_rental_price"] = _money(monthly)
+    return out
 
 
 def _unauthorised() -> JSONResponse:
@@ -198,6 +213,24 @@ def _goa_error(status: int, name: str, message: str) -> JSONResponse:
     )
 
 
+def _refuse(status: int, problems: list[str]) -> JSONResponse:
+    """A request the description does not admit, refused in topi's goa format."""
+    return _goa_error(status, "bad_request", "; ".join(problems))
+
+
+def _refuse_token(status: int, problems: list[str]) -> JSONResponse:
+    """A token request that is not a client-credentials grant for scope `client` (RFC 6749)."""
+    if any("grant_type" in p for p in problems):
+        error = "unsupported_grant_type"
+    elif any("scope" in p for p in problems):
+        error = "invalid_scope"
+    else:
+        error = "invalid_request"
+    return JSONResponse(
+        {"error": error, "error_description": "; ".join(problems)}, status_code=status
+    )
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -216,8 +249,30 @@ class TopiSimulator(SimulatorBase):
         webhook_url: str | None = None,
         webhook_client: httpx.Client | None = None,
         token_ttl: int = 7200,
+        product_reference_source: str = "sku",
     ) -> None:
         super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
+        # The seller's account at topi (SellerInfo); its reference source names the SKU.
+        self.seller: dict[str, Any] = {
+            "id": "5e1d2c3b-0000-4000-8000-00000000a11e",
+            "name": "Demo Seller",
+            "address": {
+                "line1": "Torstrasse 1",
+                "postal_code": "10119",
+                "city": "Berlin",
+                "country_code": "DE",
+            },
+            "email": "seller@example.com",
+            "currency": "EUR",
+            "product_reference_source": product_reference_source,
+            "capability_add_custom_products": False,
+            "capability_anonymized_pricing": False,
+            "capability_anonymous_ecom_offer_creation": False,
+            "capability_bundles": False,
+            "capability_dual_pricing": False,
+            "capability_hide_buy_now": False,
+            "capability_international_shipment": False,
+        }
         self.client_id = client_id
         self.client_secret = client_secret
         self.webhook_secret = webhook_secret
@@ -229,6 +284,15 @@ class TopiSimulator(SimulatorBase):
         self._sequence_lock = threading.Lock()
         self.app = FastAPI(title="topi simulator")
         self._routes(self.app)
+        # Requests that do not fit topi's description are refused as topi refuses them (a goa
+        # 400, or an OAuth2 error at the token endpoint); installed first, so the recording
+        # middleware sees those refusals too.
+        enforce(
+            self.app,
+            CONTRACT,
+            _refuse,
+            refusers={token_path(CONTRACT.document): _refuse_token},
+        )
         self.install(self.app)
 
     # -- driving the simulator (topi's and the customer's side) ----------------------------------
@@ -259,11 +323,12 @@ class TopiSimulator(SimulatorBase):
         assets = [
             _Asset(
                 id=str(uuid.uuid4()),
-                product_id=f"prod-{line.sku}",
+                # topi's own product id: a UUID, whatever characters the seller's SKU has.
+                product_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"topi-product:{line.sku}")),
                 source=line.source,
                 reference=line.sku,
                 title=line.title,
-                contract_type=line.contract_type,
+                rentable=line.rentable,
             )
             for line in sim_lines
             for _ in range(line.quantity)
@@ -304,7 +369,7 @@ class TopiSimulator(SimulatorBase):
     def order(self, order_id: str) -> dict[str, Any]:
         """The order as `GET /v1/orders/{id}` shows it."""
         with self.lock:
-            return self.orders[order_id].full()
+            return self.orders[order_id].full(self.seller)
 
     def expire_tokens(self) -> None:
         """Every token issued so far stops working, as if its lifetime had run out."""
@@ -378,12 +443,10 @@ class TopiSimulator(SimulatorBase):
             return {"expired": True}
 
         @app.post("/oauth2/token")
-        async def _token(request: Request) -> JSONResponse:
-            form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        def _token(request: Request) -> JSONResponse:
+            # The grant and the scope were checked against the contract before it got here.
             if not self._check_client(request):
                 return JSONResponse({"error": "invalid_client"}, status_code=401)
-            if form.get("grant_type") != ["client_credentials"]:
-                return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
             token = secrets.token_urlsafe(24)
             with self.lock:
                 self.tokens[token] = time.monotonic() + self.token_ttl
@@ -411,7 +474,7 @@ class TopiSimulator(SimulatorBase):
                 order = self.orders.get(order_id)
                 if order is None:
                     return _goa_error(404, "not_found", f"order {order_id} not found")
-                return JSONResponse(order.full())
+                return JSONResponse(order.full(self.seller))
 
         for action in ALLOWED_FROM:
             self._transition_route(app, action)
@@ -511,9 +574,9 @@ class TopiSimulator(SimulatorBase):
     def _create_shipment(self, body: Any) -> tuple[JSONResponse, dict[str, Any] | None]:
         """The answer to a shipment, and the `completed` webhook to send when it completed the
         order."""
-        problem = _shipment_shape_problem(body)
-        if problem:
-            return _goa_error(400, "bad_request", problem), None
+        # The body's shape was checked against CreateRequestBody before it got here.
+        if not body["serial_numbers"]:
+            return _goa_error(400, "bad_request", "a shipment lists at least one unit"), None
         entries: list[dict[str, Any]] = body["serial_numbers"]
         tracking_url: str | None = body.get("tracking_url")
         completed: dict[str, Any] | None = None
@@ -550,7 +613,7 @@ class TopiSimulator(SimulatorBase):
                         f"no unshipped asset {ref['source']}:{ref['reference']} left in the "
                         "order: every unit can be shipped once",
                     ), None
-                if not serial and asset.contract_type == "rent":
+                if not serial and asset.rentable:
                     return _goa_error(
                         400,
                         "bad_request",
@@ -580,38 +643,3 @@ class TopiSimulator(SimulatorBase):
         if "metadata" in body:
             answer["metadata"] = body["metadata"]
         return JSONResponse(answer), completed
-
-
-def _shipment_shape_problem(body: Any) -> str | None:
-    """What makes a `POST /v1/shipment` body invalid against CreateRequestBody, if anything."""
-    if not isinstance(body, dict):
-        return "body must be an object"
-    order_id = body.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
-        return "order_id is required"
-    entries = body.get("serial_numbers")
-    if not isinstance(entries, list) or not entries:
-        return "serial_numbers must be a non-empty array"
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("serial_number"), str):
-            return 'every serial_numbers entry needs a serial_number string ("" for none)'
-        ref = entry.get("seller_product_reference")
-        if not isinstance(ref, dict) or not all(
-            isinstance(ref.get(key), str) and ref.get(key) for key in ("source", "reference")
-        ):
-            return "every serial_numbers entry needs seller_product_reference {source, reference}"
-    url = body.get("tracking_url")
-    if url is not None:
-        try:
-            scheme = httpx.URL(url).scheme if isinstance(url, str) else ""
-        except httpx.InvalidURL:
-            scheme = ""
-        if scheme not in ("http", "https"):
-            return "tracking_url must be an http(s) URI"
-    metadata = body.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict)
-        and all(isinstance(v, str) and len(v) <= 400 for v in metadata.values())
-    ):
-        return "metadata values must be strings of at most 400 characters"
-    return None

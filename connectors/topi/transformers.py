@@ -2,7 +2,9 @@
 
 Units: topi orders a number of *assets*, one per physical unit, each carrying the seller's own
 product references. The hub's lines are those assets grouped by the reference whose `source` is
-`TOPI_SKU_SOURCE`:
+the SKU source: `TOPI_SKU_SOURCE` when set, else the order's own
+`seller_info.product_reference_source` (the webhook's order carries no `seller_info`; its assets
+stay unmapped until the full order is read, which the hub does for every new order):
 
 - a line with a SKU has `channel_line_id` = the SKU (topi references match `[a-zA-Z0-9._-]`, so
   it can never collide with the next form) and `quantity` = the number of assets with that SKU;
@@ -13,6 +15,12 @@ Quantities come from the assets, not from `order_lines`: assets are present in e
 (webhook, `GET /v1/orders/{id}`) and they are what `POST /v1/shipment` reports, one entry each.
 `order_lines` (only in the full order) give the prices and the contract type; they are used for
 quantities only when an order carries no assets at all.
+
+Rent: a line rented (`contract_type` rent) carries its `monthly_price` and `duration_months`.
+topi refuses a shipment that gives no serial number for an asset with a *rent option*, even one
+bought outright. An order line has no field that says so; a rented line has one, and so does a
+line with a `base_rental_price`, the product's monthly rental price (inferred, not stated by
+topi). `serial_required` is that, per line, for every unit of it.
 
 Money: topi sends integer minor units (`MoneyAmount.gross`); the currencies topi supports (EUR,
 GBP, USD) all have two decimals. A line's `unit_price` is the gross unit price; the order total is
@@ -138,12 +146,22 @@ class WireOrderLine(_Wire):
     quantity: int
     title: str | None = None
     contract_type: str | None = None
+    duration: int | None = None
     product_id: str | None = None
     seller_product_references: list[WireReference] = Field(default_factory=list)
     unit_price: WireMoney | None = None
+    monthly_price: WireMoney | None = None
+    base_rental_price: WireMoney | None = None
 
     def reference_from(self, source: str) -> WireReference | None:
         return next((r for r in self.seller_product_references if r.source == source), None)
+
+    @property
+    def rent_option(self) -> bool:
+        """Whether the product could be rented, so topi wants a serial for each unit."""
+        return self.contract_type == RENT or (
+            self.base_rental_price is not None and self.base_rental_price.gross > 0
+        )
 
 
 class WireShippingAddress(_Wire):
@@ -177,6 +195,7 @@ class WireShippingInfo(_Wire):
 
 class WireSellerInfo(_Wire):
     currency: str | None = None
+    product_reference_source: str | None = None
 
 
 class WireOrder(_Wire):
@@ -328,6 +347,16 @@ def _reference_body(reference: WireReference | None) -> ReferenceBody | None:
     return {"source": reference.source, "reference": reference.reference}
 
 
+def sku_source_of(order: WireOrder, configured: str | None) -> str | None:
+    """The reference source that holds the SKU: the configured one, else the order's own;
+    None when neither is known (a webhook's order without TOPI_SKU_SOURCE)."""
+    if configured:
+        return configured
+    if order.seller_info and order.seller_info.product_reference_source:
+        return order.seller_info.product_reference_source
+    return None
+
+
 def _line_attributes(
     *,
     asset_ids: Sequence[str],
@@ -336,14 +365,19 @@ def _line_attributes(
 ) -> dict[str, Any]:
     contract = order_line.contract_type if order_line else None
     net = order_line.unit_price.net if order_line and order_line.unit_price else None
+    rented = order_line is not None and contract == RENT
+    monthly = order_line.monthly_price if order_line and rented else None
     return {
         "asset_ids": list(asset_ids),
         # The reference `POST /v1/shipment` names this line's units by.
         "reference": _reference_body(reference),
         "contract_type": contract,
-        # topi refuses a rental asset without a serial; None: unknown until the full order is read.
-        "serial_required": None if contract is None else contract == RENT,
+        # Per unit: topi refuses a unit with a rent option shipped without a serial number.
+        # None: unknown until the full order is read (the webhook's order has no lines).
+        "serial_required": order_line.rent_option if order_line is not None else None,
         "unit_price_net": str(minor_to_decimal(net)) if net is not None else None,
+        "monthly_price": str(minor_to_decimal(monthly.gross)) if monthly is not None else None,
+        "duration_months": order_line.duration if order_line is not None and rented else None,
     }
 
 
@@ -353,8 +387,26 @@ def _unit_price(order_line: WireOrderLine | None) -> Decimal:
     return minor_to_decimal(order_line.unit_price.gross)
 
 
-def to_lines(order: WireOrder, sku_source: str) -> tuple[ChannelOrderLine, ...]:
-    """The order's lines, grouped by SKU as the module docstring describes."""
+def _unmapped_line(asset: WireAsset) -> ChannelOrderLine:
+    """An asset without a SKU: a line of its own, so the hub sees it and holds the order."""
+    first = asset.seller_product_references[0] if asset.seller_product_references else None
+    return ChannelOrderLine(
+        channel_line_id=f"asset:{asset.id}",
+        sku=None,
+        quantity=1,
+        unit_price=Decimal("0.00"),
+        attributes={
+            **_line_attributes(asset_ids=[asset.id], reference=first, order_line=None),
+            "title": asset.title,
+        },
+    )
+
+
+def to_lines(order: WireOrder, sku_source: str | None) -> tuple[ChannelOrderLine, ...]:
+    """The order's lines, grouped by SKU as the module docstring describes; with no known SKU
+    source every asset is a line of its own without a SKU."""
+    if sku_source is None:
+        return tuple(_unmapped_line(asset) for asset in order.assets)
     lines_by_sku: dict[str, WireOrderLine] = {}
     for order_line in order.order_lines:
         ref = order_line.reference_from(sku_source)
@@ -405,28 +457,16 @@ def to_lines(order: WireOrder, sku_source: str) -> tuple[ChannelOrderLine, ...]:
                 ),
             )
         )
-    for asset in unmapped:
-        first = asset.seller_product_references[0] if asset.seller_product_references else None
-        lines.append(
-            ChannelOrderLine(
-                channel_line_id=f"asset:{asset.id}",
-                sku=None,
-                quantity=1,
-                unit_price=Decimal("0.00"),
-                attributes={
-                    **_line_attributes(asset_ids=[asset.id], reference=first, order_line=None),
-                    "title": asset.title,
-                },
-            )
-        )
+    lines.extend(_unmapped_line(asset) for asset in unmapped)
     return tuple(lines)
 
 
 def to_channel_order(
-    order: WireOrder, sku_source: str, *, received_at: datetime | None = None
+    order: WireOrder, sku_source: str | None, *, received_at: datetime | None = None
 ) -> ChannelOrder:
-    """The canonical order. `received_at` dates an order that carries no `created_at` (the
-    webhook payload); without either, `ValueError`."""
+    """The canonical order, its SKUs read from `sku_source` (None: the order's own source).
+    `received_at` dates an order that carries no `created_at` (the webhook payload); without
+    either, `ValueError`."""
     placed = order.created_at or order.offer_created_at
     attributes: dict[str, Any] = {
         "seller_offer_reference": order.seller_offer_reference,
@@ -448,7 +488,7 @@ def to_channel_order(
         attributes["shipping_price"] = str(shipping)
     if order.shipping_info and order.shipping_info.seller_shipping_reference:
         attributes["seller_shipping_reference"] = order.shipping_info.seller_shipping_reference
-    lines = to_lines(order, sku_source)
+    lines = to_lines(order, sku_source_of(order, sku_source))
     total = sum((line.unit_price * line.quantity for line in lines), shipping)
     return ChannelOrder(
         channel=CHANNEL,
@@ -461,6 +501,10 @@ def to_channel_order(
         shipping_address=to_address(order),
         lines=lines,
         buyer_email=order.customer_info.email if order.customer_info else None,
+        # The seller's own name for the delivery the buyer was offered (its shipping method).
+        shipping_service=(
+            order.shipping_info.seller_shipping_reference if order.shipping_info else None
+        ),
         attributes=attributes,
     )
 
@@ -490,7 +534,7 @@ class UnmappableLine(ValueError):
 
 
 def line_reference(
-    order: OrderView, channel_line_id: str, sku: str | None, sku_source: str
+    order: OrderView, channel_line_id: str, sku: str | None, sku_source: str | None
 ) -> tuple[str, str]:
     """The (source, reference) topi knows a shipment line's units by."""
     for line in order.lines:
@@ -499,12 +543,12 @@ def line_reference(
             if isinstance(ref, Mapping) and ref.get("source") and ref.get("reference"):
                 return (str(ref["source"]), str(ref["reference"]))
             break
-    if sku:
+    if sku and sku_source:
         return (sku_source, sku)
     raise UnmappableLine(f"line {channel_line_id} has no topi product reference and no SKU")
 
 
-def _units(order: OrderView, shipment: ShipmentView, sku_source: str) -> list[ShipmentUnit]:
+def _units(order: OrderView, shipment: ShipmentView, sku_source: str | None) -> list[ShipmentUnit]:
     units: list[ShipmentUnit] = []
     for line in shipment.lines:
         if line.quantity <= 0:
@@ -517,7 +561,7 @@ def _units(order: OrderView, shipment: ShipmentView, sku_source: str) -> list[Sh
 
 
 def units_to_report(
-    order: OrderView, shipment: ShipmentView, topi_order: WireOrder, sku_source: str
+    order: OrderView, shipment: ShipmentView, topi_order: WireOrder, sku_source: str | None
 ) -> list[ShipmentUnit]:
     """The units of `shipment` topi does not have yet, so no unit is ever reported twice.
 
@@ -564,10 +608,10 @@ def units_to_report(
 
 
 def serial_required(topi_order: WireOrder, source: str, reference: str) -> bool:
-    """Whether topi will refuse this product's units without a serial (a rental contract)."""
+    """Whether topi will refuse this product's units without a serial (a rent option)."""
     for line in topi_order.order_lines:
         if any(r.key == (source, reference) for r in line.seller_product_references):
-            return line.contract_type == RENT
+            return line.rent_option
     return False
 
 

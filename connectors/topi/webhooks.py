@@ -79,7 +79,7 @@ class TopiWebhooks:
         self,
         secrets: Sequence[str],
         *,
-        sku_source: str = "sku",
+        sku_source: str | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.secrets = tuple(secrets)

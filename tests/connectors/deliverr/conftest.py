@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
@@ -35,14 +36,17 @@ def make_settings(
     refresh_token: str | None = REFRESH_TOKEN,
     webhook_token: str | None = WEBHOOK_TOKEN,
     webhook_header: str = "X-Deliverr-Token",
+    **overrides: Any,
 ) -> DeliverrSettings:
     """Settings built in code, so no environment or `.env` file leaks into a test."""
     return DeliverrSettings(
+        _env_file=None,
         base_url=BASE_URL,
         access_token=SecretStr(access_token) if access_token is not None else None,
         refresh_token=SecretStr(refresh_token) if refresh_token is not None else None,
         webhook_token=SecretStr(webhook_token) if webhook_token is not None else None,
         webhook_header=webhook_header,
+        **overrides,
     )
 
 
@@ -51,12 +55,13 @@ def make_request(
     order_id: str = "ord_01",
     address: Address | None = None,
     lines: tuple[FulfilmentLine, ...] | None = None,
-    ship_method: str | None = None,
+    channel: str = "depop",
+    shipping_service: str | None = None,
 ) -> FulfilmentRequest:
     """A hub order to fulfil; keyword arguments override the parts a test cares about."""
     return FulfilmentRequest(
         order_id=order_id,
-        channel="depop",
+        channel=channel,
         channel_order_id="depop-9001",
         placed_at=datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
         shipping_address=address
@@ -75,7 +80,7 @@ def make_request(
             FulfilmentLine(line_id="line-1", sku="SKU-A", quantity=2),
             FulfilmentLine(line_id="line-2", sku="SKU-B", quantity=1),
         ),
-        ship_method=ship_method,
+        shipping_service=shipping_service,
     )
 
 

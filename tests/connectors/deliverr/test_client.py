@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import replace
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,9 +19,16 @@ from connectors.base import (
 )
 from connectors.deliverr import DeliverrProvider
 from connectors.deliverr.simulator import DeliverrSimulator
-from connectors.deliverr.transformers import ERROR_RULES, DeliverrErrorCode, Outcome
+from connectors.deliverr.transformers import (
+    ERROR_RULES,
+    DeliverrErrorCode,
+    Outcome,
+    idempotency_key,
+)
 
 from .conftest import ACCESS_TOKEN, REFRESH_TOKEN, MemoryTokenStore, make_request, make_settings
+
+ORDERS = "/orders/v1/order"
 
 
 def test_provider_satisfies_the_fulfilment_provider_protocol(provider: DeliverrProvider) -> None:
@@ -31,10 +42,11 @@ def test_provider_satisfies_the_fulfilment_provider_protocol(provider: DeliverrP
 def test_create_order_sends_the_mapped_fields(
     provider: DeliverrProvider, sim: DeliverrSimulator
 ) -> None:
-    order_id = provider.create_order(make_request(ship_method="STANDARD"))
+    order_id = provider.create_order(make_request(shipping_service="standard"))
 
     [call] = sim.calls_to("POST", "/orders/v1/order")
     assert call.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert uuid.UUID(call.headers["idempotency-key"]).version == 4
     assert call.json == {
         "externalOrderId": "ord_01",
         "source": "depop",
@@ -53,10 +65,154 @@ def test_create_order_sends_the_mapped_fields(
             {"externalProductId": "SKU-A", "quantity": 2, "lineItemId": "line-1"},
             {"externalProductId": "SKU-B", "quantity": 1, "lineItemId": "line-2"},
         ],
-        "shipMethod": "STANDARD",
+        "shipMethod": "Standard",
         "orderCreationTime": "2024-05-01T12:30:00Z",
     }
     assert sim.orders[order_id].external_order_id == "ord_01"
+
+
+SHIP_METHODS = {
+    "depop:express": "UPS 2ND DAY AIR",
+    "depop": "Depop Standard",
+    "*": "Ground",
+}
+
+
+@pytest.mark.parametrize(
+    ("channel", "service", "expected"),
+    [
+        ("depop", "express", "UPS 2ND DAY AIR"),
+        ("Depop", " Express ", "UPS 2ND DAY AIR"),
+        ("depop", "tracked", "Depop Standard"),
+        ("depop", None, "Depop Standard"),
+        ("topi", "express", "Ground"),
+    ],
+)
+def test_ship_method_comes_from_the_configured_mapping(
+    api: TestClient, sim: DeliverrSimulator, channel: str, service: str | None, expected: str
+) -> None:
+    provider = DeliverrProvider(make_settings(ship_methods=SHIP_METHODS), http=api)
+
+    provider.create_order(make_request(channel=channel, shipping_service=service))
+
+    [call] = sim.calls_to("POST", "/orders/v1/order")
+    assert call.json["shipMethod"] == expected
+    assert call.json["source"] == channel
+
+
+def test_an_unmapped_order_gets_the_default_or_no_ship_method(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    express_only = {"depop:express": "UPS 2ND DAY AIR"}
+    DeliverrProvider(
+        make_settings(ship_methods=express_only, default_ship_method="Economy"), http=api
+    ).create_order(make_request(order_id="ord_a", shipping_service="tracked"))
+    DeliverrProvider(
+        make_settings(ship_methods=express_only, default_ship_method=""), http=api
+    ).create_order(make_request(order_id="ord_b", shipping_service="tracked"))
+
+    first, second = sim.calls_to("POST", "/orders/v1/order")
+    assert first.json["shipMethod"] == "Economy"
+    assert "shipMethod" not in second.json
+
+
+def test_every_create_carries_an_idempotency_key_any_worker_derives_alike(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    provider.create_order(make_request())
+    provider.create_order(make_request(order_id="ord_02"))
+
+    first, second = sim.calls_to("POST", ORDERS)
+    keys = [call.headers["idempotency-key"] for call in (first, second)]
+    assert all(uuid.UUID(key).version == 4 for key in keys)
+    assert keys[0] != keys[1]
+    # Drawn from the order and its body alone: a retry on another worker sends the same key.
+    assert keys[0] == idempotency_key("ord_01", first.json)
+
+
+def test_a_slow_create_retried_while_deliverr_still_works_on_it_makes_one_order(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    """Deliverr stores the order after the client gave up; the retry comes before it shows."""
+    provider = DeliverrProvider(make_settings(call_deadline_seconds=1.0), http=api)
+    sim.slow_next_create(1.5)
+    started = time.monotonic()
+
+    with pytest.raises(Retriable, match="deadline"):
+        provider.create_order(make_request())
+    assert time.monotonic() - started < 1.4
+    assert sim.orders == {}
+    # The lookup cannot see the order yet; the create repeats the key and Deliverr, once the
+    # first request is done, replays its answer instead of storing a second order.
+    order_id = provider.create_order(make_request())
+
+    assert list(sim.orders) == [order_id]
+    first, second = sim.calls_to("POST", ORDERS)
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
+    assert (first.status, second.status) == (201, 201)  # the second is the replay
+    assert [c.status for c in sim.calls_to("GET", f"{ORDERS}/externalId/")] == [404, 404]
+
+
+def test_a_slow_create_retried_after_deliverr_stored_it_is_found_not_repeated(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    provider = DeliverrProvider(make_settings(call_deadline_seconds=0.3), http=api)
+    sim.slow_next_create(0.6)
+
+    with pytest.raises(Retriable, match="deadline"):
+        provider.create_order(make_request())
+    # The job's backoff: meanwhile Deliverr finishes, stores the order and answers nobody.
+    waited = time.monotonic()
+    while not sim.calls_to("POST", ORDERS) and time.monotonic() - waited < 5:
+        time.sleep(0.02)
+    order_id = provider.create_order(make_request())
+
+    assert list(sim.orders) == [order_id]
+    assert len(sim.calls_to("POST", ORDERS)) == 1
+
+
+def test_a_replayed_refusal_is_asked_again_under_a_fresh_key(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    """A product inbounded after Deliverr refused the order: its key would replay the refusal."""
+    sim.set_error_for_next_create(DeliverrErrorCode.PRODUCT_NOT_AVAILABLE)
+    with pytest.raises(Permanent):
+        provider.create_order(make_request())
+
+    order_id = provider.create_order(make_request())
+
+    assert list(sim.orders) == [order_id]
+    keys = [(c.headers["idempotency-key"], c.status) for c in sim.calls_to("POST", ORDERS)]
+    assert [status for _, status in keys] == [400, 400, 201]
+    assert keys[0][0] == keys[1][0] != keys[2][0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("line1", "x" * 51), ("line2", "y" * 31), ("city", "z" * 31), ("name", "Al")],
+)
+def test_an_address_deliverr_cannot_hold_needs_attention_before_any_create(
+    provider: DeliverrProvider, sim: DeliverrSimulator, field: str, value: str
+) -> None:
+    address = replace(make_request().shipping_address, **{field: value})
+
+    with pytest.raises(Permanent) as failure:
+        provider.create_order(make_request(address=address))
+
+    assert failure.value.code == "address_unfit"
+    assert sim.calls_to("POST", ORDERS) == []
+
+
+def test_a_long_name_and_company_are_cut_to_what_deliverr_holds(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    address = replace(make_request().shipping_address, name="N" * 40, company="C" * 40)
+
+    provider.create_order(make_request(address=address))
+
+    [call] = sim.calls_to("POST", ORDERS)
+    assert call.json["shiptoAddress"]["name"] == "N" * 35
+    assert call.json["shiptoAddress"]["company"] == "C" * 30
 
 
 def test_create_order_looks_up_by_external_id_before_posting(
@@ -149,7 +305,7 @@ def test_order_previously_seen_error_is_retried_after_an_hour(
     assert failure.value.after == 3600
 
 
-ADDRESS = {"name": "A", "line1": "1 Way", "city": "Austin", "country_code": "US"}
+ADDRESS = {"name": "Ann Arbor", "line1": "1 Way", "city": "Austin", "country_code": "US"}
 REFUSED = {
     "ORDER_MISSING_ADDRESS_LINE": make_request(address=Address(**{**ADDRESS, "line1": ""})),
     "ORDER_MISSING_CITY": make_request(address=Address(**{**ADDRESS, "city": ""})),
@@ -175,10 +331,15 @@ def test_order_deliverr_refuses_needs_attention_with_the_seed_reason(
     assert sim.orders == {}
 
 
-def test_an_international_order_needs_no_state(provider: DeliverrProvider) -> None:
-    address = Address(name="Jo", line1="Unter den Linden 1", city="Berlin", country_code="DE")
+def test_an_international_order_needs_no_state(
+    provider: DeliverrProvider, sim: DeliverrSimulator
+) -> None:
+    address = Address(name="Jo Weber", line1="Unter den Linden 1", city="Berlin", country_code="DE")
 
     assert provider.create_order(make_request(address=address))
+    [call] = sim.calls_to("POST", ORDERS)
+    # Deliverr's Address requires both; outside the US it needs neither filled in.
+    assert (call.json["shiptoAddress"]["state"], call.json["shiptoAddress"]["postcode"]) == ("", "")
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503])
@@ -194,7 +355,7 @@ def test_rate_limits_and_server_errors_are_retriable(
 def test_an_error_code_outside_the_seed_is_permanent_and_named(
     provider: DeliverrProvider, sim: DeliverrSimulator
 ) -> None:
-    sim.fail_next(2, status=400, body={"code": "SOMETHING_NEW", "message": "new rule"})
+    sim.fail_next(2, status=400, body={"code": 400, "message": "new rule", "type": "SOMETHING_NEW"})
 
     with pytest.raises(Permanent) as failure:
         provider.create_order(make_request())

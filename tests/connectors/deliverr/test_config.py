@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from connectors.deliverr import DeliverrSettings
 
@@ -14,6 +15,9 @@ VARIABLES = (
     "DELIVERR_REFRESH_TOKEN",
     "DELIVERR_WEBHOOK_TOKEN",
     "DELIVERR_WEBHOOK_HEADER",
+    "DELIVERR_SHIP_METHODS",
+    "DELIVERR_DEFAULT_SHIP_METHOD",
+    "DELIVERR_CALL_DEADLINE_SECONDS",
 )
 
 
@@ -34,6 +38,9 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.refresh_token is None
     assert settings.webhook_token is None
     assert not settings.configured
+    assert settings.ship_methods == {}
+    assert settings.default_ship_method == "Standard"
+    assert settings.call_deadline_seconds == 30
 
 
 def test_variables_are_read_with_the_deliverr_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,3 +79,43 @@ def test_secrets_never_show_in_the_representation(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DELIVERR_ACCESS_TOKEN", "very-secret")
 
     assert "very-secret" not in repr(DeliverrSettings())
+
+
+def test_the_ship_method_mapping_is_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DELIVERR_SHIP_METHODS", '{"depop:express": "UPS 2ND DAY AIR", "depop": "Standard"}'
+    )
+    monkeypatch.setenv("DELIVERR_DEFAULT_SHIP_METHOD", "Economy")
+
+    mapping = DeliverrSettings().ship_method_map()
+
+    assert mapping.resolve("depop", "Express") == "UPS 2ND DAY AIR"
+    assert mapping.resolve("depop", "tracked") == "Standard"
+    assert mapping.resolve("topi", None) == "Economy"
+
+
+def test_an_empty_default_sends_no_ship_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELIVERR_DEFAULT_SHIP_METHOD", "")
+
+    assert DeliverrSettings().ship_method_map().resolve("topi", None) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{"depop": ""}', '{":express": "X"}', '{"*:express": "X"}', "not json", '["Standard"]'],
+)
+def test_an_unusable_mapping_is_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("DELIVERR_SHIP_METHODS", value)
+
+    # pydantic's ValidationError, or pydantic-settings' error for a value that is not JSON.
+    with pytest.raises(ValueError):
+        DeliverrSettings()
+
+
+def test_a_deadline_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELIVERR_CALL_DEADLINE_SECONDS", "0")
+
+    with pytest.raises(ValidationError):
+        DeliverrSettings()

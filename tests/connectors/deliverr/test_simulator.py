@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -19,6 +21,8 @@ AUTH = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
 
 VALID: dict[str, Any] = {
     "externalOrderId": "ord_01",
+    "source": "depop",
+    "sourceOrderId": "depop-9001",
     "shiptoAddress": {
         "name": "Ada",
         "street1": "1 Engine Way",
@@ -65,7 +69,8 @@ def test_the_seed_example_verbatim_is_refused_for_its_country_code(api: TestClie
 
     assert response.status_code == 400
     assert response.json() == {
-        "code": "ORDER_INVALID_COUNTRY_CODE",
+        "code": 400,
+        "type": "ORDER_INVALID_COUNTRY_CODE",
         "message": ERROR_RULES[DeliverrErrorCode.ORDER_INVALID_COUNTRY_CODE].explanation,
     }
 
@@ -84,23 +89,24 @@ def test_the_seed_example_verbatim_is_refused_for_its_country_code(api: TestClie
         (_with("lineItems", ...), "ORDER_CANNOT_BE_FULFILLED"),
         (_with("lineItems.1.externalProductId", ...), "ORDER_MISSING_LINE_ITEM"),
         (_with("lineItems.0.externalProductId", "NEVER-INBOUNDED"), "PRODUCT_NOT_AVAILABLE"),
-        (_with("lineItems.0.quantity", 0), "INVALID_REQUEST"),
-        (_with("externalOrderId", ...), "INVALID_REQUEST"),
+        (_with("lineItems.0.quantity", 0), None),
+        (_with("externalOrderId", ...), None),
+        (_with("shiptoAddress.phone", "555"), None),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
-def test_create_answers_the_seed_error_code_for_what_is_wrong(
-    api: TestClient, sim: DeliverrSimulator, body: dict[str, Any], code: str
+def test_create_answers_the_seed_error_type_for_what_is_wrong(
+    api: TestClient, sim: DeliverrSimulator, body: dict[str, Any], code: str | None
 ) -> None:
     result = _create(api, body)
 
-    assert (result["_status"], result["code"]) == (400, code)
+    assert (result["_status"], result["code"], result.get("type")) == (400, 400, code)
     assert sim.orders == {}
 
 
-def test_an_order_outside_the_us_needs_no_state_or_zip(api: TestClient) -> None:
-    body = _with("shiptoAddress", {"name": "Jo", "street1": "1 Rue", "city": "Paris"})
-    body["shiptoAddress"]["countryCode"] = "FR"
+def test_an_order_outside_the_us_may_leave_state_and_zip_empty(api: TestClient) -> None:
+    address = {"name": "Jo Jo", "street1": "1 Rue", "city": "Paris", "state": "", "postcode": ""}
+    body = _with("shiptoAddress", {**address, "countryCode": "FR"})
 
     assert _create(api, body)["_status"] == 201
 
@@ -111,13 +117,75 @@ def test_without_known_products_every_sku_is_accepted() -> None:
         assert _create(api, _with("lineItems.0.externalProductId", "ANYTHING"))["_status"] == 201
 
 
-def test_a_taken_external_order_id_conflicts(api: TestClient, sim: DeliverrSimulator) -> None:
+def test_a_taken_external_order_id_is_unprocessable(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
     first = _create(api, VALID)
     second = _create(api, VALID)
 
     assert first["_status"] == 201
-    assert (second["_status"], second["code"]) == (409, "ORDER_ALREADY_EXISTS")
+    assert (second["_status"], second["code"], second.get("type")) == (422, 422, None)
     assert list(sim.orders) == [first["orderId"]]
+
+
+def test_a_create_answers_the_whole_order(api: TestClient) -> None:
+    created = _create(api, VALID)
+
+    assert created["_status"] == 201
+    assert created["externalOrderId"] == "ord_01"
+    assert created["status"] == "CREATED"
+    assert created["shipments"] == []
+    assert created["lineItems"] == VALID["lineItems"]
+
+
+def _keyed(api: TestClient, body: Any, key: str) -> httpx.Response:
+    answer: httpx.Response = api.post(
+        "/orders/v1/order", json=body, headers={**AUTH, "idempotency-key": key}
+    )
+    return answer
+
+
+KEY = "52907745-7672-470e-a803-a2f8feb52944"
+
+
+def test_an_idempotency_key_replays_the_first_answer(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    first = _keyed(api, VALID, KEY)
+    again = _keyed(api, VALID, KEY)
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(sim.orders) == 1
+
+
+def test_a_refusal_is_replayed_under_its_key_too(api: TestClient, sim: DeliverrSimulator) -> None:
+    sim.set_error_for_next_create("PRODUCT_NOT_AVAILABLE")
+    first = _keyed(api, VALID, KEY)
+    again = _keyed(api, VALID, KEY)
+
+    assert (first.status_code, again.status_code) == (400, 400)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert sim.orders == {}
+
+
+def test_a_key_reused_for_another_body_is_unprocessable(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    _keyed(api, VALID, KEY)
+    other = _keyed(api, _with("externalOrderId", "ord_02"), KEY)
+
+    assert (other.status_code, other.json()["code"]) == (422, 422)
+    assert len(sim.orders) == 1
+
+
+def test_a_key_that_is_not_a_uuid4_is_refused(api: TestClient, sim: DeliverrSimulator) -> None:
+    refused = _keyed(api, VALID, "order-ord_01")
+
+    assert refused.status_code == 400
+    assert sim.orders == {}
 
 
 def test_a_created_order_is_found_by_id_and_by_external_id(api: TestClient) -> None:
@@ -139,7 +207,7 @@ def test_an_unknown_order_is_404_in_the_error_format(api: TestClient, path: str)
     response = api.get(path, headers=AUTH)
 
     assert response.status_code == 404
-    assert response.json()["code"] == "ORDER_NOT_FOUND"
+    assert response.json() == {"code": 404, "message": response.json()["message"]}
 
 
 @pytest.mark.parametrize(
@@ -151,7 +219,7 @@ def test_calls_without_the_access_token_are_401(
     response = api.post("/orders/v1/order", json=VALID, headers=headers)
 
     assert response.status_code == 401
-    assert response.json()["code"] == "UNAUTHORIZED"
+    assert response.json()["code"] == 401
     assert sim.orders == {}
 
 
@@ -166,7 +234,7 @@ def test_renewal_rotates_both_tokens(api: TestClient, sim: DeliverrSimulator) ->
 
     assert api.get("/orders/v1/order/1", headers=renewed).status_code == 404
     assert reused.status_code == 400
-    assert reused.json() == {"error": "invalid_grant"}
+    assert reused.json()["code"] == 400
     assert tokens["refresh_token"] != REFRESH_TOKEN
 
 
@@ -174,20 +242,23 @@ def test_shipping_moves_the_order_through_partial_to_shipped_to_delivered(
     api: TestClient, sim: DeliverrSimulator
 ) -> None:
     order_id = _create(api, VALID)["orderId"]
+    sim.flush_webhooks()
     sim.process(order_id)
 
-    first = sim.ship(order_id, [("SKU-A", 1)], carrier="FedEx", tracking_number="F1")
+    first = sim.ship(order_id, [("SKU-A", 1)], carrier="FEDEX", tracking_number="F1")
     assert sim.orders[order_id].status == "PARTIALLY_SHIPPED"
     second = sim.ship(order_id)
     assert sim.orders[order_id].status == "SHIPPED"
     sim.mark_delivered(order_id)
 
     assert sim.orders[order_id].status == "DELIVERED"
+    assert first["shippingService"] == "FEDEX.GROUND"
     assert first["shippedItems"] == [
         {
             "externalProductId": "SKU-A",
             "productId": product_id("SKU-A"),
             "lineItemId": "line-1",
+            "status": "PARTIALLY_SHIPPED",
             "quantityOrdered": 2,
             "quantity": 1,
         }
@@ -196,15 +267,38 @@ def test_shipping_moves_the_order_through_partial_to_shipped_to_delivered(
         ("SKU-A", 1),
         ("SKU-B", 1),
     ]
-    assert [
-        (load_json(w.body)["oldStatus"], load_json(w.body)["newStatus"]) for w in sim.sent_webhooks
-    ] == [
-        ("CREATED", "PROCESSING"),
-        ("PROCESSING", "PARTIALLY_SHIPPED"),
-        ("PARTIALLY_SHIPPED", "SHIPPED"),
-        ("SHIPPED", "DELIVERED"),
+    # Deliverr reports CREATED and the whole order SHIPPED; processing, a partial shipment and
+    # delivery are read from the order.
+    events = [load_json(w.body) for w in sim.sent_webhooks]
+    assert [(e["updateType"], e.get("oldStatus"), e["newStatus"]) for e in events] == [
+        ("CREATED", None, "CREATED"),
+        ("SHIPPED", "CREATED", "SHIPPED"),
+    ]
+    assert [s["trackingNumber"] for s in events[-1]["shipments"]] == [
+        "F1",
+        second["trackingNumber"],
     ]
     assert all(w.headers == {"X-Deliverr-Token": sim.webhook_token} for w in sim.sent_webhooks)
+    order = api.get(f"/orders/v1/order/{order_id}", headers=AUTH).json()
+    assert order["orderShippedTime"] == second["shippedTime"]
+    assert "orderDeliveredTime" in order
+
+
+@pytest.mark.parametrize(
+    ("carrier", "service", "warehouse"),
+    [("Pigeon Post", None, "ATL1FC"), ("UPS", "UPS.TELEPORT", "ATL1FC"), ("UPS", None, "MOON")],
+)
+def test_packages_carry_only_carriers_services_and_warehouses_deliverr_lists(
+    api: TestClient,
+    sim: DeliverrSimulator,
+    carrier: str,
+    service: str | None,
+    warehouse: str,
+) -> None:
+    order_id = _create(api, VALID)["orderId"]
+
+    with pytest.raises(SimulationError):
+        sim.ship(order_id, carrier=carrier, service=service, warehouse_id=warehouse)
 
 
 @pytest.mark.parametrize(
@@ -243,8 +337,10 @@ def test_cancel_is_refused_once_shipped_and_a_cancelled_order_cannot_ship(
     refused = api.post(f"/orders/v1/order/{shipped}/cancel", headers=AUTH)
     cancelled = api.post(f"/orders/v1/order/{other}/cancel", headers=AUTH)
 
-    assert (refused.status_code, refused.json()["code"]) == (409, "ORDER_CANNOT_BE_CANCELLED")
-    assert cancelled.json() == {"orderId": other, "status": "CANCELLED"}
+    assert (refused.status_code, refused.json()["code"]) == (422, 422)
+    assert (cancelled.status_code, cancelled.content) == (204, b"")
+    unknown = api.post("/orders/v1/order/404404/cancel", headers=AUTH)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, 404)
     with pytest.raises(SimulationError):
         sim.ship(other)
 
@@ -257,7 +353,7 @@ def test_a_forced_error_answers_the_next_create_only(
     forced = _create(api, VALID)
     after = _create(api, VALID)
 
-    assert (forced["_status"], forced["code"]) == (400, "ORDER_PRODUCT_MISSING_CUSTOMS")
+    assert (forced["_status"], forced["type"]) == (400, "ORDER_PRODUCT_MISSING_CUSTOMS")
     assert after["_status"] == 201
 
 
@@ -280,7 +376,7 @@ def test_control_routes_drive_the_simulation(api: TestClient, sim: DeliverrSimul
 
     assert shipment["trackingNumber"] == "T9"
     assert again.status_code == 409
-    assert flushed == {"statuses": [200]}
+    assert flushed == {"statuses": [200]}  # CREATED; a partial shipment sends none
     assert [o["status"] for o in listed] == ["PARTIALLY_SHIPPED"]
     assert _create(api, _with("externalOrderId", "ord_03"))["_status"] == 401
     assert all(not c.path.startswith("/_sim") for c in sim.calls)
@@ -296,3 +392,29 @@ def test_a_timed_out_create_has_still_stored_the_order(
 
     assert sim.order_by_external_id("ord_01") is not None
     assert _create(api, _with("externalOrderId", "ord_02"))["_status"] == 201
+
+
+def test_a_slow_create_stores_the_order_only_when_it_answers(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    sim.slow_next_create(0.2)
+    started = time.monotonic()
+
+    assert _create(api, VALID)["_status"] == 201
+    assert time.monotonic() - started >= 0.2
+
+
+def test_a_create_repeating_a_running_ones_key_waits_and_replays_its_answer(
+    api: TestClient, sim: DeliverrSimulator
+) -> None:
+    sim.slow_next_create(0.3)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(_keyed, api, VALID, KEY)
+        time.sleep(0.1)
+        second = pool.submit(_keyed, api, VALID, KEY)
+        answers = [first.result(), second.result()]
+
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[1].json()["orderId"] == answers[0].json()["orderId"]
+    assert answers[1].headers["idempotent-replayed"] == "true"
+    assert len(sim.orders) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,22 +14,31 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.base import Address, Permanent, ProviderOrderStatus, Retriable
+from connectors.deliverr.spec import CONTRACT
 from connectors.deliverr.transformers import (
     ERROR_RULES,
+    PACKAGE_LEFT,
     STATUS_MAP,
     CreateOrderRequest,
     DeliverrErrorCode,
     DeliverrOrderStatus,
     Outcome,
     Shipment,
+    ShipmentStatus,
     ShippedItem,
+    StatusUpdateEvent,
+    UnshippableAddress,
     create_order_body,
     error_for,
     format_time,
+    idempotency_key,
     load_json,
     map_status,
     parse_order,
     shipment_id_for,
+    shipto_address,
+    status_update_to_fulfilment,
+    to_fulfilment_status,
     to_provider_shipment,
 )
 
@@ -90,7 +100,7 @@ def test_seed_create_order_example_parses_verbatim() -> None:
 
 
 def test_create_order_body_has_the_seed_fields_and_shapes() -> None:
-    body = create_order_body(make_request(ship_method="STANDARD"))
+    body = create_order_body(make_request(), "Standard")
     seed = json.loads(SEED_CREATE_BODY)
 
     assert set(body) <= set(seed)
@@ -100,14 +110,16 @@ def test_create_order_body_has_the_seed_fields_and_shapes() -> None:
 
 
 def test_create_order_body_leaves_out_what_the_order_lacks() -> None:
-    body = create_order_body(
-        make_request(address=Address(name="Jo", line1="1 Rue", city="Paris", country_code="FR"))
-    )
+    address = Address(name="Jo Weber", line1="1 Rue", city="Paris", country_code="fr")
+    body = create_order_body(make_request(address=address), None)
 
+    # state and postcode are required fields of Deliverr's Address, even where none applies.
     assert body["shiptoAddress"] == {
-        "name": "Jo",
+        "name": "Jo Weber",
         "street1": "1 Rue",
         "city": "Paris",
+        "state": "",
+        "postcode": "",
         "countryCode": "FR",
     }
     assert "shipMethod" not in body
@@ -115,7 +127,7 @@ def test_create_order_body_leaves_out_what_the_order_lacks() -> None:
 
 def test_order_creation_time_is_written_in_utc() -> None:
     placed = datetime(2024, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))
-    body = create_order_body(replace(make_request(), placed_at=placed))
+    body = create_order_body(replace(make_request(), placed_at=placed), None)
 
     assert body["orderCreationTime"] == "2024-05-01T12:30:00Z"
 
@@ -258,3 +270,124 @@ def test_numbers_are_read_as_decimals_never_floats(value: Decimal) -> None:
 
     assert not isinstance(parsed["amount"], float)
     assert parsed["amount"] == value
+
+
+def _described_enum(schema: str) -> set[str]:
+    return set(CONTRACT.document["components"]["schemas"][schema]["enum"])
+
+
+def test_order_statuses_are_exactly_those_deliverr_describes() -> None:
+    assert {s.value for s in DeliverrOrderStatus} == _described_enum("ApiOrderStatus")
+
+
+def test_every_package_status_deliverr_describes_is_decided() -> None:
+    assert {s.value for s in ShipmentStatus} == _described_enum("ApiOrderShipmentStatus")
+    assert set(PACKAGE_LEFT) == set(ShipmentStatus)
+
+
+def _package(tracking: str, status: str) -> dict[str, object]:
+    return {
+        "trackingNumber": tracking,
+        "shippingCarrier": "UPS",
+        "shippingService": "UPS.GROUND",
+        "shippedTime": "2024-05-02T09:00:00Z",
+        "warehouseId": "ATL1FC",
+        "status": status,
+        "shippedItems": [
+            {
+                "externalProductId": "SKU-A",
+                "productId": "DABCDEFGHIJ",
+                "status": status,
+                "quantityOrdered": 1,
+                "quantity": 1,
+                "lotNumber": "LOT-7",
+            }
+        ],
+    }
+
+
+def test_only_packages_that_left_the_warehouse_are_shipments() -> None:
+    order = parse_order(
+        json.dumps(
+            {
+                "orderId": "1",
+                "status": "PARTIALLY_SHIPPED",
+                "shipments": [_package(f"T-{s.value}", s.value) for s in ShipmentStatus],
+            }
+        )
+    )
+
+    report = to_fulfilment_status(order)
+
+    assert report.status is ProviderOrderStatus.PARTIALLY_SHIPPED
+    assert [s.tracking_numbers for s in report.shipments] == [
+        ("T-PARTIALLY_SHIPPED",),
+        ("T-SHIPPED",),
+    ]
+    # Deliverr reports lots and expiry dates, never serial numbers.
+    assert all(line.serial_numbers == () for s in report.shipments for line in s.lines)
+
+
+def test_a_package_in_a_status_deliverr_never_described_is_not_guessed() -> None:
+    order = parse_order(
+        json.dumps(
+            {
+                "orderId": "1",
+                "status": "SHIPPED",
+                "shipments": [_package("T1", "SHIPPED"), _package("T2", "LOST_IN_TRANSIT")],
+            }
+        )
+    )
+
+    report = to_fulfilment_status(order)
+
+    assert report.status is ProviderOrderStatus.UNSUPPORTED
+    assert report.raw_status == "package LOST_IN_TRANSIT"
+    assert [s.tracking_numbers for s in report.shipments] == [("T1",)]
+
+
+def test_a_status_update_names_deliverrs_order_id_only() -> None:
+    event = StatusUpdateEvent.model_validate(
+        {
+            "eventId": "e1",
+            "eventTime": "2024-05-02T09:00:00Z",
+            "type": "ORDER_STATUS_UPDATE",
+            "updateType": "SHIPPED",
+            "oldStatus": "CREATED",
+            "newStatus": "SHIPPED",
+            "orderId": "100000001",
+            "shipments": [_package("T1", "SHIPPED")],
+        }
+    )
+
+    report = status_update_to_fulfilment(event)
+
+    assert (report.provider_order_id, report.external_order_id) == ("100000001", None)
+    assert report.status is ProviderOrderStatus.SHIPPED
+    assert [s.shipment_id for s in report.shipments] == ["100000001:T1"]
+
+
+def test_idempotency_keys_are_uuid4_drawn_from_order_body_and_round() -> None:
+    body = create_order_body(make_request(), "Standard")
+    key = idempotency_key("ord_01", body)
+
+    assert uuid.UUID(key).version == 4
+    assert re.fullmatch(
+        CONTRACT.document["components"]["schemas"]["IdempotencyHeaderType"]["pattern"], key
+    )
+    assert key == idempotency_key("ord_01", dict(body))
+    assert key != idempotency_key("ord_02", body)
+    assert key != idempotency_key("ord_01", {**body, "shipMethod": "Expedited"})
+    assert key != idempotency_key("ord_01", body, 1)
+
+
+def test_an_address_is_cut_only_where_cutting_loses_no_destination() -> None:
+    long_name = Address(
+        name="N" * 40, company="C" * 31, line1="1 Way", city="Austin", country_code="US"
+    )
+    assert shipto_address(long_name).name == "N" * 35
+    with pytest.raises(UnshippableAddress, match="street1"):
+        shipto_address(replace(long_name, line1="x" * 51))
+    with pytest.raises(UnshippableAddress, match="at least 3"):
+        shipto_address(replace(long_name, name=" A ", company=None))
+    assert shipto_address(replace(long_name, name="", company="ACME Ltd")).name == "ACME Ltd"

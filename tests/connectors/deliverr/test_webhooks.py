@@ -18,35 +18,38 @@ from connectors.base import (
 )
 from connectors.deliverr import DeliverrProvider, DeliverrWebhooks
 from connectors.deliverr.simulator import DeliverrSimulator
+from connectors.deliverr.spec import webhook_problems
 
 from .conftest import WEBHOOK_TOKEN, Receiver, make_request, make_settings
 
 NOW = datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
 
-# The event's documented shape (ARCHITECTURE.md, Deliverr facts), with one package.
+# An OrderStatusWebhookEvent as Deliverr's description has it, with one package: no
+# externalOrderId, the order named by Deliverr's orderId.
 EVENT = {
     "eventId": "evt-1",
     "eventTime": "2024-05-02T09:05:00Z",
     "type": "ORDER_STATUS_UPDATE",
-    "updateType": "SHIPMENT_CREATED",
-    "oldStatus": "PROCESSING",
-    "newStatus": "PARTIALLY_SHIPPED",
+    "updateType": "SHIPPED",
+    "oldStatus": "CREATED",
+    "newStatus": "SHIPPED",
     "orderId": "100000001",
     "shipments": [
         {
             "trackingNumber": "1Z999",
             "shippingCarrier": "UPS",
-            "shippingService": "Ground",
+            "shippingService": "UPS.GROUND",
             "shippedTime": "2024-05-02T09:00:00Z",
             "trackingUrl": "https://track.example/1Z999",
-            "warehouseId": "WH1",
+            "warehouseId": "ATL1FC",
             "status": "SHIPPED",
             "shippedItems": [
                 {
                     "externalProductId": "SKU-A",
-                    "productId": "D123",
+                    "productId": "D123456789A",
                     "lineItemId": "line-1",
-                    "quantityOrdered": 2,
+                    "status": "SHIPPED",
+                    "quantityOrdered": 1,
                     "quantity": 1,
                 }
             ],
@@ -54,6 +57,10 @@ EVENT = {
     ],
 }
 BODY = json.dumps(EVENT).encode()
+
+
+def test_the_example_event_is_one_deliverr_describes() -> None:
+    assert webhook_problems(BODY) == []
 
 
 @pytest.fixture
@@ -126,18 +133,29 @@ def test_a_status_update_becomes_a_fulfilment_update(webhooks: DeliverrWebhooks)
     assert event.kind is EventKind.FULFILMENT_UPDATE
     assert event.fulfilment is not None
     assert event.fulfilment.provider_order_id == "100000001"
-    assert event.fulfilment.status is ProviderOrderStatus.PARTIALLY_SHIPPED
-    assert event.fulfilment.raw_status == "PARTIALLY_SHIPPED"
+    assert event.fulfilment.external_order_id is None
+    assert event.fulfilment.status is ProviderOrderStatus.SHIPPED
+    assert event.fulfilment.raw_status == "SHIPPED"
     [shipment] = event.fulfilment.shipments
     assert shipment.shipment_id == "100000001:1Z999"
     assert shipment.carrier == "UPS"
-    assert shipment.service == "Ground"
+    assert shipment.service == "UPS.GROUND"
     assert shipment.tracking_numbers == ("1Z999",)
     assert shipment.tracking_url == "https://track.example/1Z999"
     assert shipment.shipped_at == datetime(2024, 5, 2, 9, 0, tzinfo=UTC)
     [line] = shipment.lines
     assert (line.sku, line.line_id, line.quantity) == ("SKU-A", "line-1", 1)
-    assert event.detail["old_status"] == "PROCESSING"
+    assert event.detail["old_status"] == "CREATED"
+
+
+def test_an_external_order_id_in_the_body_is_not_read(webhooks: DeliverrWebhooks) -> None:
+    """Deliverr's event has none; the hub finds its order by Deliverr's orderId."""
+    body = json.dumps({**EVENT, "externalOrderId": "hub-order-1"}).encode()
+
+    event = webhooks.parse(body, webhooks.identify({}, body))
+
+    assert event.fulfilment is not None
+    assert event.fulfilment.external_order_id is None
 
 
 def test_an_unknown_new_status_is_unsupported_not_guessed(webhooks: DeliverrWebhooks) -> None:
@@ -165,30 +183,26 @@ def test_a_status_update_without_an_order_id_is_malformed(webhooks: DeliverrWebh
         webhooks.parse(body, webhooks.identify({}, body))
 
 
-def test_simulated_shipments_arrive_as_authenticated_webhooks(
+def test_simulated_shipments_arrive_as_one_authenticated_webhook_once_all_shipped(
     provider: DeliverrProvider, sim: DeliverrSimulator, receiver: Receiver
 ) -> None:
     order_id = provider.create_order(make_request())
 
     sim.ship(order_id, [("SKU-A", 2)], tracking_number="T-1")
+    assert receiver.events == []  # Deliverr sends no webhook for a partial shipment
     sim.ship(order_id, tracking_number="T-2")
 
     assert receiver.rejected == 0
-    assert [e.fulfilment.status for e in receiver.events if e.fulfilment] == [
-        ProviderOrderStatus.PARTIALLY_SHIPPED,
-        ProviderOrderStatus.SHIPPED,
-    ]
-    last = receiver.events[-1].fulfilment
-    assert last is not None
-    assert [s.shipment_id for s in last.shipments] == [f"{order_id}:T-1", f"{order_id}:T-2"]
-    assert len(set(receiver.event_ids)) == 2
+    [shipped] = [e.fulfilment for e in receiver.events if e.fulfilment]
+    assert shipped.status is ProviderOrderStatus.SHIPPED
+    assert [s.shipment_id for s in shipped.shipments] == [f"{order_id}:T-1", f"{order_id}:T-2"]
 
 
 def test_webhooks_and_polls_name_a_package_the_same_way(
     provider: DeliverrProvider, sim: DeliverrSimulator, receiver: Receiver
 ) -> None:
     order_id = provider.create_order(make_request())
-    sim.ship(order_id, [("SKU-B", 1)])
+    sim.ship(order_id)
 
     pushed = receiver.events[-1].fulfilment
     polled = provider.get_order(order_id)

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from connectors.base import FlowNotSupported, Permanent, Retriable, SalesChannel
+from connectors.base import (
+    FlowNotSupported,
+    NeedsInput,
+    OrderView,
+    Permanent,
+    Retriable,
+    SalesChannel,
+)
 from connectors.topi import TopiChannel
 from connectors.topi.simulator import API_HOST, SimLine, TopiSimulator
 from tests.connectors.topi.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
+    WEBHOOK_SECRET,
     FakeClock,
     make_settings,
     shipment,
@@ -32,7 +45,7 @@ def test_channel_is_a_sales_channel_named_topi(channel: TopiChannel) -> None:
     assert channel.name == "topi"
 
 
-def test_token_request_uses_basic_auth_and_client_credentials(
+def test_token_request_uses_basic_auth_client_credentials_and_scope_client(
     sim: TopiSimulator, channel: TopiChannel
 ) -> None:
     oid = sim.create_order({"A": 1})
@@ -41,7 +54,8 @@ def test_token_request_uses_basic_auth_and_client_credentials(
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     assert token_call.headers["authorization"] == f"Basic {expected}"
     assert parse_qs(token_call.json if isinstance(token_call.json, str) else "") == {
-        "grant_type": ["client_credentials"]
+        "grant_type": ["client_credentials"],
+        "scope": ["client"],
     }
 
 
@@ -213,6 +227,60 @@ def test_fetch_order_reads_prices_and_rental_contracts(
     ]
     assert str(order.total_amount) == "2013.00"
     assert [line.attributes["serial_required"] for line in order.lines] == [True, False]
+    assert order.shipping_service == "standard"
+
+
+def test_rent_lines_carry_their_monthly_price_and_term(
+    sim: TopiSimulator, channel: TopiChannel
+) -> None:
+    oid = sim.create_order([SimLine("A", 1, unit_price=119000), SimLine("B", 1, "pay_now")])
+    rented, bought = channel.fetch_order(oid).lines
+    monthly = sim.order(oid)["order_lines"][0]["monthly_price"]["gross"]
+    assert rented.attributes["monthly_price"] == str(Decimal(monthly) / 100)
+    assert Decimal(rented.attributes["monthly_price"]) == Decimal("99.16")
+    assert rented.attributes["duration_months"] == 12
+    assert (bought.attributes["monthly_price"], bought.attributes["duration_months"]) == (
+        None,
+        None,
+    )
+
+
+def test_a_unit_bought_outright_with_a_rent_option_needs_a_serial(
+    sim: TopiSimulator, channel: TopiChannel
+) -> None:
+    oid = sim.create_order(
+        [SimLine("A", 1, "pay_now", rent_option=True), SimLine("B", 1, "pay_now")]
+    )
+    assert [line.attributes["serial_required"] for line in channel.fetch_order(oid).lines] == [
+        True,
+        False,
+    ]
+
+
+def test_without_a_configured_sku_source_the_orders_own_source_names_the_sku() -> None:
+    sap = TopiSimulator(CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, product_reference_source="sap")
+    with TestClient(sap.app, base_url=API_HOST) as http:
+        channel = TopiChannel(make_settings(), http=http)
+        assert channel.settings.sku_source is None
+        oid = sap.create_order([SimLine("LAP-1", 2, "pay_now", source="sap")])
+        order = channel.fetch_order(oid)
+        assert [(line.sku, line.quantity) for line in order.lines] == [("LAP-1", 2)]
+        channel.accept(view_of(order))
+        channel.push_tracking(view_of(order, (shipment("s1", ("LAP-1", 2, ())),)), "s1")
+        [sent] = sap.calls_to("POST", "/v1/shipment")
+        assert {e["seller_product_reference"]["source"] for e in sent.json["serial_numbers"]} == {
+            "sap"
+        }
+
+
+def test_a_configured_sku_source_wins_over_the_orders_own(
+    sim: TopiSimulator, http: TestClient
+) -> None:
+    oid = sim.create_order([SimLine("A", 1, source="ean")])
+    order = TopiChannel(make_settings(sku_source="ean"), http=http).fetch_order(oid)
+    assert [line.sku for line in order.lines] == ["A"]
+    unmapped = TopiChannel(make_settings(), http=http).fetch_order(oid)
+    assert [line.sku for line in unmapped.lines] == [None]
     assert order.shipping_address is not None
     assert order.shipping_address.name == "Felix Wolf"
 
@@ -286,14 +354,32 @@ def test_shipment_whose_lookup_timed_out_is_sent_on_retry(
     assert sim.order(oid)["status"] == "completed"
 
 
-def test_rental_unit_without_serial_is_permanent_without_a_call(
+def test_rental_unit_without_serial_needs_input_and_is_not_sent(
     sim: TopiSimulator, channel: TopiChannel
 ) -> None:
-    oid = _confirmed(sim, channel, SimLine("A", 1, "rent"))
-    view = view_of(channel.fetch_order(oid), (shipment("s1", ("A", 1, ())),))
-    with pytest.raises(Permanent) as caught:
+    oid = _confirmed(sim, channel, SimLine("A", 2, "rent"), SimLine("B", 1, "pay_now"))
+    view = view_of(channel.fetch_order(oid), (shipment("s1", ("A", 2, ("SN-1",)), ("B", 1, ())),))
+    with pytest.raises(NeedsInput) as caught:
         channel.push_tracking(view, "s1")
     assert caught.value.code == "serial_number_missing"
+    assert caught.value.reason.startswith("serial number needed for 1 x A in shipment s1")
+    assert sim.calls_to("POST", "/v1/shipment") == []
+
+    # Once a person has entered the missing serial, the same call sends the shipment.
+    given = view_of(
+        channel.fetch_order(oid), (shipment("s1", ("A", 2, ("SN-1", "SN-2")), ("B", 1, ())),)
+    )
+    channel.push_tracking(given, "s1")
+    assert sim.order(oid)["status"] == "completed"
+
+
+def test_bought_unit_with_a_rent_option_needs_input_too(
+    sim: TopiSimulator, channel: TopiChannel
+) -> None:
+    oid = _confirmed(sim, channel, SimLine("A", 1, "pay_now", rent_option=True))
+    view = view_of(channel.fetch_order(oid), (shipment("s1", ("A", 1, ())),))
+    with pytest.raises(NeedsInput, match="serial number needed for 1 x A"):
+        channel.push_tracking(view, "s1")
     assert sim.calls_to("POST", "/v1/shipment") == []
 
 
@@ -354,14 +440,80 @@ def test_simulator_refuses_a_unit_reported_twice_and_a_missing_serial(
     assert unauthenticated.status_code == 401
 
 
-def test_simulator_token_endpoint_refuses_other_grants(http: TestClient) -> None:
-    answer = http.post(
-        "https://identity.topi.eu/oauth2/token",
-        data={"grant_type": "password"},
-        auth=(CLIENT_ID, CLIENT_SECRET),
-    )
+def test_simulator_token_endpoint_refuses_other_grants_and_scopes(http: TestClient) -> None:
+    url = "https://identity.topi.eu/oauth2/token"
+    auth = (CLIENT_ID, CLIENT_SECRET)
+    answer = http.post(url, data={"grant_type": "password", "scope": "client"}, auth=auth)
     assert answer.status_code == 400
-    assert answer.json() == {"error": "unsupported_grant_type"}
+    assert answer.json()["error"] == "unsupported_grant_type"
+    unscoped = http.post(url, data={"grant_type": "client_credentials"}, auth=auth)
+    assert unscoped.status_code == 400
+    assert unscoped.json()["error"] == "invalid_scope"
+
+
+def test_cancel_names_the_steps_topi_leaves_to_a_person(channel: TopiChannel) -> None:
+    view = OrderView("hub-1", "topi", "739b63c2", "EUR", lines=(), shipments=())
+    with pytest.raises(FlowNotSupported) as caught:
+        channel.cancel(view, "customer asked")
+    reason = caught.value.reason
+    assert "739b63c2" in reason
+    assert "reject it instead" in reason
+    assert "topi contact" in reason
+    assert "order.canceled" in reason
+    assert "dashboard" not in reason  # topi documents no seller dashboard cancel
+
+
+def test_reject_sends_no_body_because_topi_defines_none(
+    sim: TopiSimulator, channel: TopiChannel
+) -> None:
+    oid = sim.create_order({"A": 1})
+    channel.reject(view_of(channel.fetch_order(oid)), "out of stock")
+    [call] = sim.calls_to("POST", f"/v1/orders/{oid}/reject")
+    assert call.json is None
+    assert "content-type" not in call.headers
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"temporary": True}),
+        (422, {"timeout": True}),
+        (425, None),
+        (408, None),
+    ],
+)
+def test_topis_temporary_faults_are_retriable(
+    sim: TopiSimulator, channel: TopiChannel, status: int, body: dict[str, bool] | None
+) -> None:
+    oid = sim.create_order({"A": 1})
+    channel.fetch_order(oid)
+    goa = {"name": "x", "id": "1", "message": "try later", "temporary": False, "timeout": False}
+    sim.fail_next(1, status=status, body={**goa, "fault": False, **body} if body else None)
+    with pytest.raises(Retriable):
+        channel.fetch_order(oid)
+
+
+def test_a_call_past_its_deadline_is_retriable(sim: TopiSimulator) -> None:
+    oid = sim.create_order({"A": 1})
+    release = threading.Event()
+
+    async def stalling_topi(scope: Any, receive: Any, send: Any) -> None:
+        """topi that holds every request until released, or for 5 s."""
+        if scope["type"] == "http":
+            await anyio.to_thread.run_sync(release.wait, 5)
+        await sim.app(scope, receive, send)
+
+    # Not entered as a context: each request then runs on its own event loop, so the request
+    # the channel gave up on finishes by itself instead of holding a shared one open.
+    http = TestClient(stalling_topi, base_url=API_HOST)
+    channel = TopiChannel(make_settings(call_deadline_seconds=0.3), http=http)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Retriable, match="deadline"):
+            channel.fetch_order(oid)
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
 
 
 def test_simulator_control_routes_drive_orders(sim: TopiSimulator) -> None:

@@ -14,11 +14,14 @@ from tests.connectors.topi.conftest import OLD_WEBHOOK_SECRET, WebhookSink, ship
 KNOWN_SKUS = {"LAPTOP", "CHARGER"}
 
 
-def placed(sink: WebhookSink) -> ChannelOrder:
+def placed(sink: WebhookSink, channel: TopiChannel) -> ChannelOrder:
+    """The order a `created` webhook announced, read in full as the hub reads it: the webhook's
+    order has no prices and no `seller_info`, so no SKU source either."""
     event = sink.events[-1]
     assert event.kind is EventKind.ORDER_PLACED
     assert event.order is not None
-    return event.order
+    assert event.order.attributes["prices_known"] is False
+    return channel.fetch_order(event.order.channel_order_id)
 
 
 def calls(sim: TopiSimulator) -> list[tuple[str, str, int]]:
@@ -33,7 +36,7 @@ def test_order_is_acknowledged_confirmed_shipped_in_two_parts_and_completed(
     sim: TopiSimulator, channel: TopiChannel, sink: WebhookSink
 ) -> None:
     oid = sim.create_order([SimLine("LAPTOP", 2, "rent"), SimLine("CHARGER", 1, "pay_now")])
-    order = placed(sink)
+    order = placed(sink, channel)
     assert order.channel_order_id == oid
     assert [(line.sku, line.quantity) for line in order.lines] == [("LAPTOP", 2), ("CHARGER", 1)]
     view = view_of(order)
@@ -56,6 +59,7 @@ def test_order_is_acknowledged_confirmed_shipped_in_two_parts_and_completed(
     shipment_path = "/v1/shipment"
     assert calls(sim) == [
         ("POST", "/oauth2/token", 200),
+        ("GET", f"/v1/orders/{oid}", 200),
         ("POST", f"/v1/orders/{oid}/acknowledge", 200),
         ("POST", f"/v1/orders/{oid}/accept", 200),
         ("GET", f"/v1/orders/{oid}", 200),
@@ -82,14 +86,14 @@ def test_order_with_an_unknown_sku_is_rejected(
     sim: TopiSimulator, channel: TopiChannel, sink: WebhookSink
 ) -> None:
     oid = sim.create_order([SimLine("LAPTOP", 1), SimLine("MYSTERY-BOX", 1)])
-    order = placed(sink)
+    order = placed(sink, channel)
     view = view_of(order)
     channel.acknowledge(view)
     unknown = [line.sku for line in order.lines if line.sku not in KNOWN_SKUS]
     assert unknown == ["MYSTERY-BOX"]
     channel.reject(view, f"unknown SKU {unknown[0]}")
     assert sim.order(oid)["status"] == "rejected"
-    assert calls(sim)[1:] == [
+    assert calls(sim)[2:] == [
         ("POST", f"/v1/orders/{oid}/acknowledge", 200),
         ("POST", f"/v1/orders/{oid}/reject", 200),
     ]
@@ -101,7 +105,7 @@ def test_cancel_before_shipping_reaches_the_hub_and_blocks_shipments(
     sim: TopiSimulator, channel: TopiChannel, sink: WebhookSink
 ) -> None:
     oid = sim.create_order([SimLine("LAPTOP", 1)])
-    view = view_of(placed(sink))
+    view = view_of(placed(sink, channel))
     channel.acknowledge(view)
     channel.accept(view)
     sim.cancel_order(oid)
@@ -116,7 +120,7 @@ def test_completed_order_cannot_be_cancelled_at_topi(
     sim: TopiSimulator, channel: TopiChannel, sink: WebhookSink
 ) -> None:
     oid = sim.create_order([SimLine("CHARGER", 1, "pay_now")])
-    view = view_of(placed(sink))
+    view = view_of(placed(sink, channel))
     channel.accept(view)
     channel.push_tracking(with_shipments(view, shipment("s1", ("CHARGER", 1, ()))), "s1")
     with pytest.raises(ValueError):
@@ -127,7 +131,7 @@ def test_token_expiring_mid_run_is_renewed_without_a_failed_call(
     sim: TopiSimulator, channel: TopiChannel, sink: WebhookSink
 ) -> None:
     oid = sim.create_order([SimLine("CHARGER", 2, "pay_now")])
-    view = view_of(placed(sink))
+    view = view_of(placed(sink, channel))
     channel.acknowledge(view)
     channel.accept(view)
     sim.expire_tokens()

@@ -63,6 +63,8 @@ def test_full_order_example_parses_into_the_canonical_order() -> None:
     assert line.attributes["serial_required"] is True
     assert line.attributes["contract_type"] == "rent"
     assert line.attributes["unit_price_net"] == "1000.00"
+    assert line.attributes["monthly_price"] == "1190.00"
+    assert line.attributes["duration_months"] == 6
     assert line.attributes["asset_ids"] == ["739b63c2-9e58-4964-b38d-4ebb424de242"]
     assert line.attributes["reference"] == {"source": "sap", "reference": "123ab-5343"}
     # The line plus the gross shipping price of the example.
@@ -70,6 +72,7 @@ def test_full_order_example_parses_into_the_canonical_order() -> None:
     assert order.attributes["seller_offer_reference"] == "abc123"
     assert order.attributes["prices_known"] is True
     assert order.attributes["shipping_price"] == "1190.00"
+    assert order.shipping_service == "Sandbox Shipping Service"
     address = order.shipping_address
     assert address is not None
     assert address.name == "Felix Wolf"
@@ -87,6 +90,25 @@ def test_full_order_example_without_our_sku_source_has_an_unmapped_line() -> Non
     assert [(line.channel_line_id, line.sku, line.quantity) for line in order.lines] == [
         ("asset:739b63c2-9e58-4964-b38d-4ebb424de242", None, 1)
     ]
+
+
+def test_without_a_configured_source_the_examples_own_source_is_used() -> None:
+    """The example's seller names `abc123` as its source, which none of its references use."""
+    wire = parse_order(loads(FULL_ORDER_EXAMPLE))
+    assert wire.seller_info is not None
+    assert wire.seller_info.product_reference_source == "abc123"
+    order = to_channel_order(wire, None)
+    assert [line.sku for line in order.lines] == [None]
+    assert order.lines[0].attributes["reference"] == {"source": "sap", "reference": "123ab-5343"}
+
+
+def test_a_webhook_order_without_a_source_keeps_every_asset_unmapped() -> None:
+    wire = parse_order(loads(ORDER_RESULT_EXAMPLE))
+    order = to_channel_order(wire, None, received_at=datetime(2025, 3, 1, tzinfo=UTC))
+    assert [(line.channel_line_id, line.sku) for line in order.lines] == [
+        ("asset:739b63c2-9e58-4964-b38d-4ebb424de242", None)
+    ]
+    assert order.attributes["prices_known"] is False
 
 
 def test_order_result_example_parses_and_needs_a_received_time() -> None:

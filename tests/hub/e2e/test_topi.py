@@ -90,7 +90,7 @@ def test_topi_order_is_acknowledged_confirmed_shipped_in_two_parts_and_completed
     ]
 
     hub.deliverr.ship(deliverr["orderId"], [("LAPTOP", 1)])
-    hub.drain()
+    hub.poll_fulfilment(order["id"])  # Deliverr sends no webhook for a partial shipment
     assert hub.order("topi", oid)["status"] == "partially_fulfilled"
     assert hub.topi.order(oid)["status"] == "partially_fulfilled"
 
