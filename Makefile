@@ -5,17 +5,18 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-SRC     := hub connectors state_machines tests bench alembic
-
+SRC     := hub connectors state_machines tests bench alembic tools
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format bench demo lock clean browser
+.PHONY: install run test lint format bench demo specs lock clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	# setuptools warns at every editable install about same-named folders in the working
+	# directory; here they are the package itself, so the banner would only be noise.
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,7 +38,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
-	$(BIN)/mypy hub connectors state_machines tests bench
+	$(BIN)/mypy hub connectors state_machines tests bench tools
 	$(BIN)/lint-imports
 
 format: $(STAMP)
@@ -53,6 +54,9 @@ demo: $(STAMP)
 lock: $(STAMP)  ## pin every dependency (with the dev extra) for Python 3.11
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \
 		--no-header --output-file requirements.lock
+
+specs: $(STAMP)  ## re-derive every connector's contract subset from ../shared/specs
+	$(BIN)/python -m tools.derive_specs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache hub.db hub.db-wal hub.db-shm

@@ -339,6 +339,32 @@ class TokenStore(Protocol):
     def save(self, key: str, value: Mapping[str, str]) -> None: ...
 
 
+class LeasedTokenStore(TokenStore, Protocol):
+    """A `TokenStore` that workers in many processes share safely, for credentials that are
+    spent by their use (single-use OAuth refresh tokens).
+
+    One worker at a time renews a key: it takes the renewal lease, reads the current value,
+    makes the outbound call holding no transaction, then stores the new value only if the
+    stored one is still the value it read. Each method is one short transaction.
+    """
+
+    def acquire(self, key: str, owner: str, seconds: float) -> bool:
+        """Take the renewal lease on `key` for `seconds`; False while another owner holds an
+        unexpired one. Taking it again as its owner extends it."""
+        ...
+
+    def release(self, key: str, owner: str) -> None:
+        """Give the lease up (nothing happens when `owner` no longer holds it)."""
+        ...
+
+    def compare_and_set(
+        self, key: str, expected: Mapping[str, str] | None, value: Mapping[str, str]
+    ) -> bool:
+        """Store `value` if the stored value equals `expected` (None: nothing stored); False
+        and nothing changed otherwise."""
+        ...
+
+
 @runtime_checkable
 class SalesChannel(Protocol):
     """A place orders come from. `capabilities` says which calls mean something; a call the

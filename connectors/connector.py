@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from connectors.base import FulfilmentProvider, SalesChannel, TokenStore
+from connectors.base import FulfilmentProvider, LeasedTokenStore, SalesChannel
 from connectors.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Lent:
     """What the hub lends a connector it builds."""
 
     http: httpx.Client | None = None  # None: the connector opens its own pooled client
-    token_store: TokenStore | None = None  # where renewed credentials are kept
+    token_store: LeasedTokenStore | None = None  # where renewed credentials are kept
     limiter: RateLimiter | None = None  # None: the connector limits this process only
     sleep: Callable[[float], None] = time.sleep  # how it waits between polls
 

@@ -39,6 +39,13 @@ class RateLimiter(Protocol):
         ...
 
 
+class NoRateLimit:
+    """No limit at all: for a simulator, which enforces none."""
+
+    def acquire(self, limit: RateLimit, *, max_wait: float) -> None:
+        return None
+
+
 class LocalRateLimiter:
     """Slots handed out evenly (a virtual schedule per key), for the threads of one process."""
 

@@ -168,8 +168,14 @@ class SimulatorBase:
             if fault is not None and not fault.after_processing:
                 if fault.kind == "timeout":
                     raise httpx.ReadTimeout("simulated timeout")
-                response: Response = JSONResponse(
-                    fault.body or {"error": "simulated failure"}, status_code=fault.status
+                response: Response = (
+                    # A success that did nothing: no body, as the operations that answer 2xx
+                    # without content document.
+                    Response(status_code=fault.status)
+                    if fault.body is None and fault.status < 300
+                    else JSONResponse(
+                        fault.body or {"error": "simulated failure"}, status_code=fault.status
+                    )
                 )
             else:
                 response = await call_next(request)

@@ -32,6 +32,8 @@ from starlette.types import ASGIApp
 
 from connectors.catalog import CONNECTORS
 from connectors.connector import ConnectorSettings
+from connectors.contracts import published_contract, watch
+from connectors.ratelimit import NoRateLimit
 from connectors.simulation import SimulatorBase
 from hub.app import create_app
 from hub.config import HubSettings, Settings
@@ -143,16 +145,25 @@ def wire_simulators(
         if settings.connectors[connector.name].configured
     }
     clients = {
-        name: client_for(sim.app, _base_url(settings.connectors[name]))
+        name: _watched(name, client_for(sim.app, _base_url(settings.connectors[name])))
         for name, sim in simulators.items()
     }
-    runtime = build_runtime(settings, db=db, http=clients, sleep=_no_wait)
+    runtime = build_runtime(settings, db=db, http=clients, sleep=_no_wait, limiter=NoRateLimit())
     client = client_for(create_app(runtime), hub_url)
     for name, sim in simulators.items():
         sim.webhook_url = f"{hub_url}/webhooks/{name}"
         sim.webhook_client = client
     closers = [client.close, *(c.close for c in clients.values())]
     return SimulatedHub(runtime, client, admin_token, simulators, closers)
+
+
+def _watched(name: str, client: httpx.Client) -> httpx.Client:
+    """`client`, its every request and answer checked against the contract connector `name`
+    publishes (its vendor's description); a call that breaks it fails loudly."""
+    contract = published_contract(name)
+    if contract is not None:
+        watch(client, contract, strict=True)
+    return client
 
 
 def _base_url(settings: ConnectorSettings) -> str:
@@ -262,8 +273,12 @@ def serve_simulated_hub(database_url: str, **hub_overrides: Any) -> SimulatedHub
     given, simulators, closers = serve_simulators()
     try:
         settings = Settings(fast_hub_settings(database_url, admin_token, **hub_overrides), **given)
-        runtime = build_runtime(settings, sleep=_no_wait)
-        closers.append(runtime.connectors.close)
+        clients = {
+            name: _watched(name, httpx.Client(base_url=_base_url(given[name]), timeout=30))
+            for name in given
+        }
+        closers.extend(client.close for client in clients.values())
+        runtime = build_runtime(settings, http=clients, sleep=_no_wait, limiter=NoRateLimit())
         served = serve(create_app(runtime), _listening_socket())
         closers.append(served.stop)
         client = httpx.Client(base_url=served.url, timeout=30)

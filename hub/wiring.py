@@ -6,6 +6,7 @@ every job kind, dead-job hook, schedule and entry effect registered before it do
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -14,6 +15,7 @@ import hub.tasks  # noqa: F401  (loads every domain)
 from connectors.base import FulfilmentProvider, SalesChannel
 from connectors.catalog import CONNECTORS
 from connectors.connector import Lent, Role
+from connectors.ratelimit import RateLimiter
 from connectors.registry import Registry
 from hub.config import Settings
 from hub.credentials import DatabaseTokenStore
@@ -26,11 +28,13 @@ def build_registry(
     db: Database,
     http: Mapping[str, httpx.Client] | None = None,
     *,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    limiter: RateLimiter | None = None,
 ) -> Registry:
     """Every catalogued connector whose credentials are configured. `http` overrides a
     connector's HTTP client by name (the demo and the tests point them at simulators), `sleep`
-    how connectors wait between polls (a simulator answers at once)."""
+    how connectors wait between polls and `limiter` what keeps them within their systems' rate
+    limits (a simulator answers at once and limits nothing)."""
     http = http or {}
     store = DatabaseTokenStore(db)
     registry = Registry()
@@ -38,9 +42,7 @@ def build_registry(
         configured = settings.connectors[connector.name]
         if not configured.configured:
             continue
-        lent = Lent(http=http.get(connector.name), token_store=store)
-        if sleep is not None:
-            lent = Lent(http=lent.http, token_store=store, sleep=sleep)
+        lent = Lent(http=http.get(connector.name), token_store=store, limiter=limiter, sleep=sleep)
         built = connector.build(configured, lent)
         if connector.role is Role.CHANNEL:
             assert isinstance(built, SalesChannel), connector.name
@@ -56,11 +58,12 @@ def build_runtime(
     *,
     db: Database | None = None,
     http: Mapping[str, httpx.Client] | None = None,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    limiter: RateLimiter | None = None,
 ) -> Runtime:
     database = db or Database(settings.hub.database_url)
     return Runtime(
         settings=settings.hub,
         db=database,
-        connectors=build_registry(settings, database, http, sleep=sleep),
+        connectors=build_registry(settings, database, http, sleep=sleep, limiter=limiter),
     )

@@ -18,6 +18,7 @@ from sqlmodel import col
 from starlette.types import ASGIApp
 
 from connectors.aboutyou import AboutYouSettings
+from connectors.aboutyou.config import ReturnLabelPolicy
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr import DeliverrSettings
 from connectors.deliverr.simulator import DeliverrSimulator
@@ -51,6 +52,7 @@ TOPI_ID, TOPI_SECRET = "topi-client", "topi-client-secret"
 TOPI_WHSEC = "whsec_dG9waS13ZWJob29rLXNlY3JldC1rZXk="
 DELIVERR_TOKEN, DELIVERR_HOOK = "deliverr-access", "deliverr-webhook-token"
 AY_KEY, AY_HOOK = "aboutyou-api-key", "aboutyou-webhook-key"
+AY_RETURN_LABEL = "aboutyou-return-label"
 
 
 def hub_settings(database_url: str, **overrides: Any) -> HubSettings:
@@ -90,6 +92,8 @@ def all_settings(database_url: str, **overrides: Any) -> Settings:
             base_url=HOSTS["aboutyou"],
             api_key=SecretStr(AY_KEY),
             webhook_key=SecretStr(AY_HOOK),
+            return_label_policy=ReturnLabelPolicy.FIXED,
+            return_label_number=AY_RETURN_LABEL,
         ),
     )
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from connectors.connector import Connector, Lent, Role
 
 from .client import AboutYouChannel, AboutYouClient
-from .config import AboutYouSettings
+from .config import AboutYouSettings, ReturnLabelPolicy
 from .webhooks import AboutYouWebhooks
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _build(settings: AboutYouSettings, lent: Lent) -> AboutYouChannel:
-    return AboutYouChannel(settings, http=lent.http, sleep=lent.sleep)
+    return AboutYouChannel(settings, http=lent.http, limiter=lent.limiter, sleep=lent.sleep)
 
 
 def _simulator(settings: AboutYouSettings) -> SimulatorBase:
@@ -35,6 +35,8 @@ def _simulated(base_url: str) -> AboutYouSettings:
         base_url=base_url,
         api_key=SecretStr(secrets.token_hex(16)),
         webhook_key=SecretStr(secrets.token_hex(16)),
+        return_label_policy=ReturnLabelPolicy.FIXED,
+        return_label_number="RETURN-LABEL-SIMULATED",
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The carriers our 3PLs report, lower-cased, and the `carrier_key` ABOUT YOU knows them by.
@@ -15,6 +16,23 @@ DEFAULT_CARRIER_MAP: dict[str, str] = {
     "hermes": "HERMES",
     "gls": "GLS",
 }
+
+# The length ABOUT YOU allows for a tracking key.
+MAX_TRACKING_KEY = 255
+
+
+class ReturnLabelPolicy(StrEnum):
+    """What to report as `return_tracking_key`, which ABOUT YOU requires on every shipment.
+
+    The hub's 3PLs report no return label, and the outbound tracking number is not one. The
+    field is required (1 to 255 characters), so it cannot be left out.
+    """
+
+    # Hold the shipment report and flag the order until a person supplies the key.
+    NEEDS_INPUT = "needs_input"
+    # Every parcel carries the same return label, whose tracking number the seller configured
+    # (ABOUTYOU_RETURN_LABEL_NUMBER).
+    FIXED = "fixed"
 
 
 class AboutYouSettings(BaseSettings):
@@ -27,6 +45,8 @@ class AboutYouSettings(BaseSettings):
       case-insensitively, surrounding blanks ignored) to ABOUT YOU's `carrier_key`, e.g.
       `{"dhl": "DHL", "ups": "UPS"}`. It replaces the default table as a whole. A shipment whose
       carrier is not in the table is not reported and its order needs attention.
+    - `ABOUTYOU_RETURN_LABEL_POLICY` (`needs_input` or `fixed`) and
+      `ABOUTYOU_RETURN_LABEL_NUMBER`: see `ReturnLabelPolicy`.
     """
 
     model_config = SettingsConfigDict(env_prefix="ABOUTYOU_", env_file=".env", extra="ignore")
@@ -35,6 +55,8 @@ class AboutYouSettings(BaseSettings):
     api_key: SecretStr | None = None
     webhook_key: SecretStr | None = None
     carrier_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CARRIER_MAP))
+    return_label_policy: ReturnLabelPolicy = ReturnLabelPolicy.NEEDS_INPUT
+    return_label_number: str | None = Field(default=None, max_length=MAX_TRACKING_KEY)
 
     @field_validator("carrier_map", mode="after")
     @classmethod
@@ -42,13 +64,23 @@ class AboutYouSettings(BaseSettings):
         # Carriers arrive as "DHL", "dhl " or "Dhl" depending on the 3PL; one spelling per key.
         return {name.strip().lower(): key for name, key in value.items()}
 
-    @field_validator("api_key", "webhook_key", mode="before")
+    @field_validator("api_key", "webhook_key", "return_label_number", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # `ABOUTYOU_API_KEY=` in a .env file means "not configured", not "the empty key".
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value() or None
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @model_validator(mode="after")
+    def _fixed_policy_needs_its_key(self) -> Self:
+        if self.return_label_policy is ReturnLabelPolicy.FIXED and self.return_label_number is None:
+            raise ValueError(
+                "ABOUTYOU_RETURN_LABEL_POLICY=fixed needs ABOUTYOU_RETURN_LABEL_NUMBER"
+            )
+        return self
 
     @property
     def configured(self) -> bool:

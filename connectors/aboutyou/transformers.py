@@ -1,38 +1,23 @@
 """ABOUT YOU Seller Center wire models and their mapping to the hub's canonical DTOs.
 
-Money. The seed (seeds/order-delegation-webhook.txt) shows `price_with_tax`, `price_without_tax`,
-`cost_with_tax` and `cost_without_tax` as bare JSON numbers next to `currency_code` and a `vat`
-of `19`, which is a percentage (19 % German VAT), not a fraction. The amounts are read as MAJOR
-currency units (`29.99` is 29.99 EUR, `1` is 1 EUR), for three reasons: the document gives no
-cents field or multiplier, ABOUT YOU's platform warns that prices "may be numbers" that must not
-pass through float (a concern only for fractional values, which cents never are), and the hub's
-own money (Order JSON `"25.99"`) is in major units too. JSON is parsed with
-`parse_float=Decimal` and integers are converted with `Decimal(int)`, so no amount ever becomes a
-float; a float handed to a money field is refused rather than rounded.
+The wire contract is `../shared/specs/aboutyou-sellers-center-api.yml` (rebuilt from ABOUT YOU's
+public reference, each fact tagged doc / doc-example / inferred / unverified / third-party) and
+the order delegation webhook page (`seeds/order-delegation-webhook.txt`). Where a fact is not
+documented the model below reads it defensively and says so beside the field.
 
-Identity. The order in a webhook's `message` has the shape of `GET /api/v1/orders/{id}`. The
-canonical `channel_order_id` is `str(id)` of that order; the seed's example shows no top-level
-order `id`, so when it is absent the `order_number` stands in (and `fetch_order` looks such an
-order up by number). One order item is one unit at ABOUT YOU, so each becomes one line of
-quantity 1 whose `channel_line_id` is `str(item id)`.
+Money. Order costs (`cost_with_tax`, `cost_without_tax`) are integers in the smallest currency
+unit (documented: 2499 is EUR 24.99). Item prices are integers in the examples and read the same
+way (unverified). An amount is accepted as an integer, or defensively as a string or JSON number
+without a fractional part; a fractional amount means the unit is not what we think, so it is
+refused rather than guessed. Nothing passes through float.
 
-Shipping address. `shipping_street` / `shipping_additional` become `line1` / `line2`. A
-collection point (parcel shop, Packstation) keeps its description in `Address.company`, the
-line a label prints above the street, and all four `shipping_collection_point_*` fields (key,
-type, customer_key such as a Postnummer, description) under the order attribute
-`shipping_collection_point`. The billing address has no canonical slot and is kept whole under
-the attribute `billing_address`.
+Identity. The order number is the only order identifier ABOUT YOU documents (no `id` field was
+seen on an order), so it is the canonical `channel_order_id`; one order item is one unit, so each
+becomes one line of quantity 1 keyed by the item id, which ship, cancel and return act on.
 
-Item events. The seed documents `order.created` only. `order_items.cancelled`, `.shipped` and
-`.returned` use the same envelope `{id, event, timestamp, subscription_id, message}` with
-`message = {"order_id", "order_number", "order_items": [items as in the order format]}` listing
-only the items the event is about.
-
-Batches. `POST /api/v1/orders/ship`, `POST /api/v1/orders/cancel` and `PUT
-/api/v1/products/stocks` answer `{"batch_request_id"}`; the result, polled from
-`/api/v1/results/{ship-orders|cancel-orders|stocks}?batch_request_id=`, is `{"batch_request_id",
-"status": "pending"|"completed", "items": [{"order_item_id"|"sku", "success", "error_code",
-"error_message"}]}`. Errors outside a batch are `{"message", "errors": {"field": ["..."]}}`.
+Item events. `order_items.shipped|cancelled|returned` carry a shipment object (`items`,
+`carrier_key`, `tracking_key`, `return_tracking_key`) and, as documented, no order number: the
+hub finds the order by the item ids. An `order_number` there is read when present (undocumented).
 """
 
 from __future__ import annotations
@@ -42,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, assert_never
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -51,7 +36,6 @@ from connectors.base import (
     ChannelOrder,
     ChannelOrderLine,
     ChannelOrderStatus,
-    EventKind,
     MalformedPayload,
 )
 
@@ -64,29 +48,62 @@ CHANNEL = "aboutyou"
 
 
 def loads(raw: bytes | str) -> Any:
-    """JSON with every fractional number as a Decimal, so money never passes through float."""
+    """JSON with every fractional number as a Decimal, so no amount passes through float."""
     return json.loads(raw, parse_float=Decimal)
 
 
-def to_money(value: Any) -> Decimal:
-    """An amount in major units from a JSON number (int or Decimal) or a decimal string."""
+def to_minor(value: Any) -> int:
+    """An amount in the smallest currency unit: an integer as documented, or defensively a
+    decimal string or JSON number that is whole. Anything else is refused, never rounded."""
     if isinstance(value, bool) or isinstance(value, float):
-        # A float has already lost the exact amount; refusing it keeps the bug visible.
-        raise ValueError(f"money must not be a {type(value).__name__}: {value!r}")
+        # A float has already lost the exact figure; refusing it keeps the bug visible.
+        raise ValueError(f"an amount must not be a {type(value).__name__}: {value!r}")
+    if isinstance(value, int):
+        return value
     if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
+        amount = value
     elif isinstance(value, str):
         try:
-            result = Decimal(value.strip())
+            amount = Decimal(value.strip())
         except ArithmeticError:
             raise ValueError(f"not an amount: {value!r}") from None
     else:
         raise ValueError(f"not an amount: {value!r}")
-    if not result.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return result
+    if not amount.is_finite() or amount != amount.to_integral_value():
+        raise ValueError(f"an amount in the smallest currency unit must be whole: {value!r}")
+    return int(amount)
+
+
+def to_percent(value: Any) -> Decimal:
+    """A VAT rate in percent (documented as an integer, 19 for 19 %), read as a Decimal."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"a rate must not be a {type(value).__name__}: {value!r}")
+    if isinstance(value, int | Decimal):
+        rate = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            rate = Decimal(value.strip())
+        except ArithmeticError:
+            raise ValueError(f"not a rate: {value!r}") from None
+    else:
+        raise ValueError(f"not a rate: {value!r}")
+    if not rate.is_finite():
+        raise ValueError(f"not a finite rate: {value!r}")
+    return rate
+
+
+# ISO 4217 currencies whose smallest unit is not a hundredth; every other has two decimals.
+_MINOR_DIGITS = {
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+
+
+def from_minor(amount: int, currency: str) -> Decimal:
+    """The amount in major units: 2499 EUR cents is Decimal("24.99")."""
+    return Decimal(amount).scaleb(-_MINOR_DIGITS.get(currency.upper(), 2))
 
 
 def to_utc(value: Any) -> datetime:
@@ -106,18 +123,41 @@ def to_utc(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
-Money = Annotated[Decimal, BeforeValidator(to_money)]
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with `Z`, as ABOUT YOU writes its times."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+MinorAmount = Annotated[int, BeforeValidator(to_minor)]
+Percent = Annotated[Decimal, BeforeValidator(to_percent)]
 UtcTime = Annotated[datetime, BeforeValidator(to_utc)]
 
 
-def money_text(amount: Decimal | None) -> str | None:
-    """A decimal string for attributes, which must stay JSON-serialisable."""
-    return None if amount is None else str(amount)
+# ---------------------------------------------------------------------------------------------
+# Exhaustive value maps: every value the spec lists, and an explicit UNSUPPORTED for the rest.
+# ---------------------------------------------------------------------------------------------
 
 
-# ---------------------------------------------------------------------------------------------
-# Exhaustive value maps. Anything not listed maps to an explicit UNSUPPORTED member.
-# ---------------------------------------------------------------------------------------------
+class OrderStatus(StrEnum):
+    """An order's status at ABOUT YOU; `mixed` means its items are in different states."""
+
+    OPEN = "open"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+    MIXED = "mixed"
+    UNSUPPORTED = "unsupported"
+
+
+ORDER_STATUSES: dict[str, OrderStatus] = {
+    "open": OrderStatus.OPEN,
+    "shipped": OrderStatus.SHIPPED,
+    "cancelled": OrderStatus.CANCELLED,
+    "returned": OrderStatus.RETURNED,
+    "mixed": OrderStatus.MIXED,
+}
 
 
 class ItemStatus(StrEnum):
@@ -137,13 +177,8 @@ ITEM_STATUSES: dict[str, ItemStatus] = {
     "returned": ItemStatus.RETURNED,
 }
 
-# A returned order had been shipped: for the hub it is a return, never a cancellation.
-ORDER_STATUSES: dict[str, ChannelOrderStatus] = {
-    "open": ChannelOrderStatus.OPEN,
-    "shipped": ChannelOrderStatus.SHIPPED,
-    "returned": ChannelOrderStatus.SHIPPED,
-    "cancelled": ChannelOrderStatus.CANCELLED,
-}
+# Statuses an item reaches only after it left the warehouse.
+SENT = frozenset({ItemStatus.SHIPPED, ItemStatus.RETURNED})
 
 
 class FulfillmentType(StrEnum):
@@ -160,14 +195,34 @@ FULFILLMENT_TYPES: dict[str, FulfillmentType] = {
 }
 
 
+class BatchStatus(StrEnum):
+    """Where an asynchronous batch stands (RequestStatus in the spec)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    RETRY = "retry"  # ABOUT YOU will try the batch again itself: ask later, not at once
+    FAILED = "failed"
+    UNSUPPORTED = "unsupported"
+
+
+BATCH_STATUSES: dict[str, BatchStatus] = {
+    "pending": BatchStatus.PENDING,
+    "processing": BatchStatus.PROCESSING,
+    "completed": BatchStatus.COMPLETED,
+    "retry": BatchStatus.RETRY,
+    "failed": BatchStatus.FAILED,
+}
+
+
 class EventType(StrEnum):
-    """The webhook events ABOUT YOU sends for order delegation."""
+    """The webhook events ABOUT YOU documents for order delegation."""
 
     ORDER_CREATED = "order.created"
     ITEMS_SHIPPED = "order_items.shipped"
     ITEMS_CANCELLED = "order_items.cancelled"
     ITEMS_RETURNED = "order_items.returned"
-    UNSUPPORTED = "unsupported"
+    UNDOCUMENTED = "undocumented"
 
 
 EVENT_TYPES: dict[str, EventType] = {
@@ -177,28 +232,34 @@ EVENT_TYPES: dict[str, EventType] = {
     "order_items.returned": EventType.ITEMS_RETURNED,
 }
 
-# What each item event means for the hub; order.created depends on the fulfillment type.
-ITEM_EVENT_KINDS: dict[EventType, EventKind] = {
-    EventType.ITEMS_CANCELLED: EventKind.LINES_CANCELLED,
-    EventType.ITEMS_SHIPPED: EventKind.ORDER_NOTICE,
-    EventType.ITEMS_RETURNED: EventKind.ORDER_NOTICE,
-}
+# Names third-party clients report (order.updated, stock.updated, the deprecated order-level
+# events); the public reference does not document them, so their payloads are not read.
+REPORTED_UNDOCUMENTED_EVENTS = frozenset(
+    {
+        "order.updated",
+        "order.shipped",
+        "order.cancelled",
+        "order.returned",
+        "stock.updated",
+        "product_master.status_updated",
+    }
+)
 
 
 def item_status(raw: str | None) -> ItemStatus:
     return ITEM_STATUSES.get(raw or "", ItemStatus.UNSUPPORTED)
 
 
-def order_status(raw: str | None) -> ChannelOrderStatus:
-    return ORDER_STATUSES.get(raw or "", ChannelOrderStatus.UNSUPPORTED)
-
-
 def fulfillment_type(raw: str | None) -> FulfillmentType:
     return FULFILLMENT_TYPES.get(raw or "", FulfillmentType.UNSUPPORTED)
 
 
+def batch_status(raw: str | None) -> BatchStatus:
+    return BATCH_STATUSES.get(raw or "", BatchStatus.UNSUPPORTED)
+
+
 def event_type(raw: str | None) -> EventType:
-    return EVENT_TYPES.get(raw or "", EventType.UNSUPPORTED)
+    return EVENT_TYPES.get(raw or "", EventType.UNDOCUMENTED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,32 +272,40 @@ class _Wire(BaseModel):
 
 
 class WireOrderItem(_Wire):
-    """One unit of an order, as `order_items[]` carries it."""
+    """One unit of an order (`order_items[]`); known from the documented examples only."""
 
     id: int
     sku: str | None = None
     status: str | None = None
-    vat: Money | None = None  # percent: 19 means 19 %
-    price_with_tax: Money
-    price_without_tax: Money | None = None
+    vat: Percent | None = None  # percent: 19 means 19 %
+    # Integers in the examples; read in the smallest unit like the order costs (unverified).
+    price_with_tax: MinorAmount
+    price_without_tax: MinorAmount | None = None
+    # Strings in the examples; null or absent before the item ships (not documented).
     shipment_tracking_key: str | None = None
     return_tracking_key: str | None = None
     custom_data: dict[str, Any] | list[Any] | None = None
 
 
 class WireOrder(_Wire):
-    """An order in the format of `GET /api/v1/orders/{id}` (also a webhook's `message`)."""
+    """An order as `GET /api/v1/orders/` lists it, and the `message` of `order.created`.
 
-    id: int | None = None
+    Only `order_items`, `order_number`, `carrier_key`, the costs, `delivery_document_url`,
+    `status` and `customer_key` are in the documented schema; the rest is from the examples,
+    and the phone numbers from third-party clients (unverified).
+    """
+
     order_number: str
     status: str | None = None
     fulfillment_type: str | None = None
+    # In the webhook example though not in the readable schema; an order is unreadable
+    # without it, since its amounts mean nothing in an unknown currency.
     currency_code: str
     created_at: UtcTime
     updated_at: UtcTime | None = None
     order_items: list[WireOrderItem]
-    cost_with_tax: Money | None = None
-    cost_without_tax: Money | None = None
+    cost_with_tax: MinorAmount | None = None
+    cost_without_tax: MinorAmount | None = None
     customer_key: str | None = None
     carrier_key: str | None = None
     delivery_document_url: str | None = None
@@ -251,6 +320,7 @@ class WireOrder(_Wire):
     billing_recipient_first_name: str | None = None
     billing_recipient_last_name: str | None = None
     billing_additional: str | None = None
+    billing_phone_number: str | None = None  # third-party only (unverified)
     shipping_street: str | None = None
     shipping_zip_code: str | None = None
     shipping_city: str | None = None
@@ -263,17 +333,17 @@ class WireOrder(_Wire):
     shipping_recipient_gender: str | None = None
     shipping_recipient_first_name: str | None = None
     shipping_recipient_last_name: str | None = None
+    shipping_phone_number: str | None = None  # third-party only (unverified)
 
-    @property
-    def channel_order_id(self) -> str:
-        return order_key(self.id, self.order_number)
+    def item(self, item_id: int) -> WireOrderItem | None:
+        return next((item for item in self.order_items if item.id == item_id), None)
 
 
 class WebhookEnvelope(_Wire):
     """Every ABOUT YOU webhook: `{id, event, timestamp, subscription_id, message}`.
 
-    `timestamp` is not read: a key header has no freshness to check, and an odd timestamp must
-    not stop an otherwise readable event from being stored.
+    `timestamp` is not read: there is no signature whose freshness it could prove, and an odd
+    timestamp must not stop an otherwise readable event from being stored.
     """
 
     id: int | str
@@ -282,8 +352,8 @@ class WebhookEnvelope(_Wire):
     message: Any = None
 
 
-class WireEventItem(_Wire):
-    """An order item named by an item event; only its id is required."""
+class WireShipmentItem(_Wire):
+    """An order item inside an item event; only its id is needed."""
 
     id: int
     sku: str | None = None
@@ -292,99 +362,87 @@ class WireEventItem(_Wire):
     return_tracking_key: str | None = None
 
 
-class WireItemEvent(_Wire):
-    """The `message` of `order_items.*` events (our design; the seed shows order.created only)."""
+class WireShipment(_Wire):
+    """The `message` of `order_items.*` events: the items the event is about.
 
-    order_id: int | None = None
+    The documented shape carries no order number; one here is read when present (unverified).
+    """
+
+    items: list[WireShipmentItem] = Field(min_length=1)
+    carrier_key: str | None = None
+    tracking_key: str | None = None
+    return_tracking_key: str | None = None
     order_number: str | None = None
-    order_items: list[WireEventItem] = Field(min_length=1)
-
-    @property
-    def channel_order_id(self) -> str:
-        if self.order_id is None and not self.order_number:
-            raise ValueError("an item event names neither order_id nor order_number")
-        return order_key(self.order_id, self.order_number or "")
 
 
 class Pagination(_Wire):
-    page: int
-    per_page: int
-    total: int
-    last_page: int
+    """Only `per_page` is documented; `page` and `pages` are what third-party clients read."""
+
+    per_page: int | None = None
+    page: int | None = None
+    pages: int | None = None
 
 
 class OrdersPage(_Wire):
-    """`GET /api/v1/orders/`: one page of orders, oldest update first."""
+    """`GET /api/v1/orders/`: one page of orders."""
 
     items: list[WireOrder]
-    pagination: Pagination
+    pagination: Pagination = Pagination()
 
 
 class BatchAccepted(_Wire):
-    """The answer to a batch call: the id to poll its result with."""
+    """The answer to every batch call: the id to poll its result with."""
 
-    batch_request_id: str
-
-
-class BatchStatus(StrEnum):
-    PENDING = "pending"
-    COMPLETED = "completed"
-    UNSUPPORTED = "unsupported"
-
-
-BATCH_STATUSES: dict[str, BatchStatus] = {
-    "pending": BatchStatus.PENDING,
-    "processing": BatchStatus.PENDING,
-    "completed": BatchStatus.COMPLETED,
-}
+    batch_request_id: str = Field(alias="batchRequestId")
 
 
 class BatchResultItem(_Wire):
-    """The outcome for one order item (ship, cancel) or one SKU (stocks) of a batch."""
+    """The outcome of one submitted item, which `requestItem` echoes (match on it, not on
+    position)."""
 
-    order_item_id: int | None = None
-    sku: str | None = None
+    request_item: dict[str, Any] | None = Field(default=None, alias="requestItem")
     success: bool
-    error_code: str | None = None
-    error_message: str | None = None
+    errors: list[str] | None = None
 
-    @property
-    def subject(self) -> str:
-        if self.order_item_id is not None:
-            return f"order item {self.order_item_id}"
-        return f"SKU {self.sku}"
+    def describe(self) -> str:
+        return "; ".join(self.errors or ()) or "failed without a message"
 
 
 class BatchResult(_Wire):
-    """A polled batch result; `items` is complete once `status` is completed."""
+    """A polled batch result; `items` is complete once `status` is completed or failed."""
 
-    batch_request_id: str
+    batch_request_id: str = Field(alias="batchRequestId")
     status: str
     items: list[BatchResultItem] = []
 
     @property
     def state(self) -> BatchStatus:
-        return BATCH_STATUSES.get(self.status, BatchStatus.UNSUPPORTED)
-
-
-class Carrier(_Wire):
-    key: str
-    name: str
-
-
-class CarriersPage(_Wire):
-    items: list[Carrier]
+        return batch_status(self.status)
 
 
 class WireError(_Wire):
-    """ABOUT YOU's error body outside batches: a sentence plus messages per field."""
+    """An error answer: `{"message"}` is documented for 400 and 401; a validation answer in
+    the `{"detail": [...]}` form of ABOUT YOU's framework is read too (unverified)."""
 
-    message: str = ""
-    errors: dict[str, list[str]] = {}
+    message: str | None = None
+    detail: Any = None
 
     def describe(self) -> str:
-        details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
-        return f"{self.message} ({details})" if details else self.message
+        if self.message:
+            return self.message
+        if isinstance(self.detail, str):
+            return self.detail
+        if isinstance(self.detail, list):
+            parts = []
+            for entry in self.detail:
+                if isinstance(entry, dict):
+                    where = ".".join(str(p) for p in entry.get("loc") or ())
+                    text = str(entry.get("msg", ""))
+                    parts.append(f"{where}: {text}" if where else text)
+                else:
+                    parts.append(str(entry))
+            return "; ".join(parts)
+        return ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,9 +450,34 @@ class WireError(_Wire):
 # ---------------------------------------------------------------------------------------------
 
 
-def order_key(order_id: int | None, order_number: str) -> str:
-    """The canonical `channel_order_id`: the order id, or the order number when there is none."""
-    return str(order_id) if order_id is not None else order_number
+def order_status(order: WireOrder) -> ChannelOrderStatus:
+    """Where the order stands for the hub. `mixed` is decided by its items: any open item
+    leaves work to do; otherwise any item sent makes it shipped (a return is not a cancel)."""
+    status = ORDER_STATUSES.get(order.status or "", OrderStatus.UNSUPPORTED)
+    match status:
+        case OrderStatus.OPEN:
+            return ChannelOrderStatus.OPEN
+        case OrderStatus.SHIPPED | OrderStatus.RETURNED:
+            return ChannelOrderStatus.SHIPPED
+        case OrderStatus.CANCELLED:
+            return ChannelOrderStatus.CANCELLED
+        case OrderStatus.MIXED:
+            return _mixed(order.order_items)
+        case OrderStatus.UNSUPPORTED:
+            return ChannelOrderStatus.UNSUPPORTED
+        case _:
+            assert_never(status)
+
+
+def _mixed(items: Sequence[WireOrderItem]) -> ChannelOrderStatus:
+    statuses = {item_status(item.status) for item in items}
+    if not statuses or ItemStatus.UNSUPPORTED in statuses:
+        return ChannelOrderStatus.UNSUPPORTED
+    if ItemStatus.OPEN in statuses:
+        return ChannelOrderStatus.OPEN
+    if statuses & SENT:
+        return ChannelOrderStatus.SHIPPED
+    return ChannelOrderStatus.CANCELLED
 
 
 def _name(first: str | None, last: str | None) -> str:
@@ -412,7 +495,9 @@ def shipping_address(order: WireOrder) -> Address | None:
         postal_code=order.shipping_zip_code or None,
         city=order.shipping_city,
         country_code=order.shipping_country_code,
+        # A collection point (parcel shop, locker) prints its name above the street.
         company=order.shipping_collection_point_description or None,
+        phone=order.shipping_phone_number or None,
     )
 
 
@@ -435,36 +520,42 @@ def _billing_address(order: WireOrder) -> dict[str, str | None]:
         "zip_code": order.billing_zip_code,
         "city": order.billing_city,
         "country_code": order.billing_country_code,
+        "phone": order.billing_phone_number,
     }
 
 
-def order_line(item: WireOrderItem) -> ChannelOrderLine:
+def _text(amount: Decimal | None) -> str | None:
+    """A decimal string for attributes, which must stay JSON-serialisable."""
+    return None if amount is None else str(amount)
+
+
+def order_line(item: WireOrderItem, currency: str) -> ChannelOrderLine:
     """One order item as a line of one unit at its price including VAT."""
-    attributes: dict[str, Any] = {
-        "price_without_tax": money_text(item.price_without_tax),
-        "vat": money_text(item.vat),
-        "status": item.status,
-    }
+    net = None if item.price_without_tax is None else from_minor(item.price_without_tax, currency)
     return ChannelOrderLine(
         channel_line_id=str(item.id),
         sku=item.sku,
         quantity=1,
-        unit_price=item.price_with_tax,
-        attributes=attributes,
+        unit_price=from_minor(item.price_with_tax, currency),
+        attributes={
+            "price_without_tax": _text(net),
+            "vat": _text(item.vat),
+            "status": item.status,
+        },
     )
 
 
 def channel_order(order: WireOrder) -> ChannelOrder:
     """The canonical order. The total is `cost_with_tax`, or the items' sum when it is absent."""
-    total = order.cost_with_tax
-    if total is None:
-        total = sum((item.price_with_tax for item in order.order_items), Decimal(0))
+    currency = order.currency_code
+    total_minor = order.cost_with_tax
+    if total_minor is None:
+        total_minor = sum(item.price_with_tax for item in order.order_items)
+    net = None if order.cost_without_tax is None else from_minor(order.cost_without_tax, currency)
     attributes: dict[str, Any] = {
-        "order_id": order.id,
         "order_number": order.order_number,
         "fulfillment_type": order.fulfillment_type,
-        "amount_unit": "major",
-        "cost_without_tax": money_text(order.cost_without_tax),
+        "cost_without_tax": _text(net),
         "customer_key": order.customer_key,
         "payment_method": order.payment_method,
         "shop": order.shop,
@@ -477,14 +568,14 @@ def channel_order(order: WireOrder) -> ChannelOrder:
     }
     return ChannelOrder(
         channel=CHANNEL,
-        channel_order_id=order.channel_order_id,
-        status=order_status(order.status),
+        channel_order_id=order.order_number,
+        status=order_status(order),
         channel_status=order.status or "",
-        currency=order.currency_code,
-        total_amount=total,
+        currency=currency,
+        total_amount=from_minor(total_minor, currency),
         placed_at=order.created_at,
         shipping_address=shipping_address(order),
-        lines=tuple(order_line(item) for item in order.order_items),
+        lines=tuple(order_line(item, currency) for item in order.order_items),
         attributes=attributes,
     )
 
@@ -494,11 +585,11 @@ def read_order(data: Any) -> WireOrder:
     try:
         return WireOrder.model_validate(data)
     except ValidationError as exc:
-        raise MalformedPayload(f"not an ABOUT YOU order: {_first_error(exc)}") from None
+        raise MalformedPayload(f"not an ABOUT YOU order: {first_error(exc)}") from None
 
 
 def parse_order(raw: bytes | str) -> ChannelOrder:
-    """The canonical order from the raw JSON of one order (`GET /api/v1/orders/{id}`)."""
+    """The canonical order from the raw JSON of one order."""
     try:
         data = loads(raw)
     except ValueError as exc:
@@ -506,7 +597,7 @@ def parse_order(raw: bytes | str) -> ChannelOrder:
     return channel_order(read_order(data))
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}" if where else str(error["msg"])
@@ -517,27 +608,38 @@ def _first_error(exc: ValidationError) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def ship_body(
+def ship_item(
     item_ids: Sequence[int], *, carrier_key: str, tracking_key: str, return_key: str
 ) -> dict[str, Any]:
-    """`POST /api/v1/orders/ship` for one parcel holding `item_ids`."""
+    """One parcel of `POST /api/v1/orders/ship`; the batch result echoes it as `requestItem`."""
+    return {
+        "order_items": list(item_ids),
+        "carrier_key": carrier_key,
+        "shipment_tracking_key": tracking_key,
+        "return_tracking_key": return_key,
+    }
+
+
+def ship_body(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`POST /api/v1/orders/ship`."""
+    return {"items": [dict(item) for item in items]}
+
+
+def cancel_body(item_ids: Sequence[int]) -> dict[str, Any]:
+    """`POST /api/v1/orders/cancel` for `item_ids` (ABOUT YOU takes no reason)."""
+    return {"items": [{"id": item_id} for item_id in item_ids]}
+
+
+def return_body(groups: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """`POST /api/v1/orders/return`: the item ids per return tracking key."""
     return {
         "items": [
-            {
-                "order_items": list(item_ids),
-                "carrier_key": carrier_key,
-                "shipment_tracking_key": tracking_key,
-                "return_tracking_key": return_key,
-            }
+            {"order_items": list(ids), "return_tracking_key": key} for key, ids in groups.items()
         ]
     }
 
 
-def cancel_body(item_ids: Sequence[int]) -> dict[str, Any]:
-    """`POST /api/v1/orders/cancel` for `item_ids`."""
-    return {"items": [{"id": item_id} for item_id in item_ids]}
-
-
-def stocks_body(quantities: Mapping[str, int]) -> dict[str, Any]:
-    """`PUT /api/v1/products/stocks` setting each SKU's sellable quantity."""
-    return {"items": [{"sku": sku, "quantity": qty} for sku, qty in quantities.items()]}
+def stocks_body(sku: str, quantity: int, valid_at: datetime) -> dict[str, Any]:
+    """`PUT /api/v1/products/stocks` for one SKU. `valid_at` lets ABOUT YOU drop an update
+    older than one it already applied, so a late retry cannot overwrite a newer figure."""
+    return {"items": [{"sku": sku, "quantity": quantity, "valid_at": iso(valid_at)}]}

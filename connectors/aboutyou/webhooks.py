@@ -1,15 +1,22 @@
 """Authentication and parsing of ABOUT YOU's order delegation webhooks.
 
-ABOUT YOU signs nothing: each delivery carries the shared key in `X-API-Key`, which is compared
-in constant time with ABOUTYOU_WEBHOOK_KEY. There is no timestamp to check, so deduplication on
-the message `id` is what stops a repeated delivery from acting twice.
+How ABOUT YOU authenticates its deliveries is not documented (no signature scheme is published;
+the webhook page's example shows an `X-API-Key` header, which may only be the documentation of
+its dummy endpoint). The receiver compares `X-API-Key`, in constant time, with
+ABOUTYOU_WEBHOOK_KEY, as the hub's contract (CONTRACT.md) fixes; should ABOUT YOU send no such
+header, deliveries answer 401 and reconciliation still finds the orders. There is no timestamp
+to check, so deduplication on the message `id` is what stops a repeated delivery (ABOUT YOU
+retries hourly for two days) from acting twice.
+
+Only the events ABOUT YOU documents are read: `order.created` and
+`order_items.shipped|cancelled|returned`. Any other name is stored and ignored with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from pydantic import SecretStr, ValidationError
 
@@ -23,17 +30,25 @@ from connectors.base import (
 from connectors.signatures import verify_static_token
 
 from .transformers import (
-    ITEM_EVENT_KINDS,
+    REPORTED_UNDOCUMENTED_EVENTS,
     EventType,
     FulfillmentType,
     WebhookEnvelope,
-    WireItemEvent,
+    WireShipment,
     channel_order,
     event_type,
+    first_error,
     fulfillment_type,
     loads,
     read_order,
 )
+
+# What each documented item event means for the hub.
+ITEM_EVENT_KINDS: dict[EventType, EventKind] = {
+    EventType.ITEMS_CANCELLED: EventKind.LINES_CANCELLED,
+    EventType.ITEMS_SHIPPED: EventKind.ORDER_NOTICE,
+    EventType.ITEMS_RETURNED: EventKind.ORDER_NOTICE,
+}
 
 API_KEY_HEADER = "x-api-key"
 
@@ -61,15 +76,15 @@ class AboutYouWebhooks:
         """The canonical event of one authenticated delivery."""
         envelope = _envelope(body)
         event = event_type(envelope.event)
-        if event is EventType.ORDER_CREATED:
-            return _order_created(envelope)
-        if event is EventType.UNSUPPORTED:
-            return ChannelEvent(
-                kind=EventKind.IGNORED,
-                event_type=envelope.event,
-                note=f"ABOUT YOU event {envelope.event!r} is not one the hub acts on",
-            )
-        return _item_event(envelope, event)
+        match event:
+            case EventType.ORDER_CREATED:
+                return _order_created(envelope)
+            case EventType.ITEMS_SHIPPED | EventType.ITEMS_CANCELLED | EventType.ITEMS_RETURNED:
+                return _item_event(envelope, event)
+            case EventType.UNDOCUMENTED:
+                return _undocumented(envelope)
+            case _:
+                assert_never(event)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -91,7 +106,7 @@ def _envelope(body: bytes) -> WebhookEnvelope:
     try:
         return WebhookEnvelope.model_validate(data)
     except ValidationError as exc:
-        raise MalformedPayload(f"not an ABOUT YOU webhook: {exc.errors()[0]['msg']}") from None
+        raise MalformedPayload(f"not an ABOUT YOU webhook: {first_error(exc)}") from None
 
 
 def _order_created(envelope: WebhookEnvelope) -> ChannelEvent:
@@ -112,21 +127,34 @@ def _order_created(envelope: WebhookEnvelope) -> ChannelEvent:
     return ChannelEvent(
         kind=EventKind.IGNORED,
         event_type=envelope.event,
-        channel_order_id=order.channel_order_id,
+        channel_order_id=order.order_number,
         note=note,
         detail={"order_number": order.order_number, "fulfillment_type": order.fulfillment_type},
     )
 
 
+def _undocumented(envelope: WebhookEnvelope) -> ChannelEvent:
+    if envelope.event in REPORTED_UNDOCUMENTED_EVENTS:
+        why = "third-party clients report it, but ABOUT YOU does not document its payload"
+    else:
+        why = "it is not one ABOUT YOU documents"
+    return ChannelEvent(
+        kind=EventKind.IGNORED,
+        event_type=envelope.event,
+        note=f"ABOUT YOU event {envelope.event!r} is not acted on: {why}",
+    )
+
+
 def _item_event(envelope: WebhookEnvelope, event: EventType) -> ChannelEvent:
     try:
-        message = WireItemEvent.model_validate(envelope.message)
-        order_id = message.channel_order_id
-    except (ValidationError, ValueError) as exc:
-        raise MalformedPayload(f"{envelope.event} message unreadable: {exc}") from None
-    item_ids = tuple(str(item.id) for item in message.order_items)
+        message = WireShipment.model_validate(envelope.message)
+    except ValidationError as exc:
+        raise MalformedPayload(f"{envelope.event} message unreadable: {first_error(exc)}") from None
+    item_ids = tuple(str(item.id) for item in message.items)
     detail: dict[str, Any] = {
-        "order_number": message.order_number,
+        "carrier_key": message.carrier_key,
+        "tracking_key": message.tracking_key,
+        "return_tracking_key": message.return_tracking_key,
         "order_items": [
             {
                 "id": item.id,
@@ -135,14 +163,14 @@ def _item_event(envelope: WebhookEnvelope, event: EventType) -> ChannelEvent:
                 "shipment_tracking_key": item.shipment_tracking_key,
                 "return_tracking_key": item.return_tracking_key,
             }
-            for item in message.order_items
+            for item in message.items
         ],
     }
-    kind = ITEM_EVENT_KINDS[event]
     return ChannelEvent(
-        kind=kind,
+        kind=ITEM_EVENT_KINDS[event],
         event_type=envelope.event,
-        channel_order_id=order_id,
+        # Documented item events name no order; the hub finds it by the item ids (line_ids).
+        channel_order_id=message.order_number,
         line_ids=item_ids,
         note=f"ABOUT YOU {envelope.event}: items {', '.join(item_ids)}",
         detail=detail,

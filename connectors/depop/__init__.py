@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def _build(settings: DepopSettings, lent: Lent) -> DepopChannel:
-    return DepopChannel(settings, http=lent.http)
+    return DepopChannel(
+        settings, http=lent.http, limiter=lent.limiter, token_store=lent.token_store
+    )
 
 
 def _simulator(settings: DepopSettings) -> SimulatorBase:

@@ -1,8 +1,11 @@
 """The Depop Seller API over httpx: Bearer auth, the calls the hub makes, and error mapping.
 
-Timeouts, transport errors, 429 and 5xx become `Retriable` in `connectors.http.send`; this module
-maps Depop's own answers: 400/404/409/422 to `Permanent` carrying Depop's codes and messages, 401
-and 403 `insufficient_scope` to `Permanent` naming the credential or scope that is missing.
+Signing in: the API key, or an OAuth access token renewed before it expires and after a 401
+(`connectors.depop.oauth`). Every call first asks the rate limiter for a slot under the limits
+Depop documents. Timeouts, transport errors, 429 (honouring `Retry-After`) and 5xx become
+`Retriable` in `connectors.http.send`; this module maps Depop's own answers: 400/404/409/422 to
+`Permanent` carrying Depop's codes and messages, 401 and 403 `insufficient_scope` to `Permanent`
+naming the credential or scope that is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from connectors.base import (
     Capability,
     ChannelOrder,
     FlowNotSupported,
+    LeasedTokenStore,
     ListingNotFound,
     MalformedPayload,
     OrderView,
@@ -28,6 +32,7 @@ from connectors.base import (
     WebhookReceiver,
 )
 from connectors.depop.config import DepopSettings
+from connectors.depop.oauth import DepopOAuth
 from connectors.depop.transformers import (
     PRODUCT_ON_SALE,
     PRODUCT_RESTOCKABLE,
@@ -50,8 +55,16 @@ from connectors.depop.transformers import (
 )
 from connectors.depop.webhooks import DepopWebhooks
 from connectors.http import new_client, send
+from connectors.ratelimit import LocalRateLimiter, RateLimit, RateLimiter
 
 MAX_PAGE_SIZE = 200  # Depop's cap on `limit` for `GET /api/v1/orders/`
+
+# Depop's limits, per API key (depop-rate-limits.yml): creating or updating a listing has a
+# bucket of its own; every other endpoint shares one.
+LIMIT = RateLimit("depop", 100, 1.0)
+LISTINGS_LIMIT = RateLimit("depop:listings", 20, 1.0)
+# The longest a call waits for a slot; beyond it the job is retried later (leases are minutes).
+MAX_WAIT = 5.0
 
 # Failures that cannot mean "Depop already has this parcel marked", so no re-read can excuse them.
 _NOT_A_REPEAT = frozenset(
@@ -59,6 +72,13 @@ _NOT_A_REPEAT = frozenset(
 )
 
 _SCOPE = re.compile(r"scope:\s*([a-z_]+)", re.IGNORECASE)
+
+# How Depop words its refusal to mark a parcel twice. Its description documents only a generic
+# 400 for mark-as-shipped, so the wording is unverified: matched loosely.
+_ALREADY_MARKED = re.compile(r"\balready\b.*\b(marked|shipped)\b", re.IGNORECASE)
+
+# Order statuses after which Depop refunds nothing more: the order's money went back already.
+_REFUNDED = frozenset({"REFUNDED", "CANCELLED"})
 
 
 def _segment(value: str) -> str:
@@ -71,12 +91,33 @@ _NOT_LISTED = frozenset({"product_not_found", "not_found", "http_404"})
 
 
 class DepopClient:
-    """One Depop seller account, reached with its API key."""
+    """One Depop seller account, reached with its API key or as an OAuth app.
 
-    def __init__(self, settings: DepopSettings, http: httpx.Client | None = None) -> None:
+    `token_store` keeps the OAuth pair (the hub passes its database's, shared by every
+    process); `limiter` spaces calls within Depop's limits (the hub may pass one shared by
+    every process).
+    """
+
+    def __init__(
+        self,
+        settings: DepopSettings,
+        http: httpx.Client | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        token_store: LeasedTokenStore | None = None,
+    ) -> None:
         self.settings = settings
         self._owns_http = http is None
         self.http = http if http is not None else new_client(settings.base_url)
+        self.limiter: RateLimiter = limiter if limiter is not None else LocalRateLimiter()
+        self.oauth: DepopOAuth | None = None
+        if settings.uses_oauth:
+            self.oauth = DepopOAuth(
+                settings,
+                self.http,
+                token_store,
+                before_call=lambda: self.limiter.acquire(LIMIT, max_wait=MAX_WAIT),
+            )
 
     def close(self) -> None:
         """Close the pooled connection when this client built it."""
@@ -85,11 +126,13 @@ class DepopClient:
 
     # -- transport ------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    def _token(self) -> str:
+        if self.oauth is not None:
+            return self.oauth.bearer()
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
         if not key:
             raise Permanent("DEPOP_API_KEY is not set", code="unauthorized")
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return key
 
     def _call(
         self,
@@ -98,11 +141,33 @@ class DepopClient:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        limit: RateLimit = LIMIT,
     ) -> httpx.Response:
-        response = send(self.http, method, path, json=json, params=params, headers=self._headers())
+        token = self._token()
+        response = self._send(method, path, token, json=json, params=params, limit=limit)
+        if response.status_code == 401 and self.oauth is not None:
+            # An access token can stop working before its hour is up (revoked, or renewed
+            # elsewhere); renew once and try again.
+            self.oauth.rejected(token)
+            token = self._token()
+            response = self._send(method, path, token, json=json, params=params, limit=limit)
         if response.is_success:
             return response
         raise self._error(method, path, response)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        limit: RateLimit,
+    ) -> httpx.Response:
+        self.limiter.acquire(limit, max_wait=MAX_WAIT)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return send(self.http, method, path, json=json, params=params, headers=headers)
 
     def _error(self, method: str, path: str, response: httpx.Response) -> Permanent:
         """The `Permanent` failure for a 4xx answer, worded so a person knows what to fix."""
@@ -113,16 +178,17 @@ class DepopClient:
         detail = detail or response.text[:200] or response.reason_phrase
         status = response.status_code
         where = f"{method} {path}"
+        credential = "the OAuth access token" if self.oauth is not None else "DEPOP_API_KEY"
         if status == 401:
             return Permanent(
-                f"Depop rejected DEPOP_API_KEY (401 on {where}): {detail}", code="unauthorized"
+                f"Depop rejected {credential} (401 on {where}): {detail}", code="unauthorized"
             )
         if status == 403 and "insufficient_scope" in codes:
             message = next(i.message for i in items if i.code == "insufficient_scope")
             found = _SCOPE.search(message)
             scope = found.group(1) if found else "unknown"
             return Permanent(
-                f"DEPOP_API_KEY lacks the OAuth scope {scope} needed for {where}: {detail}",
+                f"{credential} lacks the OAuth scope {scope} needed for {where}: {detail}",
                 code="insufficient_scope",
             )
         return Permanent(
@@ -256,7 +322,7 @@ class DepopClient:
 
     def put_product(self, sku: str, body: Mapping[str, Any]) -> None:
         """`PUT /api/v1/products/by-sku/{sku}/`: create, update or restock a listing."""
-        self._call("PUT", self._product_path(sku), json=dict(body))
+        self._call("PUT", self._product_path(sku), json=dict(body), limit=LISTINGS_LIMIT)
 
 
 class DepopChannel:
@@ -272,9 +338,16 @@ class DepopChannel:
         }
     )
 
-    def __init__(self, settings: DepopSettings, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: DepopSettings,
+        http: httpx.Client | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        token_store: LeasedTokenStore | None = None,
+    ) -> None:
         self.settings = settings
-        self.client = DepopClient(settings, http)
+        self.client = DepopClient(settings, http, limiter=limiter, token_store=token_store)
         self.webhooks: WebhookReceiver = DepopWebhooks(settings)
 
     def close(self) -> None:
@@ -292,8 +365,41 @@ class DepopChannel:
         raise FlowNotSupported("Depop cannot reject a paid order; refund it or flag it instead")
 
     def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
-        """A seller's cancellation of a paid Depop order is a full refund to the buyer."""
-        self.client.refund(order.channel_order_id, send_buyer_message=reason or None)
+        """Cancel the order's open units: refund the buyer for them at Depop.
+
+        Nothing shipped: a full refund, items and shipping. Some units shipped: their items
+        only; shipping is not refunded, and for Depop-managed shipping (`depop_shipping` on
+        the order) it may not be, since Depop refunds that shipping only in a full refund.
+        Refunds already made count towards the cancellation, so a retry after the refund took
+        effect refunds nothing twice. Depop's refusal is `Permanent` with its message.
+        """
+        purchase_id = order.channel_order_id
+        current = self.client.get_order(purchase_id)
+        if current.status in _REFUNDED:
+            return
+        sold = {str(item.purchase_item_id): item.sold_price for item in current.line_items}
+        open_lines = [line for line in order.lines if line.shipped_quantity < line.quantity]
+        unknown = [line.channel_line_id for line in open_lines if line.channel_line_id not in sold]
+        if unknown:
+            raise Permanent(
+                f"lines {', '.join(unknown)} are not on Depop order {purchase_id}",
+                code="unknown_line",
+            )
+        whole = all(line.shipped_quantity == 0 for line in order.lines)
+        refunded_items, refunded_shipping = _refunded_so_far(current)
+        open_value = sum((sold[line.channel_line_id] for line in open_lines), Decimal(0))
+        items = max(open_value - refunded_items, Decimal(0))
+        shipping = Decimal(0)
+        if whole:
+            shipping = max(current.buyer_shipping_price - refunded_shipping, Decimal(0))
+        if items <= 0 and shipping <= 0:
+            return
+        self.client.refund(
+            purchase_id,
+            items_refund_amount=items if items > 0 else None,
+            shipping_refund_amount=shipping if shipping > 0 else None,
+            send_buyer_message=reason or None,
+        )
 
     def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         """Mark as shipped every parcel this shipment completes; a repeat is harmless."""
@@ -319,12 +425,24 @@ class DepopChannel:
                     order.channel_order_id, parcel_id, numbers, shipment.carrier
                 )
             except Permanent as exc:
-                if exc.code in _NOT_A_REPEAT or not self._shipped(order.channel_order_id):
+                if exc.code in _NOT_A_REPEAT or not self._already_marked(
+                    order.channel_order_id, parcel_id, exc
+                ):
                     raise
-                # Depop answers a repeat with a 400; the order's status says it already has it.
 
-    def _shipped(self, purchase_id: str) -> bool:
-        return self.client.get_order(purchase_id).status in SHIPPED_STATUSES
+    def _already_marked(self, purchase_id: str, parcel_id: str, refusal: Permanent) -> bool:
+        """Whether Depop refused to mark `parcel_id` because it already holds its tracking
+        (a retry of a call that took effect), judged by that parcel, not by the order: an
+        order stays SHIPPING_PENDING while any other parcel of it is open."""
+        current = self.client.get_order(purchase_id)
+        if parcel_id not in {item.parcel_id for item in current.line_items}:
+            return False
+        if current.status in SHIPPED_STATUSES:
+            return True  # every parcel of the order has its tracking
+        if current.status != "SHIPPING_PENDING":
+            return False  # refunded or cancelled: nothing may ship
+        # Depop shows no per-parcel state, so its refusal must name this parcel as marked.
+        return _ALREADY_MARKED.search(refusal.reason) is not None
 
     def fetch_order(self, channel_order_id: str) -> ChannelOrder:
         return to_channel_order(self.client.get_order(channel_order_id))
@@ -378,3 +496,14 @@ class DepopChannel:
             shipping_refund_amount=shipping_refund_amount,
             send_buyer_message=send_buyer_message,
         )
+
+
+def _refunded_so_far(order: DepopOrder) -> tuple[Decimal, Decimal]:
+    """Items and shipping already refunded to the buyer, from the order's refund summary."""
+    if order.refund_summary is None:
+        return Decimal(0), Decimal(0)
+    to_buyer = order.refund_summary.breakdown.refunded_to_buyer
+    return (
+        to_buyer.get("item_refund_amount", Decimal(0)),
+        to_buyer.get("shipping_refund_amount", Decimal(0)),
+    )

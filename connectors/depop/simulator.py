@@ -1,19 +1,29 @@
 """A stateful fake of the Depop Seller API, for tests and the demo.
 
-It keeps products by SKU and orders, validates requests the way the Seller API documents, answers
-errors in Depop's `{id, errors: [{code, message}]}` format, checks the Bearer API key (and, when
-`scopes` is narrowed, the OAuth scope of each endpoint), and sends signed `v1:order.new`,
+It keeps products by SKU and orders, refuses every request that does not fit Depop's published
+description (`connectors.depop.spec`, enforced in its own app) and validates the rest the way the
+Seller API documents, answers errors in Depop's `{id, errors: [{code, message}]}` format, checks
+the Bearer credential (the API key, which has every scope, or an OAuth access token limited to
+the scopes it was granted), issues OAuth tokens at `POST /api/v1/oauth2/access-token/`
+(access tokens for an hour, refresh tokens single-use), and sends signed `v1:order.new`,
 `v1:order.refund` and `v1:product.like|unlike` webhooks to the configured target.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import json
+import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import httpx
 from fastapi import Body, FastAPI, Request
@@ -21,6 +31,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors.contracts import enforce
+from connectors.depop.spec import OPENAPI
 from connectors.depop.transformers import (
     ORDER_NEW,
     ORDER_REFUND,
@@ -33,6 +45,20 @@ from connectors.simulation import SimulatorBase
 
 HOST = "https://partnerapi.depop.com"
 SELLER_ID = 123456
+TOKEN_PATH = "/api/v1/oauth2/access-token/"
+ACCESS_TOKEN_SECONDS = 3600
+REFRESH_TOKEN_LIFETIME = timedelta(days=365)
+SCOPES = frozenset(
+    {
+        "products_read",
+        "products_write",
+        "orders_read",
+        "orders_write",
+        "offers_read",
+        "offers_write",
+        "shop_read",
+    }
+)
 
 _PUT_REQUIRED = (
     "address",
@@ -86,6 +112,50 @@ def _bad_request(message: str) -> DepopError:
     return DepopError(400, [("bad-request", message)])
 
 
+def _refuse(status: int, problems: list[str]) -> Response:
+    """A request that does not fit its operation, answered as Depop answers one."""
+    code = "validation" if status == 422 else "bad-request"
+    return JSONResponse(DepopError(status, [(code, p) for p in problems]).body(), status)
+
+
+class OAuthError(Exception):
+    """An answer of the token endpoint, in its own format (`OAuthErrorResponse`)."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+    def response(self) -> JSONResponse:
+        body = {
+            "code": self.status,
+            "error": self.error,
+            "message": "Depop OAuth2 error",
+            "detail": self.detail,
+            "id": str(uuid.uuid4()),
+        }
+        return JSONResponse(body, status_code=self.status)
+
+
+def _refuse_token_request(status: int, problems: list[str]) -> Response:
+    return OAuthError(400, "invalid_request", "; ".join(problems)).response()
+
+
+@dataclass
+class _Grant:
+    """What a seller's authorization granted: scopes, and when its refresh tokens stop."""
+
+    client_id: str
+    scopes: frozenset[str]
+    expires_at: datetime
+
+
+@dataclass
+class _Code:
+    grant: _Grant
+    challenge: str
+    redirect_uri: str
+
+
 def _amount(value: Any, field: str, errors: list[tuple[str, str]]) -> Decimal | None:
     """A decimal-string price, or None with an error noted when it is not one."""
     if value is None:
@@ -109,6 +179,23 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(_CENT))
 
 
+def _webhook_order(order: Mapping[str, Any]) -> dict[str, Any]:
+    """An order as `v1:order.new` carries it (`OrderWebhook`): the total fee instead of its
+    breakdown, no creation time, refund or tax, and the country spelled `country`."""
+    data = {
+        key: value
+        for key, value in order.items()
+        if key not in ("seller_fee_breakdown", "created_at", "refund_summary", "buyer_tax_amount")
+    }
+    fees = sum((Decimal(fee["amount"]) for fee in order["seller_fee_breakdown"]), Decimal(0))
+    data["fee_amount"] = _money(fees)
+    address = dict(order["buyer_address"])
+    address["country"] = address.pop("country_code")
+    data["buyer_address"] = address
+    payload: dict[str, Any] = json.loads(json.dumps(data))
+    return payload
+
+
 class DepopSimulator(SimulatorBase):
     """The Seller API's behaviour over in-memory state, served as `self.app`."""
 
@@ -120,9 +207,17 @@ class DepopSimulator(SimulatorBase):
         webhook_client: httpx.Client | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
+        oauth_client: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
         self.api_key = api_key
+        # OAuth: the registered client (id, secret) and what its sellers granted.
+        self.oauth_client = oauth_client
+        self.token_latency = 0.0  # seconds the token endpoint takes, as a slow one would
+        self._refresh_tokens: dict[str, _Grant] = {}
+        self._spent_refresh_tokens: set[str] = set()
+        self._access_tokens: dict[str, tuple[_Grant, datetime]] = {}
+        self._codes: dict[str, _Code] = {}
         self.webhook_secret = webhook_secret
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         # None: an API key, which has every scope. A set: an OAuth token limited to those scopes.
@@ -138,11 +233,13 @@ class DepopSimulator(SimulatorBase):
         self.app = FastAPI(title="Depop Seller API (simulator)")
         self._routes(self.app)
         self._control_routes(self.app)
+        # Added before `install`, so injected faults and the call record wrap the validation.
+        enforce(self.app, OPENAPI, _refuse, refusers={TOKEN_PATH: _refuse_token_request})
         self.install(self.app)
 
     def fail_next(self, n: int, status: int = 500, body: Any = None) -> None:
-        """The next `n` API calls answer `status`, in Depop's error format by default."""
-        if body is None:
+        """The next `n` API calls answer `status`, errors in Depop's format by default."""
+        if body is None and status >= 400:
             code = "too_many_requests" if status == 429 else "internal_server_error"
             body = DepopError(status, [(code, f"simulated {status}")]).body()
         super().fail_next(n, status, body)
@@ -287,8 +384,10 @@ class DepopSimulator(SimulatorBase):
         shipping_price: str = "5.00",
         tax: str | None = None,
         depop_shipping: Mapping[str, str] | None = None,
+        parcel_per_item: bool = False,
     ) -> str:
-        """A buyer buys one unit of each SKU in one parcel; the order's purchase id.
+        """A buyer buys one unit of each SKU in one parcel (today's Depop), or with
+        `parcel_per_item` in a parcel each; the order's purchase id.
 
         The order is SHIPPING_PENDING and a signed `v1:order.new` is delivered.
         """
@@ -304,6 +403,8 @@ class DepopSimulator(SimulatorBase):
             parcel_id = str(uuid.uuid4())
             items: list[dict[str, Any]] = []
             for product in products:
+                if parcel_per_item and product is not products[0]:
+                    parcel_id = str(uuid.uuid4())
                 product["quantity"] -= 1
                 if product["quantity"] <= 0:
                     product["quantity"] = 0
@@ -336,7 +437,8 @@ class DepopSimulator(SimulatorBase):
                 order["depop_shipping"] = dict(depop_shipping)
             self.orders[purchase_id] = order
             self.shipped_parcels[purchase_id] = {}
-        self.send_event(ORDER_NEW, order)
+            payload = _webhook_order(order)
+        self.send_event(ORDER_NEW, payload)
         return purchase_id
 
     def _new_order(
@@ -374,11 +476,13 @@ class DepopSimulator(SimulatorBase):
             order["buyer_tax_amount"] = _money(tax)
         return order
 
-    def _order(self, purchase_id: str) -> dict[str, Any]:
+    def _order(self, purchase_id: str, *, missing: int = 404) -> dict[str, Any]:
+        """The order; a missing one answers `missing`: 404 where the operation documents it,
+        400 (the bad-input answer) on the writes, which document no 404."""
         order = self.orders.get(purchase_id)
         if order is None:
             raise DepopError(
-                404, [("order_not_found", f"Order (purchase id: {purchase_id}) not found")]
+                missing, [("order_not_found", f"Order (purchase id: {purchase_id}) not found")]
             )
         return order
 
@@ -393,11 +497,11 @@ class DepopSimulator(SimulatorBase):
         if any(ch.isspace() for ch in tracking_number) or "" in tracking_number.split(","):
             raise _bad_request("tracking numbers must be separated by commas without spaces")
         with self.lock:
-            order = self._order(purchase_id)
+            order = self._order(purchase_id, missing=400)
             parcels = {item["parcel_id"] for item in order["line_items"]}
             if parcel_id not in parcels:
                 raise DepopError(
-                    404,
+                    400,
                     [("parcel_not_found", f"Parcel {parcel_id} not found in order {purchase_id}")],
                 )
             if order["status"] in ("REFUNDED", "CANCELLED"):
@@ -449,7 +553,7 @@ class DepopSimulator(SimulatorBase):
         if errors:
             raise DepopError(400, errors)
         with self.lock:
-            order = self._order(purchase_id)
+            order = self._order(purchase_id, missing=400)
             summary = order.get("refund_summary")
             to_buyer = dict(summary["breakdown"]["refunded_to_buyer"]) if summary else {}
             done_items = Decimal(to_buyer.get("item_refund_amount", "0"))
@@ -549,10 +653,103 @@ class DepopSimulator(SimulatorBase):
 
     def _authorize(self, request: Request, scope: str) -> None:
         header = request.headers.get("authorization", "")
-        if header != f"Bearer {self.api_key}":
-            raise DepopError(401, [("unauthorized", "invalid api key")])
-        if self.scopes is not None and scope not in self.scopes:
+        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+        if token and token == self.api_key:
+            scopes = self.scopes  # an API key has every scope unless a test narrowed them
+        else:
+            with self.lock:
+                issued = self._access_tokens.get(token)
+            if issued is None:
+                raise DepopError(401, [("unauthorized", "invalid api key")])
+            grant, expires_at = issued
+            if self.clock() >= expires_at:
+                raise DepopError(401, [("unauthorized", "access token expired")])
+            scopes = set(grant.scopes)
+        if scopes is not None and scope not in scopes:
             raise DepopError(403, [("insufficient_scope", f"Required scope: {scope}")])
+
+    # -- OAuth --------------------------------------------------------------------------------
+
+    def grant(self, scopes: Iterable[str] = SCOPES) -> str:
+        """A seller authorizes the OAuth client: the first refresh token of the grant."""
+        if self.oauth_client is None:
+            raise ValueError("the simulator has no OAuth client")
+        grant = _Grant(
+            self.oauth_client[0], frozenset(scopes), self.clock() + REFRESH_TOKEN_LIFETIME
+        )
+        token = f"prt_{secrets.token_hex(20)}"
+        with self.lock:
+            self._refresh_tokens[token] = grant
+        return token
+
+    def authorization_code(
+        self, code_challenge: str, redirect_uri: str, scopes: Iterable[str] = SCOPES
+    ) -> str:
+        """A seller approves the client at the authorize page (PKCE, S256): the code that
+        Depop sends to `redirect_uri`."""
+        if self.oauth_client is None:
+            raise ValueError("the simulator has no OAuth client")
+        grant = _Grant(
+            self.oauth_client[0], frozenset(scopes), self.clock() + REFRESH_TOKEN_LIFETIME
+        )
+        code = secrets.token_urlsafe(16)
+        with self.lock:
+            self._codes[code] = _Code(grant, code_challenge, redirect_uri)
+        return code
+
+    def revoke(self, refresh_token: str) -> None:
+        """The seller disconnects the app: the refresh token stops working."""
+        with self.lock:
+            self._refresh_tokens.pop(refresh_token, None)
+
+    def exchange_token(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """The token endpoint: a new access and refresh token for a code or a refresh token.
+        A refresh token is spent by its use; the new one keeps the grant's expiry."""
+        client = self.oauth_client
+        if client is None or form.get("client_id") != client[0]:
+            raise OAuthError(401, "invalid_client", "unknown client")
+        if not secrets.compare_digest(form.get("client_secret", ""), client[1]):
+            raise OAuthError(401, "client secret does not match", "Depop OAuth2 error")
+        now = self.clock()
+        with self.lock:
+            if form["grant_type"] == "refresh_token":
+                presented = form.get("refresh_token", "")
+                grant = self._refresh_tokens.pop(presented, None)
+                if grant is None or grant.expires_at <= now:
+                    spent = presented in self._spent_refresh_tokens
+                    raise OAuthError(
+                        400,
+                        "invalid_grant",
+                        "The refresh token was already used"
+                        if spent
+                        else "The refresh token is invalid, expired, revoked, or does not "
+                        "belong to the client",
+                    )
+                self._spent_refresh_tokens.add(presented)
+            else:
+                grant = self._redeem_code(form)
+            access = f"pat_{secrets.token_hex(20)}"
+            refresh = f"prt_{secrets.token_hex(20)}"
+            self._access_tokens[access] = (grant, now + timedelta(seconds=ACCESS_TOKEN_SECONDS))
+            self._refresh_tokens[refresh] = grant
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": ACCESS_TOKEN_SECONDS,
+            "token_type": "Bearer",
+        }
+
+    def _redeem_code(self, form: Mapping[str, str]) -> _Grant:
+        code = self._codes.pop(form.get("code", ""), None)
+        if code is None or form.get("redirect_uri") != code.redirect_uri:
+            raise OAuthError(400, "invalid_grant", "The provided authorization grant is invalid")
+        verifier = form.get("code_verifier", "")
+        if not re.fullmatch(r"[A-Za-z0-9._~-]{43,128}", verifier):
+            raise OAuthError(400, "invalid_request", "code_verifier is required (PKCE)")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != code.challenge:
+            raise OAuthError(400, "invalid_request", "PKCE verification failed")
+        return code.grant
 
     def _list_orders(self, params: Mapping[str, str]) -> dict[str, Any]:
         try:
@@ -585,10 +782,10 @@ class DepopSimulator(SimulatorBase):
             page = matching[:limit]
             has_more = len(matching) > limit
             return {
-                "meta": {
-                    "cursor": page[-1]["purchase_id"] if page else cursor,
-                    "has_more": has_more,
-                },
+                # Depop's cursor is a string when there is one; without one it is left out.
+                "meta": {"has_more": has_more}
+                | ({"cursor": page[-1]["purchase_id"]} if page else {})
+                | ({} if page or cursor is None else {"cursor": cursor}),
                 "data": json.loads(json.dumps(page)),
             }
 
@@ -615,7 +812,7 @@ class DepopSimulator(SimulatorBase):
             return {"product_id": product["product_id"], "slug": product["slug"], "sku": sku}
 
         @app.patch(products)
-        def patch_product(sku: str, request: Request, body: JsonBody) -> dict[str, Any]:
+        def patch_product(sku: str, request: Request, body: JsonBody) -> Response:
             self._authorize(request, "products_write")
             errors: list[tuple[str, str]] = []
             unknown = sorted(set(body) - set(_PATCHABLE))
@@ -641,7 +838,7 @@ class DepopSimulator(SimulatorBase):
                 product.update(body)
                 product["current_price"] = product.get("discount_price") or product["price_amount"]
                 product["updated_at"] = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-                return {"product_id": product["product_id"], "slug": product["slug"], "sku": sku}
+            return Response(status_code=200)  # "Successful operation, no content returned"
 
         @app.get(products)
         def get_product(sku: str, request: Request) -> dict[str, Any]:
@@ -670,9 +867,11 @@ class DepopSimulator(SimulatorBase):
             return Response(status_code=200)
 
         @app.post(products + "purchase/")
-        def purchase(sku: str, request: Request) -> dict[str, str]:
+        def purchase(sku: str, request: Request) -> Response:
+            # Staging only: the order's id reaches the seller by its webhook, not in the answer.
             self._authorize(request, "products_write")
-            return {"purchase_id": self.purchase(sku)}
+            self.purchase(sku)
+            return Response(status_code=200)
 
         @app.get("/api/v1/orders/")
         def list_orders(request: Request) -> dict[str, Any]:
@@ -706,6 +905,17 @@ class DepopSimulator(SimulatorBase):
                 send_buyer_message=body.get("send_buyer_message"),
             )
             return Response(status_code=200)
+
+        @app.post(TOKEN_PATH)
+        async def access_token(request: Request) -> Response:
+            # A form post; the last value of a repeated field wins, as in most form parsers.
+            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            if self.token_latency:
+                await asyncio.sleep(self.token_latency)
+            try:
+                return JSONResponse(self.exchange_token(form))
+            except OAuthError as exc:
+                return exc.response()
 
         @app.get("/status")
         def status() -> dict[str, str]:

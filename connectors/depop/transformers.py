@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import (
     Address,
@@ -67,13 +67,32 @@ class _Wire(BaseModel):
 
 
 class DepopShippingAddress(_Wire):
-    name: str
-    address: str
+    """The buyer's address on an order read from the Orders endpoints. Depop requires only
+    city, postal code and country; name and street may be absent."""
+
     city: str
     country_code: str
-    address2: str | None = None
     postal_code: str | None = None
+    name: str | None = None
+    address: str | None = None
+    address2: str | None = None
     state: str | None = None
+    phone_number: str | None = None
+
+
+class DepopWebhookAddress(_Wire):
+    """The buyer's address in a `v1:order.new` webhook, where Depop spells the country
+    `country`. `country_code` is read too, so the reader keeps working if Depop aligns the
+    webhook with its Orders endpoint."""
+
+    city: str
+    country: str = Field(validation_alias=AliasChoices("country", "country_code"))
+    postal_code: str | None = None
+    name: str | None = None
+    address: str | None = None
+    address2: str | None = None
+    state: str | None = None
+    phone_number: str | None = None
 
 
 class DepopLineItem(_Wire):
@@ -126,6 +145,28 @@ class DepopOrder(_Wire):
     refund_summary: DepopRefundSummary | None = None
 
 
+class DepopOrderWebhook(_Wire):
+    """The order a `v1:order.new` webhook carries. Depop's OpenAPI describes it as the Orders
+    endpoint's order with the total fee (`fee_amount`) instead of its breakdown, without
+    `created_at` or tax, and the country as `country`; its older guide showed the Orders shape.
+    Both are read: the fields only one of them has are optional here."""
+
+    seller_id: int
+    purchase_id: str
+    status: str
+    currency: str
+    buyer_pays_amount: Decimal
+    seller_receives_amount: Decimal
+    buyer_shipping_price: Decimal
+    buyer_address: DepopWebhookAddress
+    line_items: list[DepopLineItem]
+    fee_amount: Decimal | None = None
+    seller_fee_breakdown: list[DepopFee] = []
+    created_at: AwareDatetime | None = None
+    buyer_tax_amount: Decimal | None = None
+    depop_shipping: dict[str, Any] | None = None
+
+
 class DepopOrdersMeta(_Wire):
     cursor: str | None = None
     has_more: bool = False
@@ -164,6 +205,37 @@ class DepopErrorItem(_Wire):
 class DepopErrorBody(_Wire):
     id: str | None = None
     errors: list[DepopErrorItem] = []
+
+
+class DepopTokenResponse(_Wire):
+    """`OAuthTokenResponse`: a new access token and the refresh token that replaces the one
+    just spent."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str | None = None
+
+
+class DepopOAuthError(_Wire):
+    """`OAuthErrorResponse`; `error_description` and `error_message` are its legacy twins."""
+
+    error: str
+    code: int | None = None
+    message: str | None = None
+    detail: str | None = None
+    error_description: str | None = None
+
+    @property
+    def explanation(self) -> str:
+        return self.detail or self.error_description or self.message or ""
+
+
+def parse_oauth_error(body: bytes) -> DepopOAuthError | None:
+    try:
+        return DepopOAuthError.model_validate(loads(body))
+    except (ValueError, UnicodeDecodeError, ValidationError):
+        return None
 
 
 class DepopProduct(_Wire):
@@ -260,15 +332,19 @@ def _money(value: Decimal) -> str:
     return str(value)
 
 
-def to_address(address: DepopShippingAddress) -> Address:
+def to_address(address: DepopShippingAddress | DepopWebhookAddress) -> Address:
+    country = address.country_code if isinstance(address, DepopShippingAddress) else address.country
     return Address(
-        name=address.name,
-        line1=address.address,
+        # Depop may leave out the name and the street (only city, postal code and country are
+        # required); the canonical address keeps them as empty text for a person to complete.
+        name=address.name or "",
+        line1=address.address or "",
         line2=address.address2 or None,
         city=address.city,
         postal_code=address.postal_code or None,
         region=address.state or None,
-        country_code=address.country_code,
+        country_code=country,
+        phone=address.phone_number or None,
     )
 
 
@@ -308,7 +384,7 @@ def refund_summary_attributes(summary: DepopRefundSummary) -> dict[str, Any]:
 
 
 def to_channel_order(order: DepopOrder) -> ChannelOrder:
-    """The canonical order for a Depop order (from a webhook, a fetch or a listing)."""
+    """The canonical order for a Depop order read from the Orders endpoints."""
     attributes: dict[str, Any] = {
         "seller_id": order.seller_id,
         "seller_receives_amount": _money(order.seller_receives_amount),
@@ -325,6 +401,38 @@ def to_channel_order(order: DepopOrder) -> ChannelOrder:
         attributes["depop_shipping"] = order.depop_shipping
     if order.refund_summary is not None:
         attributes["refund_summary"] = refund_summary_attributes(order.refund_summary)
+    return _channel_order(order, order.created_at, attributes)
+
+
+def webhook_channel_order(order: DepopOrderWebhook, sent_at: datetime) -> ChannelOrder:
+    """The canonical order for the order in a `v1:order.new` webhook. Without a creation time
+    in it, the envelope's (moments after the purchase) stands in."""
+    fees = [
+        {"fee_type": fee.fee_type, "amount": _money(fee.amount), "currency": fee.currency}
+        for fee in order.seller_fee_breakdown
+    ]
+    fee_amount = order.fee_amount
+    if fee_amount is None and order.seller_fee_breakdown:
+        fee_amount = sum((fee.amount for fee in order.seller_fee_breakdown), Decimal(0))
+    attributes: dict[str, Any] = {
+        "seller_id": order.seller_id,
+        "seller_receives_amount": _money(order.seller_receives_amount),
+        "buyer_shipping_price": _money(order.buyer_shipping_price),
+        "buyer_tax_amount": (
+            _money(order.buyer_tax_amount) if order.buyer_tax_amount is not None else None
+        ),
+        "fee_amount": _money(fee_amount) if fee_amount is not None else None,
+    }
+    if fees:
+        attributes["fees"] = fees
+    if order.depop_shipping is not None:
+        attributes["depop_shipping"] = order.depop_shipping
+    return _channel_order(order, order.created_at or sent_at, attributes)
+
+
+def _channel_order(
+    order: DepopOrder | DepopOrderWebhook, placed_at: datetime, attributes: dict[str, Any]
+) -> ChannelOrder:
     return ChannelOrder(
         channel=CHANNEL,
         channel_order_id=order.purchase_id,
@@ -332,7 +440,7 @@ def to_channel_order(order: DepopOrder) -> ChannelOrder:
         channel_status=order.status,
         currency=order.currency,
         total_amount=order.buyer_pays_amount,
-        placed_at=order.created_at.astimezone(UTC),
+        placed_at=placed_at.astimezone(UTC),
         shipping_address=to_address(order.buyer_address),
         lines=tuple(to_line(item) for item in order.line_items),
         buyer_email=None,
@@ -360,7 +468,8 @@ def to_event(envelope: DepopEnvelope) -> ChannelEvent:
     """The canonical event for a verified webhook envelope."""
     kind = envelope.event_type
     if kind == ORDER_NEW:
-        order = to_channel_order(parse_order(envelope.data))
+        webhook_order = _validate(DepopOrderWebhook, envelope.data, "Depop order webhook")
+        order = webhook_channel_order(webhook_order, envelope.created_at)
         return ChannelEvent(
             kind=EventKind.ORDER_PLACED,
             event_type=kind,

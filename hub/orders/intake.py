@@ -142,7 +142,8 @@ def apply_event(
         if kind is EventKind.ORDER_NOTICE:
             return Outcome(ignored=f"{event.event_type} for an order the hub does not hold")
         # Out of order: the order itself has not arrived yet. Wait for it.
-        raise Retriable(f"{channel} order {event.channel_order_id} not received yet", after=30)
+        wanted = event.channel_order_id or f"of lines {', '.join(event.line_ids)}"
+        raise Retriable(f"{channel} order {wanted} not received yet", after=30)
     if kind is EventKind.ORDER_CANCELLED:
         service.cancel(session, order, source, dict(event.detail))
     elif kind is EventKind.LINES_CANCELLED:
@@ -156,4 +157,7 @@ def apply_event(
 
 def _known_order(session: Session, channel: str, event: ChannelEvent) -> Order | None:
     ref = event.channel_order_id or (event.order.channel_order_id if event.order else None)
-    return repo.by_channel_id(session, channel, ref) if ref else None
+    if ref:
+        return repo.by_channel_id(session, channel, ref)
+    # ABOUT YOU's item events name their items, not the order.
+    return repo.by_channel_line_ids(session, channel, event.line_ids)

@@ -24,6 +24,18 @@ def by_channel_id(session: Session, channel: str, channel_order_id: str) -> Orde
     ).first()
 
 
+def by_channel_line_ids(session: Session, channel: str, line_ids: Sequence[str]) -> Order | None:
+    """The order of `channel` holding any of `line_ids`, for events that name lines only."""
+    if not line_ids:
+        return None
+    return session.scalars(
+        select(Order)
+        .join(OrderLine, col(OrderLine.order_id) == col(Order.id))
+        .where(col(Order.channel) == channel, col(OrderLine.channel_line_id).in_(line_ids))
+        .order_by(col(Order.id))
+    ).first()
+
+
 def by_fulfilment_ref(session: Session, provider: str, ref: str) -> Order | None:
     return session.scalars(
         select(Order).where(

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from connectors.aboutyou import AboutYouChannel, AboutYouSettings
+from connectors.aboutyou.config import ReturnLabelPolicy
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.base import OrderLineView, OrderView, ShipmentLineView, ShipmentView
+from connectors.ratelimit import LocalRateLimiter, RateLimit, RateLimiter
 
 API_KEY = "ay-api-key-1"
 WEBHOOK_KEY = "ay-webhook-key-1"
 HOST = "https://partner.aboutyou.com"
+RETURN_LABEL = "RL-0034043416"
 
 # The example of seeds/order-delegation-webhook.txt, verbatim.
 SEED_BODY = b"""{
@@ -75,20 +79,40 @@ SEED_BODY = b"""{
 
 
 def settings(**overrides: Any) -> AboutYouSettings:
-    """Settings with both keys set, never read from the environment or a .env file."""
-    values: dict[str, Any] = {"api_key": API_KEY, "webhook_key": WEBHOOK_KEY}
+    """Settings with both keys and a fixed return label, never read from the environment."""
+    values: dict[str, Any] = {
+        "api_key": API_KEY,
+        "webhook_key": WEBHOOK_KEY,
+        "return_label_policy": ReturnLabelPolicy.FIXED,
+        "return_label_number": RETURN_LABEL,
+    }
     values.update(overrides)
     return AboutYouSettings(_env_file=None, **values)
 
 
-class SleepLog:
-    """A stand-in for time.sleep that records the waits instead of waiting."""
+class FakeTime:
+    """A clock that moves only when something sleeps; records every wait."""
 
     def __init__(self) -> None:
+        self.now = 1000.0
         self.waits: list[float] = []
 
-    def __call__(self, seconds: float) -> None:
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
+
+
+class LimiterLog:
+    """A limiter that allows every call and records the limits it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[RateLimit] = []
+
+    def acquire(self, limit: RateLimit, *, max_wait: float) -> None:
+        self.asked.append(limit)
 
 
 def channel_for(
@@ -96,27 +120,32 @@ def channel_for(
     *,
     api_key: str = API_KEY,
     poll_attempts: int = 3,
-    sleep: SleepLog | None = None,
+    time: FakeTime | None = None,
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], datetime] | None = None,
     **overrides: Any,
 ) -> AboutYouChannel:
-    """The real channel talking to the simulator through httpx."""
+    """The real channel talking to the simulator through httpx, on fake time."""
+    time = time or FakeTime()
     return AboutYouChannel(
         settings(api_key=api_key, **overrides),
         http=TestClient(sim.app, base_url=HOST),
+        limiter=limiter or LocalRateLimiter(clock=time.monotonic, sleep=time.sleep),
         poll_attempts=poll_attempts,
         poll_interval=2.0,
-        sleep=sleep or SleepLog(),
+        sleep=time.sleep,
+        clock=clock or (lambda: datetime.now(UTC)),
     )
 
 
 def order_view(
     sim: AboutYouSimulator,
-    order_id: int,
+    number: str,
     shipments: Sequence[ShipmentView] = (),
     shipped: Sequence[int] = (),
 ) -> OrderView:
     """What the hub would show the connector of a simulator order."""
-    wire = sim.order(order_id)
+    wire = sim.order(number)
     lines = tuple(
         OrderLineView(
             line_id=f"line-{item['id']}",
@@ -124,15 +153,15 @@ def order_view(
             sku=item["sku"],
             quantity=1,
             shipped_quantity=1 if item["id"] in shipped else 0,
-            unit_price=Decimal(item["price_with_tax"]),
+            unit_price=Decimal(item["price_with_tax"]) / 100,
             attributes={"status": "open"},
         )
         for item in wire["order_items"]
     )
     return OrderView(
-        order_id=f"hub-{order_id}",
+        order_id=f"hub-{number}",
         channel="aboutyou",
-        channel_order_id=str(order_id),
+        channel_order_id=number,
         currency="EUR",
         lines=lines,
         shipments=tuple(shipments),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from connectors.aboutyou import AboutYouSettings
-from connectors.aboutyou.config import DEFAULT_CARRIER_MAP
+from connectors.aboutyou.config import DEFAULT_CARRIER_MAP, ReturnLabelPolicy
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BASE_URL", "API_KEY", "WEBHOOK_KEY", "CARRIER_MAP"):
+    names = ("BASE_URL", "API_KEY", "WEBHOOK_KEY", "CARRIER_MAP")
+    for name in (*names, "RETURN_LABEL_POLICY", "RETURN_LABEL_NUMBER"):
         monkeypatch.delenv(f"ABOUTYOU_{name}", raising=False)
 
 
@@ -20,6 +22,8 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.api_key is None
     assert settings.webhook_key is None
     assert settings.carrier_map == DEFAULT_CARRIER_MAP
+    assert settings.return_label_policy is ReturnLabelPolicy.NEEDS_INPUT
+    assert settings.return_label_number is None
     assert not settings.configured
 
 
@@ -49,3 +53,25 @@ def test_carrier_map_is_read_as_json_with_names_lower_cased(
     assert settings.carrier_key("DHL EXPRESS ") == "DHL_EXPRESS"
     assert settings.carrier_key("dhl") is None
     assert settings.carrier_key(None) is None
+
+
+def test_a_fixed_return_label_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ABOUTYOU_RETURN_LABEL_POLICY", "fixed")
+    monkeypatch.setenv("ABOUTYOU_RETURN_LABEL_NUMBER", "RL-123")
+    settings = AboutYouSettings(_env_file=None)
+    assert settings.return_label_policy is ReturnLabelPolicy.FIXED
+    assert settings.return_label_number == "RL-123"
+
+
+@pytest.mark.parametrize("key", [None, " ", "R" * 256])
+def test_a_fixed_return_label_needs_a_key_about_you_takes(key: str | None) -> None:
+    with pytest.raises(ValidationError):
+        AboutYouSettings(_env_file=None, return_label_policy="fixed", return_label_number=key)
+
+
+def test_an_unknown_return_label_policy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ABOUTYOU_RETURN_LABEL_POLICY", "outbound")
+    with pytest.raises(ValidationError):
+        AboutYouSettings(_env_file=None)

@@ -98,7 +98,9 @@ def test_seed_order_created_is_a_placed_order() -> None:
 
 
 def test_marketplace_fulfilled_order_is_ignored_with_a_note() -> None:
-    event = parse(seed_as("order.created", fulfillment_type="fulfillment_by_marketplace", id=9))
+    event = parse(
+        seed_as("order.created", fulfillment_type="fulfillment_by_marketplace", order_number="9")
+    )
     assert event.kind is EventKind.IGNORED
     assert event.order is None
     assert event.channel_order_id == "9"
@@ -111,29 +113,58 @@ def test_unknown_fulfillment_type_is_not_taken_for_dropshipping() -> None:
     assert "crossdocking" in event.note
 
 
-def test_items_cancelled_names_the_cancelled_lines() -> None:
-    message = {
-        "order_id": 1000,
-        "order_number": "AY-1000",
-        "order_items": [{"id": 5001, "status": "cancelled"}, {"id": 5002, "status": "cancelled"}],
-    }
+def shipment_message(*items: dict[str, Any], **keys: str) -> dict[str, Any]:
+    """The documented `message` of the order_items.* events: a shipment, no order number."""
+    return {"items": list(items), **keys}
+
+
+def test_items_cancelled_names_the_cancelled_lines_and_no_order() -> None:
+    message = shipment_message(
+        {"id": 5001, "sku": "A", "status": "cancelled", "price_with_tax": 4995},
+        {"id": 5002, "sku": "B", "status": "cancelled", "price_with_tax": 4995},
+    )
     event = parse(envelope("order_items.cancelled", message))
     assert event.kind is EventKind.LINES_CANCELLED
-    assert event.channel_order_id == "1000"
+    assert event.channel_order_id is None  # the hub finds the order by its lines
     assert event.line_ids == ("5001", "5002")
 
 
 @pytest.mark.parametrize("name", ["order_items.shipped", "order_items.returned"])
-def test_shipped_and_returned_items_are_notices(name: str) -> None:
-    message = {
-        "order_number": "AY-7",
-        "order_items": [{"id": 3, "status": "shipped", "shipment_tracking_key": "T1"}],
-    }
+def test_shipped_and_returned_items_are_notices_with_the_shipment(name: str) -> None:
+    message = shipment_message(
+        {"id": 3, "status": "shipped", "shipment_tracking_key": "T1"},
+        carrier_key="DHL",
+        tracking_key="T1",
+        return_tracking_key="R1",
+    )
     event = parse(envelope(name, message))
     assert event.kind is EventKind.ORDER_NOTICE
-    assert event.channel_order_id == "AY-7"
     assert event.line_ids == ("3",)
+    assert event.detail["tracking_key"] == "T1"
+    assert event.detail["return_tracking_key"] == "R1"
     assert event.detail["order_items"][0]["shipment_tracking_key"] == "T1"
+
+
+def test_an_order_number_in_an_item_event_is_used_when_present() -> None:
+    message = {**shipment_message({"id": 3}), "order_number": "AY-7"}
+    assert parse(envelope("order_items.cancelled", message)).channel_order_id == "AY-7"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("order.updated", "third-party clients report it"),
+        ("order.cancelled", "third-party clients report it"),
+        ("stock.updated", "third-party clients report it"),
+        ("order_items.lost", "not one ABOUT YOU documents"),
+    ],
+)
+def test_undocumented_events_are_ignored_with_the_reason(name: str, why: str) -> None:
+    order = json.loads(SEED_BODY)["message"]
+    event = parse(envelope(name, order))
+    assert event.kind is EventKind.IGNORED
+    assert name in event.note
+    assert why in event.note
 
 
 @pytest.mark.parametrize(
@@ -142,8 +173,9 @@ def test_shipped_and_returned_items_are_notices(name: str) -> None:
         b"{not json",
         b'{"event": "order.created"}',
         envelope("order.created", {"order_number": "x"}),
-        envelope("order_items.cancelled", {"order_id": 1, "order_items": []}),
+        envelope("order_items.cancelled", {"items": []}),
         envelope("order_items.cancelled", {"order_items": [{"id": 1}]}),
+        envelope("order_items.shipped", {"items": [{"sku": "no id"}]}),
     ],
 )
 def test_unreadable_bodies_are_malformed(body: bytes) -> None:
@@ -153,16 +185,16 @@ def test_unreadable_bodies_are_malformed(body: bytes) -> None:
 
 def test_simulator_webhooks_authenticate_and_parse_with_exact_money() -> None:
     sim = AboutYouSimulator(API_KEY, WEBHOOK_KEY)
-    order_id = sim.create_order("SKU-1", "SKU-2", prices={"SKU-1": Decimal("19.99")})
+    number = sim.create_order("SKU-1", "SKU-2", prices={"SKU-1": Decimal("19.99")})
     sent = sim.sent_webhooks[-1]
     headers = {k.lower(): v for k, v in sent.headers.items()}
 
     receiver.authenticate(headers, sent.body, NOW)
     event = parse(sent.body)
 
-    assert b'"price_with_tax":19.99' in sent.body
+    assert b'"price_with_tax":1999' in sent.body
     assert event.kind is EventKind.ORDER_PLACED
     assert event.order is not None
-    assert event.channel_order_id == str(order_id)
+    assert event.channel_order_id == number
     assert [line.unit_price for line in event.order.lines] == [Decimal("19.99"), Decimal("49.95")]
     assert event.order.total_amount == Decimal("69.94")

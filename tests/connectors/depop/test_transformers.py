@@ -21,6 +21,7 @@ from connectors.base import (
     ShipmentLineView,
     ShipmentView,
 )
+from connectors.depop.spec import OPENAPI
 from connectors.depop.transformers import (
     ORDER_STATUS,
     identify,
@@ -90,6 +91,7 @@ def test_seed_order_new_webhook_parses_into_the_canonical_order() -> None:
         "seller_receives_amount": "45.99",
         "buyer_shipping_price": "5.00",
         "buyer_tax_amount": "3.24",
+        "fee_amount": "5.00",  # the guide's webhook has the breakdown only; its sum
         "fees": [
             {"fee_type": "DEPOP_FEE", "amount": "3.00", "currency": "GBP"},
             {"fee_type": "PAYMENT_FEE", "amount": "2.00", "currency": "GBP"},
@@ -342,3 +344,14 @@ def test_an_unknown_shipment_or_a_line_without_parcel_is_refused() -> None:
         parcels_completed_by(order, "nope")
     with pytest.raises(ValueError, match="no Depop parcel id"):
         parcels_completed_by(order, "s1")
+
+
+def test_an_order_without_buyer_name_or_street_parses() -> None:
+    """Depop requires only city, postal code and country in the buyer's address."""
+    example = OPENAPI.document["paths"]["/api/v1/orders/{purchase_id}/"]["get"]["responses"]["200"][
+        "content"
+    ]["application/json"]["example"]
+    address = {"city": "London", "postal_code": "EC1V 4PW", "country_code": "GB"}
+    order = to_channel_order(parse_order(example | {"buyer_address": address}))
+    assert order.shipping_address is not None
+    assert (order.shipping_address.city, order.shipping_address.name) == ("London", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from connectors.base import Unauthenticated
 from connectors.depop import DepopWebhooks
+from connectors.depop.spec import OPENAPI
 from connectors.signatures import sign_timestamped_hex
 
 from .conftest import WEBHOOK_SECRET, make_settings
@@ -109,3 +111,15 @@ def test_signature_round_trip_and_any_flipped_byte_fails(
         changed = body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1 :]
         with pytest.raises(Unauthenticated):
             receiver.authenticate(headers, changed, NOW)
+
+
+def test_the_order_webhook_as_depops_openapi_documents_it_is_read() -> None:
+    """Depop's description sends the order with `fee_amount`, no fee breakdown, no creation
+    time, and the country as `country`."""
+    hook = OPENAPI.document["webhooks"]["newOrder"]["post"]["requestBody"]
+    body = json.dumps(hook["content"]["application/json"]["example"]).encode()
+    receiver = DepopWebhooks(make_settings())
+    event = receiver.parse(body, receiver.identify({}, body))
+    assert event.order is not None and event.order.shipping_address is not None
+    assert event.order.shipping_address.country_code == "GB"
+    assert event.order.placed_at == datetime(2025, 1, 1, tzinfo=UTC)

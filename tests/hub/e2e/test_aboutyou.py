@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hub.db import Database
-from tests.harness import AY_HOOK, Hub, make_hub
+from tests.harness import AY_HOOK, AY_RETURN_LABEL, Hub, make_hub
 
 SHIP = "/api/v1/orders/ship"
 CANCEL = "/api/v1/orders/cancel"
@@ -29,8 +29,8 @@ def hub(database: Database) -> Iterator[Hub]:
     h.close()
 
 
-def routed_order(hub: Hub, *skus: str) -> tuple[int, dict[str, Any], str]:
-    """An ABOUT YOU order the hub confirmed and sent to Deliverr: the ABOUT YOU order id, the
+def routed_order(hub: Hub, *skus: str) -> tuple[str, dict[str, Any], str]:
+    """An ABOUT YOU order the hub confirmed and sent to Deliverr: the ABOUT YOU order number, the
     hub's detail of it, and the Deliverr order id."""
     ay_id = hub.aboutyou.create_order(*skus)
     hub.drain()
@@ -39,7 +39,7 @@ def routed_order(hub: Hub, *skus: str) -> tuple[int, dict[str, Any], str]:
     return ay_id, order, str(hub.deliverr_order(order["id"])["orderId"])
 
 
-def item_statuses(hub: Hub, ay_id: int) -> list[str]:
+def item_statuses(hub: Hub, ay_id: str) -> list[str]:
     return [item["status"] for item in hub.aboutyou.order(ay_id)["order_items"]]
 
 
@@ -88,7 +88,7 @@ def test_aboutyou_order_ships_through_deliverr_each_parcel_reported_in_a_polled_
     assert [s["pushed_to_channel"] for s in order["shipments"]] == [True, True]
     assert hub.aboutyou.order(ay_id)["status"] == "shipped"
 
-    # The 3PL gives no return label: the outbound tracking number stands in for it.
+    # The return label is the seller's configured one, never the outbound tracking number.
     assert ship_bodies(hub) == [
         {
             "items": [
@@ -96,7 +96,7 @@ def test_aboutyou_order_ships_through_deliverr_each_parcel_reported_in_a_polled_
                     "order_items": [item_a],
                     "carrier_key": "UPS",
                     "shipment_tracking_key": first["trackingNumber"],
-                    "return_tracking_key": first["trackingNumber"],
+                    "return_tracking_key": AY_RETURN_LABEL,
                 }
             ]
         },
@@ -106,7 +106,7 @@ def test_aboutyou_order_ships_through_deliverr_each_parcel_reported_in_a_polled_
                     "order_items": [item_b],
                     "carrier_key": "DHL",
                     "shipment_tracking_key": second["trackingNumber"],
-                    "return_tracking_key": second["trackingNumber"],
+                    "return_tracking_key": AY_RETURN_LABEL,
                 }
             ]
         },
@@ -115,7 +115,9 @@ def test_aboutyou_order_ships_through_deliverr_each_parcel_reported_in_a_polled_
     first_batch, _, second_batch, _ = batches = polled_batches(hub, SHIP_RESULTS)
     assert batches == [first_batch, first_batch, second_batch, second_batch]
     assert first_batch != second_batch
-    assert hub.aboutyou.batches[first_batch].items == [{"order_item_id": item_a, "success": True}]
+    assert [(i["success"], i["errors"]) for i in hub.aboutyou.batches[first_batch].items] == [
+        (True, [])
+    ]
     # ABOUT YOU's own order_items.shipped notices are recorded, not acted on.
     assert [h["trigger"] for h in order["history"]].count("order_items.shipped") == 2
     assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 2, "reserved": 0, "available": 2}
@@ -270,12 +272,7 @@ def test_unfulfillable_order_has_its_items_cancelled_at_aboutyou_and_is_rejected
 
     # ABOUT YOU reports the cancellation our rejection made: recorded, nobody must act.
     hub.aboutyou.send_webhook(
-        "order_items.cancelled",
-        {
-            "order_id": ay_id,
-            "order_number": f"AY-{ay_id}",
-            "order_items": hub.aboutyou.order(ay_id)["order_items"],
-        },
+        "order_items.cancelled", {"items": hub.aboutyou.order(ay_id)["order_items"]}
     )
     hub.drain()
     order = hub.order("aboutyou", str(ay_id))
@@ -299,7 +296,9 @@ def test_shipment_with_an_unmapped_carrier_flags_the_order_and_reports_nothing(h
     assert item_statuses(hub, ay_id) == ["open"]
 
 
-def test_item_aboutyou_refuses_to_ship_flags_the_order_with_its_message(hub: Hub) -> None:
+def test_item_cancelled_unbeknown_to_the_hub_is_not_reported_and_the_order_flagged(
+    hub: Hub,
+) -> None:
     hub.set_stock("SKU-A", 3)
     hub.set_stock("SKU-B", 3)
     ay_id, order, deliverr_id = routed_order(hub, "SKU-A", "SKU-B")
@@ -311,10 +310,24 @@ def test_item_aboutyou_refuses_to_ship_flags_the_order_with_its_message(hub: Hub
     hub.drain()
 
     order = hub.order("aboutyou", str(ay_id))
-    assert [body["items"][0]["order_items"] for body in ship_bodies(hub)] == [[item_a, item_b]]
+    assert [body["items"][0]["order_items"] for body in ship_bodies(hub)] == [[item_b]]
     assert order["needs_attention"]
-    assert f"Order item {item_a} is cancelled." in order["attention_reason"]
+    assert f"ABOUT YOU shows items {item_a} cancelled" in order["attention_reason"]
     assert item_statuses(hub, ay_id) == ["cancelled", "shipped"]
+
+
+def test_item_aboutyou_refuses_to_ship_flags_the_order_with_its_message(hub: Hub) -> None:
+    hub.set_stock("SKU-A", 3)
+    ay_id, order, deliverr_id = routed_order(hub, "SKU-A")
+    hub.aboutyou.carriers.discard("UPS")  # the seller's UPS contract ended at ABOUT YOU
+
+    hub.deliverr.ship(deliverr_id)
+    hub.drain()
+
+    order = hub.order("aboutyou", str(ay_id))
+    assert order["needs_attention"]
+    assert "Carrier key 'UPS' is not active." in order["attention_reason"]
+    assert item_statuses(hub, ay_id) == ["open"]
 
 
 @pytest.mark.parametrize("key", ["not-the-key", None], ids=["wrong-key", "missing-key"])

@@ -240,14 +240,15 @@ def test_a_rejected_mark_as_shipped_ends_dead_with_depops_message_on_the_order(
     order_id = hub.order("depop", purchase_id)["id"]
     ship_by_hand(hub, order_id, SKU, "NOT-A-ROYAL-MAIL-NUMBER")
     message = "Tracking number NOT-A-ROYAL-MAIL-NUMBER is not valid for Royal Mail"
-    hub.depop.fail_next(1, 422, DepopError(422, [("validation", message)]).body())
+    # A 400: the only refusal Depop's description documents for mark-as-shipped.
+    hub.depop.fail_next(1, 400, DepopError(400, [("bad-request", message)]).body())
     hub.drain()
 
     order = hub.order_by_id(order_id)
     assert job_states(order, "order.push_tracking") == [("dead", 1)]
     assert order["needs_attention"]
     assert message in order["attention_reason"]
-    assert "422" in order["attention_reason"]
+    assert "400" in order["attention_reason"]
     assert not order["shipments"][0]["pushed_to_channel"]
     assert hub.depop.shipped_parcels[purchase_id] == {}
 

@@ -1,0 +1,204 @@
+"""Depop OAuth for a third-party app: access tokens that last an hour, renewed with refresh
+tokens that are spent by their use.
+
+The pair lives in a `LeasedTokenStore` (the hub's database) under the key `depop`, so every
+worker in every process uses the newest. Renewal happens before the access token expires and
+after a 401. One worker renews at a time (the store's lease); it reads the stored pair after
+taking the lease (another may have just renewed), calls the token endpoint holding no
+transaction, and stores the new pair with a compare-and-set before anyone uses it. Two workers
+therefore never spend the same refresh token. A refresh Depop answers `invalid_grant` (revoked,
+expired, or spent) cannot be retried: the seller has to authorize the app again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+from pydantic import ValidationError
+
+from connectors.base import LeasedTokenStore, Permanent, Retriable
+from connectors.depop.config import DepopSettings
+from connectors.depop.transformers import DepopTokenResponse, loads, parse_oauth_error
+from connectors.http import send
+from connectors.tokens import LocalTokenStore
+
+TOKEN_PATH = "/api/v1/oauth2/access-token/"
+STORE_KEY = "depop"
+RENEW_BEFORE = 300.0  # seconds before expiry a token counts as spent: calls take time
+LEASE_SECONDS = 60.0  # far above a token call's timeout, so a live renewer never loses it
+WAIT_FOR_RENEWAL = 20.0  # how long a worker waits for another's renewal before retrying later
+RECONNECT = (
+    "the seller must reconnect the Depop app (authorize it again) and set DEPOP_REFRESH_TOKEN "
+    "to the new refresh token"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    access_token: str
+    refresh_token: str
+    expires_at: float  # Unix seconds; 0 when no access token was issued yet
+    origin: str  # which DEPOP_REFRESH_TOKEN the chain started from (a digest, not the token)
+
+    def fresh(self, now: float) -> bool:
+        return bool(self.access_token) and self.expires_at - RENEW_BEFORE > now
+
+    def stored(self) -> dict[str, str]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_at": repr(self.expires_at),
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def read(cls, value: Mapping[str, str]) -> _Pair:
+        return cls(
+            value.get("access_token", ""),
+            value.get("refresh_token", ""),
+            float(value.get("expires_at", "0") or 0),
+            value.get("origin", ""),
+        )
+
+
+class DepopOAuth:
+    """Bearer tokens for Depop calls made as an OAuth app, renewed safely across workers."""
+
+    def __init__(
+        self,
+        settings: DepopSettings,
+        http: httpx.Client,
+        store: LeasedTokenStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        before_call: Callable[[], None] | None = None,
+    ) -> None:
+        if not settings.uses_oauth:
+            raise ValueError("DEPOP_CLIENT_ID, DEPOP_CLIENT_SECRET and DEPOP_REFRESH_TOKEN")
+        assert settings.client_secret is not None and settings.refresh_token is not None
+        self._client_id = settings.client_id or ""
+        self._client_secret = settings.client_secret.get_secret_value()
+        self._seed = settings.refresh_token.get_secret_value()
+        self._origin = hashlib.sha256(self._seed.encode()).hexdigest()[:16]
+        self._http = http
+        self._store: LeasedTokenStore = store if store is not None else LocalTokenStore()
+        self._clock = clock
+        self._sleep = sleep
+        self._before_call = before_call or (lambda: None)
+        self._owner = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()  # one renewal per process at a time; others wait here
+        self._cached: _Pair | None = None
+
+    def bearer(self) -> str:
+        """An access token with some life left, renewed first when it has none."""
+        pair = self._cached
+        if pair is None or not pair.fresh(self._clock()):
+            pair = self._renew(rejected=None)
+        return pair.access_token
+
+    def rejected(self, token: str) -> None:
+        """Depop answered 401 to `token`: renew, unless another call already has."""
+        self._renew(rejected=token)
+
+    # -- renewal ------------------------------------------------------------------------------
+
+    def _usable(self, pair: _Pair, rejected: str | None) -> bool:
+        return pair.fresh(self._clock()) and pair.access_token != rejected
+
+    def _renew(self, rejected: str | None) -> _Pair:
+        with self._lock:
+            deadline = self._clock() + WAIT_FOR_RENEWAL
+            while True:
+                stored = self._load()
+                if self._usable(stored, rejected):
+                    self._cached = stored
+                    return stored
+                if self._store.acquire(STORE_KEY, self._owner, LEASE_SECONDS):
+                    try:
+                        pair = self._renew_holding_lease(rejected)
+                    finally:
+                        self._store.release(STORE_KEY, self._owner)
+                    self._cached = pair
+                    return pair
+                if self._clock() >= deadline:
+                    raise Retriable("another worker is renewing the Depop access token", after=1.0)
+                self._sleep(0.05)
+
+    def _renew_holding_lease(self, rejected: str | None) -> _Pair:
+        # Read again under the lease: the last holder may have renewed since we looked.
+        current = self._load()
+        if self._usable(current, rejected):
+            return current
+        issued = self._exchange(current.refresh_token)
+        pair = _Pair(
+            issued.access_token,
+            issued.refresh_token,
+            self._clock() + issued.expires_in,
+            current.origin,
+        )
+        # Stored before it is used: the spent refresh token must never be the stored one.
+        if self._store.compare_and_set(STORE_KEY, current.stored(), pair.stored()):
+            return pair
+        # Someone stored another pair meanwhile (this worker outlived its lease, or the
+        # seller reconnected): the stored one wins, and the next attempt uses it.
+        raise Retriable("the stored Depop tokens changed during renewal", after=0.0)
+
+    def _load(self) -> _Pair:
+        """The stored pair; a DEPOP_REFRESH_TOKEN that differs from the one the stored chain
+        started from (the seller reconnected) starts a new chain."""
+        while True:
+            value = self._store.load(STORE_KEY)
+            if value is not None and value.get("origin") == self._origin:
+                return _Pair.read(value)
+            seed = _Pair("", self._seed, 0.0, self._origin)
+            if self._store.compare_and_set(STORE_KEY, value, seed.stored()):
+                return seed
+
+    def _exchange(self, refresh_token: str) -> DepopTokenResponse:
+        """`POST /api/v1/oauth2/access-token/` with the refresh grant (client in the body)."""
+        self._before_call()
+        response = send(
+            self._http,
+            "POST",
+            TOKEN_PATH,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            },
+            headers={"Accept": "application/json"},
+        )
+        if response.is_success:
+            try:
+                return DepopTokenResponse.model_validate(loads(response.content))
+            except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+                raise Permanent(
+                    f"Depop's token endpoint answered an unreadable body: {exc}",
+                    code="malformed_answer",
+                ) from exc
+        error = parse_oauth_error(response.content)
+        name = error.error if error is not None else f"http_{response.status_code}"
+        detail = error.explanation if error is not None else response.text[:200]
+        if name == "invalid_grant":
+            raise Permanent(
+                f"Depop refused the OAuth refresh token (invalid_grant: {detail}); {RECONNECT}",
+                code="invalid_grant",
+            )
+        if response.status_code == 401:
+            raise Permanent(
+                f"Depop refused DEPOP_CLIENT_ID/DEPOP_CLIENT_SECRET ({name}: {detail})",
+                code="invalid_client",
+            )
+        raise Permanent(
+            f"Depop refused the token renewal ({response.status_code} {name}: {detail})",
+            code=name,
+        )
