@@ -15,6 +15,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from sqlmodel import Session
 
 from hub import audit
 from hub.admin.diagram import state_machine_svg
@@ -41,6 +42,7 @@ from hub.jobs import queue
 from hub.jobs.models import JobState
 from hub.orders import repository as orders_repo
 from hub.orders import service as orders
+from hub.orders.schemas import OrderDetail
 from hub.reconcile import repository as reconcile_repo
 from hub.types import utcnow
 from state_machines.order import IllegalTransition, OrderState, Trigger, describe, may
@@ -427,7 +429,7 @@ def orders_csv(
 
 
 def _timeline(
-    reader: ReaderDep, order_id: str, detail: Any, jobs: list[Any], events: list[Any]
+    reader: Session, order_id: str, detail: OrderDetail, jobs: list[Any], events: list[Any]
 ) -> list[dict[str, Any]]:
     """Everything that happened to an order, oldest first: its history, its jobs, the events
     that touched it, its shipments and the operators' changes."""
