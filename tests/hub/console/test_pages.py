@@ -180,6 +180,8 @@ def test_a_read_only_token_sees_no_change_buttons_and_may_change_nothing(hub: Hu
         assert posts == ["/console/logout"], (path, posts)
     detail = page(hub, f"/console/orders/{order['id']}").text
     assert "read-only" in detail and "Lovelace" not in detail  # no personal data for a reader
+    assert "buyer_email" not in page(hub, "/console/orders.csv").text.splitlines()[0]
+    assert 'name="buyer"' not in page(hub, "/console/orders").text
     value = hub.client.cookies.get(console_session.COOKIE)
     assert value
     found = console_session.read(hub.runtime.settings, value)
