@@ -82,7 +82,10 @@ def attention(session: Session, limit: int = 10) -> Sequence[Order]:
 
 def _hour_bucket(session: Session, column: Any) -> ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.date_trunc("hour", column), "YYYY-MM-DD HH24")
+        # In UTC whatever the session's TimeZone: the buckets are UTC hours.
+        return func.to_char(
+            func.date_trunc("hour", func.timezone("UTC", column)), "YYYY-MM-DD HH24"
+        )
     return func.strftime("%Y-%m-%d %H", column)
 
 
