@@ -10,12 +10,12 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test lint format bench demo specs lock clean browser
 
+# setuptools warns at every editable install about same-named folders in the working directory;
+# here they are the package itself, so the banner would only be noise (PYTHONWARNINGS=ignore).
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
-	# setuptools warns at every editable install about same-named folders in the working
-	# directory; here they are the package itself, so the banner would only be noise.
 	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
