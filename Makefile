@@ -6,8 +6,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SRC     := hub connectors state_machines tests bench alembic tools
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format bench demo specs lock clean
+.PHONY: install run test lint format bench demo specs lock clean browser
 
 # setuptools warns at every editable install about same-named folders in the working directory;
 # here they are the package itself, so the banner would only be noise (PYTHONWARNINGS=ignore).
@@ -23,8 +24,16 @@ install: $(STAMP)
 run: $(STAMP)  ## the hub on embedded SQLite: API + worker + scheduler
 	$(BIN)/hub serve
 
-test: $(STAMP)  ## the whole suite, SQLite and Postgres
+test: $(STAMP) browser  ## the whole suite, SQLite and Postgres, and the console in Chromium
 	$(BIN)/pytest -n 2 -q
+
+# The console's browser tests drive Debian's chromium (Playwright comes from the lock and uses
+# it; it downloads no browser). Installed here when missing; without root outside CI, those
+# tests skip.
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium; } || \
+		{ test -z "$$CI" && echo "warning: no $(CHROMIUM); the browser tests will skip" >&2; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(SRC)

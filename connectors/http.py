@@ -66,6 +66,24 @@ def deadline(seconds: float) -> Iterator[Deadline]:
         _current.reset(token)
 
 
+# The HTTP status of the latest answer `send` got in this context (None: no answer, a timeout).
+# A client maps a 4xx to its own error after `send` returns; the job layer reads this to record
+# what the other side answered, whichever error the client raised.
+_last_status: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "last_status", default=None
+)
+
+
+def last_status() -> int | None:
+    """The status of the latest answer an outbound call got in this thread, if it got one."""
+    return _last_status.get()
+
+
+def forget_status() -> None:
+    """Start a new piece of work (a job): no answer received yet."""
+    _last_status.set(None)
+
+
 def new_client(base_url: str) -> httpx.Client:
     """A pooled client for one external API."""
     return httpx.Client(base_url=base_url, timeout=DEFAULT_TIMEOUT)
@@ -121,6 +139,7 @@ def send(
     """Send one request within the current deadline. Timeouts, connection failures, a passed
     deadline, 429 and 5xx raise `Retriable` (with `Retry-After` as its `after`); every other
     response is returned for the caller to map."""
+    _last_status.set(None)
     active = _current.get() or Deadline(DEFAULT_DEADLINE_SECONDS)
     remaining = active.remaining()
     if remaining <= 0:
@@ -150,6 +169,7 @@ def send(
         raise Retriable(f"{method} {url}: timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
         raise Retriable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+    _last_status.set(response.status_code)
     if response.status_code == 429:
         raise Retriable(f"{method} {url}: 429 rate limited", after=retry_after(response))
     if response.status_code >= 500:

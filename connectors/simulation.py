@@ -81,6 +81,12 @@ class SimulatorBase:
         with self.lock:
             self._drop_webhooks += n
 
+    def place_order(self, sku: str, quantity: int = 1) -> str:
+        """A buyer orders `quantity` units of `sku` on this channel: the channel's order id.
+        Its signed webhook goes to `webhook_url`. Each channel's simulator says how its buyers
+        order; a provider's has none (NotImplementedError)."""
+        raise NotImplementedError(f"{type(self).__name__} simulates no channel with buyers")
+
     def calls_to(self, method: str, path_prefix: str) -> list[RecordedCall]:
         with self.lock:
             return [c for c in self.calls if c.method == method and c.path.startswith(path_prefix)]
@@ -119,6 +125,20 @@ class SimulatorBase:
     def install(self, app: FastAPI) -> None:
         """Record every API call and apply injected faults; `/_sim` control routes are exempt."""
         control = FastAPI()
+
+        @control.post("/place-order")
+        def _place_order(sku: str = "SIM-TEE-01", quantity: int = 1) -> JSONResponse:
+            try:
+                order_id = self.place_order(sku, quantity)
+            except NotImplementedError as exc:
+                return JSONResponse({"error": "not_a_channel", "detail": str(exc)}, 404)
+            except ValueError as exc:
+                return JSONResponse({"error": "bad_request", "detail": str(exc)}, 400)
+            with self.lock:
+                sent = self.sent_webhooks[-1] if self.sent_webhooks else None
+            return JSONResponse(
+                {"order_id": order_id, "webhook_status": sent.status if sent else None}
+            )
 
         @control.post("/fail-next")
         def _fail_next(n: int = 1, status: int = 500) -> dict[str, int]:

@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import hub.tasks  # noqa: F401  (loads every domain)
-from hub import errors
+from hub import console, errors
 from hub.admin import openapi
+from hub.admin.audit import router as audit_router
 from hub.admin.endpoints import router as ops_router
 from hub.admin.orders import router as orders_router
 from hub.fulfilment.endpoints import router as routing_router
 from hub.inbox.endpoints import admin_router as events_router
+from hub.inbox.endpoints import deliveries_router
 from hub.inbox.endpoints import router as webhook_router
 from hub.inventory.endpoints import router as stock_router
 from hub.jobs.endpoints import router as jobs_router
@@ -22,6 +24,7 @@ from hub.jobs.scheduler import Scheduler
 from hub.jobs.worker import Worker
 from hub.limits import MAX_BODY, RequestBodyLimit
 from hub.reconcile.endpoints import router as reconcile_router
+from hub.requestlog import RequestContext
 from hub.runtime import Runtime
 
 DESCRIPTION = """
@@ -31,6 +34,9 @@ never oversold.
 * **Webhooks** (`/webhooks/{channel}`) are authenticated by each channel's own scheme.
 * **Admin** (`/admin/...`) needs `Authorization: Bearer <token>` (HUB_ADMIN_TOKENS).
 * Errors are always `{"error": "<code>", "detail": "<sentence>"}`.
+* Every response carries `X-Request-ID` (yours, when you send one).
+* A change may say why in `X-Audit-Reason`; the audit log keeps it with the token's name.
+* The operator console is at [/console](/console).
 """
 
 
@@ -58,21 +64,29 @@ def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = Fals
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by the console with vendored assets, so they work without internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
     openapi.install(app)
     # Every request body, not only a webhook's, is refused past 1 MiB as it streams in.
     app.add_middleware(RequestBodyLimit, max_bytes=MAX_BODY)
+    # Outermost: the request id covers every line logged and every answer, a 413 included.
+    app.add_middleware(RequestContext)
     for router in (
         webhook_router,
         ops_router,
         orders_router,
         jobs_router,
         events_router,
+        deliveries_router,
+        audit_router,
         stock_router,
         routing_router,
         reconcile_router,
     ):
         app.include_router(router)
+    console.install(app)
     return app

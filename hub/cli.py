@@ -247,6 +247,103 @@ def stock_import(path: Path) -> None:
     click.echo(f"imported {len(rows)} SKUs")
 
 
+SIMULATE_PORT = 8101
+
+
+@main.group(invoke_without_command=True)
+@click.option(
+    "--port",
+    default=SIMULATE_PORT,
+    show_default=True,
+    type=int,
+    help="The first simulator's port; each connector in the catalogue takes the next one.",
+)
+@click.option(
+    "--hub-url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where the simulators send their webhooks.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the environment to this file (the hub reads `.env` from its directory).",
+)
+@click.pass_context
+def simulate(ctx: click.Context, port: int, hub_url: str, env_file: Path | None) -> None:
+    """Serve a simulator of every connector over HTTP and print the environment that points a
+    hub at them; `hub simulate order CHANNEL` then places a signed order."""
+    ctx.obj = {"port": port}
+    if ctx.invoked_subcommand is not None:
+        return
+    from hub.sim import environment, serve_simulators, simulator_ports
+
+    configure_logging(None, "warning")
+    ports = simulator_ports(port)
+    settings, simulators, stops = serve_simulators(ports)
+    try:
+        for name, simulator in simulators.items():
+            simulator.webhook_url = f"{hub_url.rstrip('/')}/webhooks/{name}"
+        env = environment(settings)
+        # Single-quoted: a shell's `source` and the hub's `.env` reader both take it as it is.
+        text = "".join(f"{key}='{value}'\n" for key, value in sorted(env.items()))
+        if env_file is not None:
+            env_file.write_text(text)
+        for name in simulators:
+            click.echo(f"# {name} simulated at http://127.0.0.1:{ports[name]}", err=True)
+        click.echo(text, nl=False)
+        click.echo(
+            f"# webhooks go to {hub_url}; run the hub with the variables above, then:\n"
+            "#   hub simulate order depop   (or topi, aboutyou)\n# Ctrl-C stops the simulators.",
+            err=True,
+        )
+        _wait_for_signal()
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
+@simulate.command("order")
+@click.argument("channel")
+@click.option("--sku", default="SIM-TEE-01", show_default=True)
+@click.option("--quantity", default=1, show_default=True, type=click.IntRange(1, 100))
+@click.option("--url", default=None, help="The channel simulator's URL (default: its port).")
+@click.pass_context
+def simulate_order(
+    ctx: click.Context, channel: str, sku: str, quantity: int, url: str | None
+) -> None:
+    """Place a signed order on CHANNEL's running simulator; it sends the webhook to the hub."""
+    import httpx
+
+    from hub.sim import simulator_ports
+
+    ports = simulator_ports(ctx.obj["port"])
+    if url is None and channel not in ports:
+        raise click.UsageError(f"no connector named {channel!r}; known: {', '.join(ports)}")
+    base = url or f"http://127.0.0.1:{ports[channel]}"
+    try:
+        response = httpx.post(
+            f"{base.rstrip('/')}/_sim/place-order",
+            params={"sku": sku, "quantity": quantity},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"no simulator answered at {base} ({type(exc).__name__}); is `hub simulate` running?"
+        ) from None
+    answer = response.json()
+    if response.status_code != 200:
+        raise click.ClickException(f"{channel}: {answer.get('detail', response.text)}")
+    status = answer.get("webhook_status")
+    click.echo(
+        f"{channel} order {answer['order_id']} placed ({quantity} x {sku}); "
+        + (f"the hub answered its webhook with {status}" if status else "its webhook got no answer")
+    )
+    if status != 200:
+        sys.exit(1)
+
+
 @main.command()
 def demo() -> None:
     """Play a few orders through the whole hub with every channel simulated in-process."""

@@ -29,6 +29,7 @@ class HubSettings(BaseSettings):
 
     database_url: str = "sqlite:///./hub.db"
     # NoDecode: the variables are comma-separated lists, not the JSON pydantic-settings expects.
+    # Each entry a token or `name:token`; the name is what history and audit record.
     admin_tokens: Annotated[list[SecretStr], NoDecode] = []
     admin_read_tokens: Annotated[list[SecretStr], NoDecode] = []  # may only read (GET)
     log_format: str | None = None  # console in a terminal, else json
@@ -99,4 +100,6 @@ class Settings:
             for value in group.model_dump().values():
                 items = value if isinstance(value, list) else [value]
                 found.extend(v.get_secret_value() for v in items if isinstance(v, SecretStr))
+        # A named admin token (`name:token`) is secret in its token part alone too.
+        found.extend(s.partition(":")[2] for s in list(found) if ":" in s)
         return [s for s in found if s]

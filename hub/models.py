@@ -1,14 +1,16 @@
 """Every table, imported in one place so SQLModel.metadata is complete for Alembic and tests."""
 
+from hub.audit import AuditEntry
 from hub.credentials import StoredCredential
 from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
-from hub.inbox.models import InboundEvent
+from hub.inbox.models import InboundEvent, WebhookDelivery
 from hub.inventory.models import StockItem, StockMovement, StockReservation
 from hub.jobs.models import Job, JobAttempt, SchedulerLease
 from hub.orders.models import Order, OrderEvent, OrderLine
 from hub.reconcile.models import ReconcileRun
 
 __all__ = [
+    "AuditEntry",
     "InboundEvent",
     "Job",
     "JobAttempt",
@@ -24,4 +26,5 @@ __all__ = [
     "StockMovement",
     "StockReservation",
     "StoredCredential",
+    "WebhookDelivery",
 ]

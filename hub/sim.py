@@ -14,6 +14,7 @@ Two ways to carry the calls:
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import threading
@@ -242,6 +243,34 @@ def serve_simulators(
             stop()
         raise
     return settings, simulators, stops
+
+
+def simulator_ports(first: int) -> dict[str, int]:
+    """Fixed ports for `hub simulate`: the catalogue's connectors take `first`, `first + 1`...
+    in order, so `hub simulate order` finds a simulator without being told where it is."""
+    return {connector.name: first + i for i, connector in enumerate(CONNECTORS)}
+
+
+def environment(settings: Mapping[str, ConnectorSettings]) -> dict[str, str]:
+    """The environment variables that give a hub `settings` (each connector's own prefix):
+    what `hub simulate` prints for the hub it points at the simulators."""
+    found: dict[str, str] = {}
+    for connector_settings in settings.values():
+        config = getattr(type(connector_settings), "model_config", {})
+        prefix = str(config.get("env_prefix", ""))
+        for name, value in connector_settings.model_dump().items():
+            if value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            text = ",".join(
+                v.get_secret_value() if isinstance(v, SecretStr) else _plain(v) for v in items
+            )
+            found[f"{prefix}{name}".upper()] = text
+    return found
+
+
+def _plain(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)
 
 
 def serve_simulated_hub(database_url: str, **hub_overrides: Any) -> SimulatedHub:

@@ -46,6 +46,7 @@ HOSTS = {
 }
 
 ADMIN_TOKEN = "test-admin-token"
+ADMIN_NAME = "ops"  # the name HUB_ADMIN_TOKENS gives it: what history and audit record
 DEPOP_KEY, DEPOP_SECRET = "depop-key", "depop-webhook-secret"
 TOPI_ID, TOPI_SECRET = "topi-client", "topi-client-secret"
 TOPI_WHSEC = "whsec_dG9waS13ZWJob29rLXNlY3JldC1rZXk="
@@ -57,7 +58,7 @@ AY_RETURN_LABEL = "aboutyou-return-label"
 def hub_settings(database_url: str, **overrides: Any) -> HubSettings:
     values: dict[str, Any] = {
         "database_url": database_url,
-        "admin_tokens": [SecretStr(ADMIN_TOKEN)],
+        "admin_tokens": [SecretStr(f"{ADMIN_NAME}:{ADMIN_TOKEN}")],
         "job_backoff_base": 0.001,
         "job_backoff_cap": 0.005,
         "job_max_attempts": 4,

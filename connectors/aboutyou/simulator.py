@@ -682,6 +682,13 @@ class AboutYouSimulator(SimulatorBase):
             response.headers["X-RateLimit-Remaining"] = str(remaining)
             return response
 
+    def place_order(self, sku: str, quantity: int = 1) -> str:
+        """A customer orders `quantity` units of `sku` for dropshipping."""
+        if quantity < 1:
+            raise ValueError("quantity must be at least 1")
+        self.add_product(sku)
+        return str(self.create_order(*[sku] * quantity))
+
     def _control_routes(self, app: FastAPI) -> None:
         # Added before `install` mounts /_sim, so these match first.
         @app.post(f"{CONTROL_PREFIX}/orders")

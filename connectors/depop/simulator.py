@@ -921,6 +921,17 @@ class DepopSimulator(SimulatorBase):
         def status() -> dict[str, str]:
             return {"status": "OK"}
 
+    def place_order(self, sku: str, quantity: int = 1) -> str:
+        """A buyer buys `sku` (listed first when it is not on sale): Depop sells one unit of a
+        listing per purchase, so `quantity` purchases are made; the last one's id."""
+        if quantity < 1:
+            raise ValueError("quantity must be at least 1")
+        purchase_id = ""
+        for _ in range(quantity):
+            self.add_product(sku, quantity=1)
+            purchase_id = self.purchase(sku)
+        return purchase_id
+
     def _control_routes(self, app: FastAPI) -> None:
         """Demo handles under `/_sim`, registered before the base mounts its own sub-app there."""
 

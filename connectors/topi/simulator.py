@@ -420,6 +420,12 @@ class TopiSimulator(SimulatorBase):
             client_secret, self.client_secret
         )
 
+    def place_order(self, sku: str, quantity: int = 1) -> str:
+        """A customer rents `quantity` units of `sku`."""
+        if quantity < 1:
+            raise ValueError("quantity must be at least 1")
+        return self.create_order({sku: quantity})
+
     def _routes(self, app: FastAPI) -> None:
 
         @app.post("/_sim/orders")

@@ -20,7 +20,9 @@ def _ranks(states: list[str], initial: str, edges: list[dict[str, Any]]) -> dict
     return rank
 
 
-def state_machine_svg(machine: dict[str, Any]) -> str:
+def state_machine_svg(machine: dict[str, Any], current: str | None = None) -> str:
+    """The machine as SVG; `current`, when given, is drawn marked (a thick outline and a
+    darker fill) and named in the drawing's title."""
     states: list[str] = machine["states"]
     edges: list[dict[str, Any]] = machine["transitions"]
     terminal = set(machine["terminal"])
@@ -34,9 +36,12 @@ def state_machine_svg(machine: dict[str, Any]) -> str:
             pos[s] = (MARGIN + r * (BOX_W + GAP_X), MARGIN + i * (BOX_H + GAP_Y) + 20)
     width = MARGIN * 2 + (max(columns) + 1) * (BOX_W + GAP_X)
     height = MARGIN * 2 + max(len(c) for c in columns.values()) * (BOX_H + GAP_Y) + 40
+    title = "Order state machine" + (f"; this order is {current}" if current else "")
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
         'font-family="sans-serif" font-size="12">',
+        f"<title>{escape(title)}</title>",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
     ]
@@ -62,8 +67,12 @@ def state_machine_svg(machine: dict[str, Any]) -> str:
     for s, (x, y) in pos.items():
         fill = "#e8f0fe" if s not in terminal else "#eeeeee"
         stroke_w = 3 if s == machine["initial"] else 1
+        marked = s == current
+        if marked:
+            fill, stroke_w = "#ffd866", 4
+        css = "state current" if marked else "state"
         parts.append(
-            f'<g class="state" id="state-{escape(s)}"><rect x="{x}" y="{y}" width="{BOX_W}" '
+            f'<g class="{css}" id="state-{escape(s)}"><rect x="{x}" y="{y}" width="{BOX_W}" '
             f'height="{BOX_H}" rx="8" fill="{fill}" stroke="#333" stroke-width="{stroke_w}"/>'
             f'<text x="{x + BOX_W // 2}" y="{y + BOX_H // 2 + 4}" text-anchor="middle">'
             f"{escape(s)}</text></g>"

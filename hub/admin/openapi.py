@@ -69,6 +69,16 @@ _ORDER = {
     "updated_at": "2026-11-24T08:30:02Z",
     "lines": [_LINE],
     "shipments": [_SHIPMENT],
+    "buyer_email": "ada@example.com",
+    "shipping_address": {
+        "name": "Ada Lovelace",
+        "line1": "12 St James's Square",
+        "line2": None,
+        "postal_code": "SW1Y 4JH",
+        "city": "London",
+        "region": None,
+        "country_code": "GB",
+    },
 }
 _HISTORY = [
     {
@@ -162,6 +172,26 @@ _RULE = {
     "provider": "deliverr",
 }
 
+_AUDIT = {
+    "id": 9,
+    "actor": "alice",
+    "action": "order.cancel",
+    "target": _ORDER_ID,
+    "order_id": _ORDER_ID,
+    "reason": "buyer asked by phone",
+    "detail": {},
+    "at": _AT,
+}
+_DELIVERY = {
+    "id": 5,
+    "channel": "depop",
+    "outcome": "rejected",
+    "reason": "signature mismatch",
+    "remote_addr": "203.0.113.9",
+    "event_id": None,
+    "at": _AT,
+}
+
 EXAMPLES: dict[str, Any] = {
     "Error": {"error": "illegal_transition", "detail": "cannot cancel an order that is completed"},
     "WebhookReceipt": {"status": "accepted", "event_id": 3},
@@ -201,12 +231,22 @@ EXAMPLES: dict[str, Any] = {
         "items": [{"sku": "ABC-12345-S-BL", "on_hand": 5}, {"sku": "LAPTOP-14", "on_hand": 2}]
     },
     "MovementPublic": {
+        "id": 41,
         "on_hand_delta": 0,
         "reserved_delta": 1,
         "reason": "reserve",
         "order_id": _ORDER_ID,
         "note": None,
+        "at": _AT,
     },
+    "StockPage": {
+        "data": [{"sku": "ABC-12345-S-BL", "on_hand": 5, "reserved": 2, "available": 3}],
+        "next_cursor": "ABC-12345-S-BL",
+    },
+    "AuditPublic": _AUDIT,
+    "AuditPage": {"data": [_AUDIT], "next_cursor": None},
+    "DeliveryPublic": _DELIVERY,
+    "DeliveryPage": {"data": [_DELIVERY], "next_cursor": None},
     "RuleIn": _RULE,
     "RulePublic": {**_RULE, "id": 1},
     "ReconcileIn": {"from": "2026-11-20T00:00:00Z", "to": "2026-11-23T00:00:00Z"},

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import Session
 
-from hub.deps import ReaderDep, RuntimeDep, require_admin
+from hub import audit
+from hub.deps import ActorDep, ReaderDep, RuntimeDep, require_admin
 from hub.fulfilment import repository as fulfilment_repo
 from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as inbox_repo
@@ -43,8 +44,11 @@ _CONFLICT: dict[int | str, dict[str, str]] = {
 }
 
 
-def present(session: Session, orders: Sequence[Order]) -> list[OrderPublic]:
-    """Orders with their lines and shipments, in three queries whatever their number."""
+def present(
+    session: Session, orders: Sequence[Order], *, personal: bool = False
+) -> list[OrderPublic]:
+    """Orders with their lines and shipments, in three queries whatever their number; the
+    buyer's email and address only when `personal` (a token that may change things)."""
     ids = [o.id for o in orders]
     lines = defaultdict(list)
     for line in repo.lines_for(session, ids):
@@ -101,14 +105,16 @@ def present(session: Session, orders: Sequence[Order]) -> list[OrderPublic]:
                 )
                 for s in shipments[o.id]
             ],
+            buyer_email=o.buyer_email if personal else None,
+            shipping_address=o.shipping_address if personal else None,
         )
         for o in orders
     ]
 
 
-def detail(session: Session, order_id: str) -> OrderDetail:
+def detail(session: Session, order_id: str, *, personal: bool = False) -> OrderDetail:
     order = service.get(session, order_id)
-    public = present(session, [order])[0]
+    public = present(session, [order], personal=personal)[0]
     return OrderDetail(
         **public.model_dump(),
         history=[
@@ -137,6 +143,7 @@ def detail(session: Session, order_id: str) -> OrderDetail:
 @router.get("", response_model=OrderPage)
 def list_orders(
     session: ReaderDep,
+    actor: ActorDep,
     channel: str | None = None,
     channel_order_id: str | None = None,
     status: OrderState | None = None,
@@ -158,24 +165,27 @@ def list_orders(
     )
     page = list(rows[:limit])
     return OrderPage(
-        data=present(session, page), next_cursor=page[-1].id if len(rows) > limit else None
+        data=present(session, page, personal=actor.may_write),
+        next_cursor=page[-1].id if len(rows) > limit else None,
     )
 
 
 @router.get("/{order_id}", response_model=OrderDetail, responses=_NOT_FOUND)
-def get_order(order_id: str, session: ReaderDep) -> OrderDetail:
+def get_order(order_id: str, session: ReaderDep, actor: ActorDep) -> OrderDetail:
     """One order with its history, its jobs and the inbound events that touched it."""
-    return detail(session, order_id)
+    return detail(session, order_id, personal=actor.may_write)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderDetail, responses=_NOT_FOUND | _CONFLICT)
-def cancel_order(order_id: str, runtime: RuntimeDep) -> OrderDetail:
+def cancel_order(order_id: str, runtime: RuntimeDep, actor: ActorDep) -> OrderDetail:
     """Cancel an open order: its stock is released and its fulfilment order cancelled."""
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
-        service.fire(session, order, Trigger.CANCEL, "admin")
+        reason = {"reason": actor.reason} if actor.reason else None
+        service.fire(session, order, Trigger.CANCEL, actor.source, detail=reason)
+        audit.record(session, actor, "order.cancel", order_id, order_id=order_id)
     with runtime.db.reader() as session:
-        return detail(session, order_id)
+        return detail(session, order_id, personal=True)
 
 
 @router.post(
@@ -185,13 +195,14 @@ def cancel_order(order_id: str, runtime: RuntimeDep) -> OrderDetail:
     responses=_NOT_FOUND | _CONFLICT,
 )
 def reject_order(
-    order_id: str, runtime: RuntimeDep, body: RejectIn | None = None
+    order_id: str, runtime: RuntimeDep, actor: ActorDep, body: RejectIn | None = None
 ) -> ActionAccepted:
     """Reject an order not yet confirmed. The channel is told first; the state follows."""
     reason = body.reason if body else RejectIn().reason
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
         service.request_reject(session, order, reason)
+        audit.record(session, actor, "order.reject", order_id, order_id=order_id, reason=reason)
         return ActionAccepted(order_id=order.id, status=order.status, queued=[REJECT.kind])
 
 
@@ -201,11 +212,12 @@ def reject_order(
     status_code=202,
     responses=_NOT_FOUND | _CONFLICT,
 )
-def retry_fulfilment(order_id: str, runtime: RuntimeDep) -> ActionAccepted:
+def retry_fulfilment(order_id: str, runtime: RuntimeDep, actor: ActorDep) -> ActionAccepted:
     """Route a confirmed order again (after its fulfilment failed or was cancelled)."""
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
-        fulfilment.retry_routing(session, order, "admin")
+        fulfilment.retry_routing(session, order, actor.source)
+        audit.record(session, actor, "order.retry_fulfilment", order_id, order_id=order_id)
         return ActionAccepted(
             order_id=order.id, status=order.status, queued=[fulfilment.ROUTE.kind]
         )
@@ -217,7 +229,9 @@ def retry_fulfilment(order_id: str, runtime: RuntimeDep) -> ActionAccepted:
     status_code=201,
     responses=_NOT_FOUND | _CONFLICT | {422: {"description": "Lines do not fit the order"}},
 )
-def add_shipment(order_id: str, body: ManualShipmentIn, runtime: RuntimeDep) -> OrderDetail:
+def add_shipment(
+    order_id: str, body: ManualShipmentIn, runtime: RuntimeDep, actor: ActorDep
+) -> OrderDetail:
     """Record a shipment made by hand; its tracking goes to the channel like a 3PL's would."""
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
@@ -228,7 +242,15 @@ def add_shipment(order_id: str, body: ManualShipmentIn, runtime: RuntimeDep) -> 
             body.carrier,
             body.tracking_number,
             body.tracking_url,
-            "admin",
+            actor.source,
+        )
+        audit.record(
+            session,
+            actor,
+            "order.manual_shipment",
+            order_id,
+            order_id=order_id,
+            detail={"carrier": body.carrier, "tracking_number": body.tracking_number},
         )
     with runtime.db.reader() as session:
-        return detail(session, order_id)
+        return detail(session, order_id, personal=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.deps import ReaderDep, RowId, RuntimeDep, require_admin
+from hub import audit
+from hub.deps import ActorDep, ReaderDep, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.fulfilment import repository as repo
 from hub.fulfilment.models import RoutingRule
@@ -58,7 +59,7 @@ def list_rules(session: ReaderDep) -> list[RulePublic]:
     status_code=201,
     responses={422: {"description": "Unknown provider"}},
 )
-def create_rule(body: RuleIn, runtime: RuntimeDep) -> RulePublic:
+def create_rule(body: RuleIn, runtime: RuntimeDep, actor: ActorDep) -> RulePublic:
     if body.provider not in _known_providers(runtime):
         raise ApiError(
             422,
@@ -70,13 +71,17 @@ def create_rule(body: RuleIn, runtime: RuntimeDep) -> RulePublic:
         rule = RoutingRule(**body.model_dump())
         session.add(rule)
         session.flush()
+        audit.record(
+            session, actor, "routing_rule.create", f"rule {rule.id}", detail=body.model_dump()
+        )
         return RulePublic.model_validate(rule, from_attributes=True)
 
 
 @router.delete("/{rule_id}", status_code=204, responses={404: {"description": "No such rule"}})
-def delete_rule(rule_id: RowId, runtime: RuntimeDep) -> None:
+def delete_rule(rule_id: RowId, runtime: RuntimeDep, actor: ActorDep) -> None:
     with runtime.db.transaction() as session:
         rule = repo.get(session, rule_id)
         if rule is None:
             raise ApiError(404, "rule_not_found", f"routing rule {rule_id} not found")
         session.delete(rule)
+        audit.record(session, actor, "routing_rule.delete", f"rule {rule_id}")

@@ -5,19 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from connectors.base import Unauthenticated
 from connectors.registry import NotConfigured
-from hub import metrics
-from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
+from hub import audit, metrics
+from hub.deps import ActorDep, ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.inbox import repository as repo
 from hub.inbox import service
-from hub.inbox.models import InboundStatus
+from hub.inbox.models import DeliveryOutcome, InboundStatus
 from hub.runtime import Runtime
+
+log = structlog.get_logger("hub.inbox")
 
 MAX_BODY = 1 << 20  # 1 MiB
 
@@ -60,10 +63,12 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 async def receive_webhook(channel: str, request: Request) -> WebhookReceipt:
     """Verify, store once and queue a channel's webhook; answers before any processing."""
     runtime: Runtime = request.app.state.runtime
+    remote = request.client.host if request.client else None
     try:
         receiver = runtime.connectors.receiver(channel)
     except NotConfigured:
         metrics.WEBHOOKS.labels(channel="unknown", outcome="not_configured").inc()
+        await _refused(runtime, channel, "channel not configured", remote)
         raise ApiError(
             404, "channel_not_configured", f"channel {channel!r} is not configured"
         ) from None
@@ -72,12 +77,48 @@ async def receive_webhook(channel: str, request: Request) -> WebhookReceipt:
         receiver.authenticate(request.headers, body, service.now())
     except Unauthenticated as exc:
         metrics.WEBHOOKS.labels(channel=channel, outcome="rejected").inc()
+        await _refused(runtime, channel, str(exc), remote)
         raise ApiError(401, "unauthenticated", f"webhook not authenticated: {exc}") from None
     receipt = await run_in_threadpool(
         service.store, runtime, channel, receiver, request.headers, body
     )
     metrics.WEBHOOKS.labels(channel=channel, outcome=receipt.status).inc()
+    if receipt.status == "duplicate":
+        await run_in_threadpool(
+            _note, runtime, channel, DeliveryOutcome.DUPLICATE, None, remote, receipt.event_id
+        )
     return WebhookReceipt(status=receipt.status, event_id=receipt.event_id)
+
+
+async def _refused(runtime: Runtime, channel: str, reason: str, remote: str | None) -> None:
+    """Log and keep a refused delivery: channel, reason and sender, never the body or a header
+    (either may carry a secret)."""
+    log.warning("hub.inbox.rejected", channel=channel, reason=reason, remote_addr=remote)
+    await run_in_threadpool(_note, runtime, channel, DeliveryOutcome.REJECTED, reason, remote)
+
+
+def _note(
+    runtime: Runtime,
+    channel: str,
+    outcome: DeliveryOutcome,
+    reason: str | None,
+    remote: str | None,
+    event_id: int | None = None,
+) -> None:
+    try:
+        with runtime.db.transaction() as session:
+            repo.add_delivery(
+                session,
+                channel=channel,
+                outcome=outcome,
+                reason=reason,
+                remote_addr=remote,
+                event_id=event_id,
+            )
+    except Exception as exc:
+        # The answer to the sender does not depend on this record: a database that cannot take
+        # it is logged, and the sender still hears what happened to its delivery.
+        log.error("hub.inbox.delivery_not_recorded", channel=channel, error=type(exc).__name__)
 
 
 class EventPublic(BaseModel):
@@ -156,9 +197,58 @@ def get_event(event_id: RowId, session: ReaderDep) -> EventDetail:
     status_code=202,
     responses={404: {"description": "No such event"}},
 )
-def replay_event(event_id: RowId, runtime: RuntimeDep) -> ReplayQueued:
+def replay_event(event_id: RowId, runtime: RuntimeDep, actor: ActorDep) -> ReplayQueued:
     """Process the stored raw event again; handlers are idempotent, so a replay of an event
     already applied changes nothing."""
     if not service.replay(runtime, event_id):
         raise ApiError(404, "event_not_found", f"inbound event {event_id} not found")
+    with runtime.db.transaction() as session:
+        event = repo.get(session, event_id)
+        audit.record(
+            session,
+            actor,
+            "event.replay",
+            f"event {event_id}",
+            order_id=event.order_id if event else None,
+        )
     return ReplayQueued(event_id=event_id, status="queued")
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    channel: str
+    outcome: str
+    reason: str | None
+    remote_addr: str | None
+    event_id: int | None
+    at: datetime
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliveryPublic]
+    next_cursor: int | None
+
+
+deliveries_router = APIRouter(
+    prefix="/admin/webhooks", tags=["events"], dependencies=[Depends(require_admin)]
+)
+
+
+@deliveries_router.get("/deliveries", response_model=DeliveryPage)
+def list_deliveries(
+    session: ReaderDep,
+    outcome: Literal["rejected", "duplicate"] | None = None,
+    channel: str | None = None,
+    cursor: RowCursor = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeliveryPage:
+    """Webhook deliveries that stored no new event, newest first: rejected ones (why, when,
+    from which address) and duplicates. Kept eight days."""
+    rows = repo.deliveries(
+        session, outcome=outcome, channel=channel, before_id=cursor, limit=limit + 1
+    )
+    page = rows[:limit]
+    return DeliveryPage(
+        data=[DeliveryPublic.model_validate(d, from_attributes=True) for d in page],
+        next_cursor=page[-1].id if len(rows) > limit and page[-1].id is not None else None,
+    )

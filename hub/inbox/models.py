@@ -23,6 +23,7 @@ class InboundEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_inbound_events_external"),
         Index("ix_inbound_events_status", "channel", "status"),
+        Index("ix_inbound_events_received", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -36,3 +37,25 @@ class InboundEvent(SQLModel, table=True):
     replays: int = 0
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryOutcome(StrEnum):
+    DUPLICATE = "duplicate"  # authenticated, already stored
+    REJECTED = "rejected"  # not authenticated, or for a channel not configured: nothing stored
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """A webhook delivery that stored no new event: when, from where, and why. Accepted ones
+    are the inbound events themselves. Kept for `DELIVERY_RETENTION`; never the body or a
+    header, which may carry a secret."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=200)
+    remote_addr: str | None = Field(default=None, max_length=64)
+    event_id: int | None = None  # the stored event a duplicate repeated
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

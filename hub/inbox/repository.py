@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
 from hub.db import insert_ignore_returning
-from hub.inbox.models import InboundEvent, InboundStatus
+from hub.inbox.models import DeliveryOutcome, InboundEvent, InboundStatus, WebhookDelivery
 from hub.types import utcnow
+
+# Deliveries that stored nothing are kept this long: enough for a week's look back, bounded
+# however many a misconfigured or hostile sender makes.
+DELIVERY_RETENTION = timedelta(days=8)
 
 
 def insert(
@@ -104,3 +109,69 @@ def for_order(session: Session, order_id: str) -> Sequence[InboundEvent]:
         .where(col(InboundEvent.order_id) == order_id)
         .order_by(col(InboundEvent.id))
     ).all()
+
+
+def add_delivery(
+    session: Session,
+    *,
+    channel: str,
+    outcome: DeliveryOutcome,
+    reason: str | None,
+    remote_addr: str | None,
+    event_id: int | None = None,
+) -> None:
+    """Record a delivery that stored no new event, and forget those past the retention."""
+    now = utcnow()
+    session.execute(
+        delete(WebhookDelivery).where(col(WebhookDelivery.at) < now - DELIVERY_RETENTION)
+    )
+    session.add(
+        WebhookDelivery(
+            channel=channel[:32],
+            outcome=outcome.value,
+            reason=(reason or "")[:200] or None,
+            remote_addr=(remote_addr or "")[:64] or None,
+            event_id=event_id,
+            at=now,
+        )
+    )
+
+
+def deliveries(
+    session: Session,
+    *,
+    outcome: str | None = None,
+    channel: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> Sequence[WebhookDelivery]:
+    """Deliveries that stored nothing, newest first."""
+    query = select(WebhookDelivery)
+    if outcome:
+        query = query.where(col(WebhookDelivery.outcome) == outcome)
+    if channel:
+        query = query.where(col(WebhookDelivery.channel) == channel)
+    if before_id is not None:
+        query = query.where(col(WebhookDelivery.id) < before_id)
+    return session.scalars(query.order_by(col(WebhookDelivery.id).desc()).limit(limit)).all()
+
+
+def delivery_counts(session: Session, since: datetime) -> dict[tuple[str, str], int]:
+    """(channel, outcome) -> webhooks since `since`: accepted (events stored), duplicate and
+    rejected."""
+    counts: dict[tuple[str, str], int] = {}
+    accepted = session.execute(
+        select(col(InboundEvent.channel), func.count())
+        .where(col(InboundEvent.received_at) >= since)
+        .group_by(col(InboundEvent.channel))
+    ).all()
+    for channel, n in accepted:
+        counts[(str(channel), "accepted")] = int(n)
+    others = session.execute(
+        select(col(WebhookDelivery.channel), col(WebhookDelivery.outcome), func.count())
+        .where(col(WebhookDelivery.at) >= since)
+        .group_by(col(WebhookDelivery.channel), col(WebhookDelivery.outcome))
+    ).all()
+    for channel, outcome, n in others:
+        counts[(str(channel), str(outcome))] = int(n)
+    return counts

@@ -162,3 +162,16 @@ def movements(session: Session, sku: str, limit: int = 100) -> Sequence[StockMov
         .order_by(col(StockMovement.id).desc())
         .limit(limit)
     ).all()
+
+
+def search(
+    session: Session, text: str | None, *, after_sku: str | None = None, limit: int = 50
+) -> Sequence[StockItem]:
+    """Stock rows whose SKU contains `text` (any case), by SKU, after the cursor `after_sku`."""
+    query = select(StockItem)
+    if text:
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(func.lower(col(StockItem.sku)).like(f"%{escaped}%", escape="\\"))
+    if after_sku is not None:
+        query = query.where(col(StockItem.sku) > after_sku)
+    return session.scalars(query.order_by(col(StockItem.sku)).limit(limit)).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -55,8 +57,17 @@ class StockImport(BaseModel):
 class MovementPublic(BaseModel):
     """One change to a SKU's numbers and why it happened."""
 
+    id: int
     on_hand_delta: int
     reserved_delta: int
     reason: str
     order_id: str | None
     note: str | None
+    at: datetime
+
+
+class StockPage(BaseModel):
+    """SKUs in SKU order; pass `next_cursor` back as `cursor` for the next page."""
+
+    data: list[StockPublic]
+    next_cursor: str | None

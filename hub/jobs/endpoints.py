@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from hub.deps import ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
+from hub import audit
+from hub.deps import ActorDep, ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.jobs import queue
 from hub.jobs.models import JobState
@@ -94,17 +95,20 @@ def get_job(job_id: RowId, session: ReaderDep) -> JobDetail:
 @router.post(
     "/{job_id}/retry", response_model=JobPublic, responses={404: {"description": "No such job"}}
 )
-def retry_job(job_id: RowId, runtime: RuntimeDep) -> JobPublic:
+def retry_job(job_id: RowId, runtime: RuntimeDep, actor: ActorDep) -> JobPublic:
     """Run a dead job again now, with a fresh allowance of attempts."""
     with runtime.db.transaction() as session:
         job = queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
         if job is None:
             raise ApiError(404, "job_not_found", f"job {job_id} not found")
+        audit.record(
+            session, actor, "job.retry", f"job {job_id} ({job.kind})", order_id=job.order_id
+        )
         return JobPublic.model_validate(job, from_attributes=True)
 
 
 @router.post("/retry-dead", response_model=RetriedJobs)
-def retry_dead(runtime: RuntimeDep, kind: str) -> RetriedJobs:
+def retry_dead(runtime: RuntimeDep, actor: ActorDep, kind: str) -> RetriedJobs:
     """Retry every dead job of `kind` (after the cause was fixed)."""
     with runtime.db.transaction() as session:
         ids = [
@@ -114,4 +118,5 @@ def retry_dead(runtime: RuntimeDep, kind: str) -> RetriedJobs:
         ]
         for job_id in ids:
             queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
+        audit.record(session, actor, "job.retry_dead", kind, detail={"jobs": len(ids)})
         return RetriedJobs(retried=ids)

@@ -16,6 +16,7 @@ import time
 import structlog
 
 from connectors.base import ConnectorError, FlowNotSupported, Permanent, Retriable
+from connectors.http import forget_status, last_status
 from hub import metrics
 from hub.jobs import queue
 from hub.jobs.context import JobContext
@@ -54,6 +55,7 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
     started = time.perf_counter()
     metrics.JOB_LATENCY.labels(job.kind).observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
     outcome = "ok"
+    forget_status()
     try:
         if kind is None:
             raise Permanent(f"no handler for job kind {job.kind!r}")
@@ -89,8 +91,12 @@ def _describe(exc: Exception) -> str:
 
 
 def _status(exc: Exception) -> int | None:
+    """What the other side answered to the call that failed: the error's own status, else the
+    latest answer this job's calls got (a client maps a 4xx after the transport returned it)."""
     status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else None
+    if isinstance(status, int):
+        return status
+    return last_status() if isinstance(exc, ConnectorError) else None
 
 
 def _retry_or_bury(

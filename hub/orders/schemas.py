@@ -86,6 +86,9 @@ class OrderPublic(BaseModel):
     updated_at: datetime
     lines: list[OrderLinePublic]
     shipments: list[ShipmentPublic]
+    # Personal data: shown to HUB_ADMIN_TOKENS only; null for a read-only token.
+    buyer_email: str | None = None
+    shipping_address: dict[str, Any] | None = None
 
 
 class HistoryEntry(BaseModel):

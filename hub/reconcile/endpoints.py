@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.deps import ReaderDep, RuntimeDep, require_admin
+from hub import audit
+from hub.deps import ActorDep, ReaderDep, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.reconcile import repository as repo
 from hub.reconcile import service
@@ -80,7 +81,9 @@ _BAD_WINDOW: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/{channel}", response_model=RunQueued, status_code=202, responses=_NOT_CONFIGURED | _BAD_WINDOW
 )
-def start(channel: str, runtime: RuntimeDep, body: ReconcileIn | None = None) -> RunQueued:
+def start(
+    channel: str, runtime: RuntimeDep, actor: ActorDep, body: ReconcileIn | None = None
+) -> RunQueued:
     """Queue a reconciliation of `channel` over a window (default: since the last run)."""
     if channel not in runtime.connectors.channels:
         raise ApiError(404, "channel_not_configured", f"channel {channel!r} is not configured")
@@ -95,6 +98,7 @@ def start(channel: str, runtime: RuntimeDep, body: ReconcileIn | None = None) ->
                 window_to=body.window_to,
             )
             assert run is not None, "a run without a key is always new"
+            audit.record(session, actor, "reconcile.start", f"{channel} {run.id}")
             return RunQueued(run_id=run.id)
     except service.InvalidWindow as exc:
         raise ApiError(422, "invalid_window", str(exc)) from None

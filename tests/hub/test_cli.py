@@ -151,3 +151,92 @@ def test_serve_migrates_answers_health_and_readiness_and_exits_zero_on_sigterm(
     assert without_token.status_code == 401
     assert code == 0, log.read_text()
     assert database.exists(), "serve applied the migrations to a new database file"
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports."""
+    for _ in range(50):
+        first = free_port()
+        socks = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("no run of free ports")
+
+
+def test_simulate_serves_every_simulator_and_an_order_placed_on_one_reaches_the_hub(
+    tmp_path: Path,
+) -> None:
+    """The README's quick start: `hub simulate`, a hub started with what it printed, and
+    `hub simulate order CHANNEL` for each channel."""
+    sims, hub = tmp_path / "sims", tmp_path / "hub"
+    sims.mkdir()
+    hub.mkdir()
+    first, port = free_ports(4), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env_file = sims / "sim.env"
+    plain = environment(tmp_path / "unused.db")
+    simulate = ["simulate", "--port", str(first), "--hub-url", base, "--env-file", str(env_file)]
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with running(simulate, plain, sims) as simulators:
+        wait_for(env_file.exists, "hub simulate to write its environment")
+        given = dict(
+            line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
+        )
+        assert {"DEPOP_API_KEY", "TOPI_WEBHOOK_SECRETS", "DELIVERR_BASE_URL"} <= set(given)
+        served = environment(
+            hub / "hub.db",
+            HUB_ADMIN_TOKENS="ops:tok",
+            **{key: value.strip("'") for key, value in given.items()},
+        )
+        with running(["serve", "--port", str(port)], served, hub) as server:
+            wait_for(answers, "hub serve to answer /healthz")
+            placed = {
+                channel: subprocess.run(
+                    [HUB, "simulate", "--port", str(first), "order", channel],
+                    env=plain,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                for channel in ("depop", "topi", "aboutyou")
+            }
+            provider = subprocess.run(
+                [HUB, "simulate", "--port", str(first), "order", "deliverr"],
+                env=plain,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+            def orders() -> list[dict[str, str]]:
+                found: list[dict[str, str]] = httpx.get(
+                    f"{base}/admin/orders", headers={"authorization": "Bearer tok"}
+                ).json()["data"]
+                return found
+
+            wait_for(lambda: len(orders()) == 3, "three orders in the hub")
+            wait_for(lambda: all(o["status"] == "confirmed" for o in orders()), "orders confirmed")
+            channels = {o["channel"] for o in orders()}
+            assert stopped_by_sigterm(server) == 0
+        assert stopped_by_sigterm(simulators) == 0
+
+    for channel, result in placed.items():
+        assert result.returncode == 0, (channel, result.stdout, result.stderr)
+        assert "answered its webhook with 200" in result.stdout
+    assert provider.returncode != 0 and "no channel with buyers" in provider.stderr
+    assert channels == {"depop", "topi", "aboutyou"}

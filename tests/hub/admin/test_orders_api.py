@@ -99,7 +99,7 @@ def test_cancelling_releases_the_stock_and_cancels_the_fulfilment_order(hub: Hub
     hub.drain()
 
     assert cancelled["status"] == "cancelled"
-    assert cancelled["history"][-1]["source"] == "admin"
+    assert cancelled["history"][-1]["source"] == "admin:ops"
     assert hub.stock("SKU-1") == {"sku": "SKU-1", "on_hand": 3, "reserved": 0, "available": 3}
     assert hub.deliverr_order(order["id"])["status"] == "CANCELLED"
 

@@ -76,7 +76,10 @@ def test_partial_manual_shipments_push_the_parcel_once_it_is_complete(hub: Hub) 
         ("manual", ["RM2GB"], None, [{"sku": "SKU-B", "quantity": 1, "serial_numbers": []}]),
     ]
     assert all(s["pushed_to_channel"] for s in order["shipments"])
-    assert [e["source"] for e in order["history"] if e["trigger"] == "ship"] == ["admin", "admin"]
+    assert [e["source"] for e in order["history"] if e["trigger"] == "ship"] == [
+        "admin:ops",
+        "admin:ops",
+    ]
     assert hub.stock("SKU-B") == {"sku": "SKU-B", "on_hand": 2, "reserved": 0, "available": 2}
 
 

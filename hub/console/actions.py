@@ -1,0 +1,214 @@
+"""Every change the console makes, one function each: the service call and its audit row in
+one transaction, the acting token's name as the history's source.
+
+They call the services as they are; where an order action gains a richer service (a cancel
+that keeps its reason, flags resolved one reason at a time), the function here is the one
+place to switch over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from hub import audit
+from hub.deps import Actor
+from hub.fulfilment import service as fulfilment
+from hub.inbox import repository as inbox_repo
+from hub.inbox import service as inbox
+from hub.inventory import service as inventory
+from hub.jobs import queue
+from hub.jobs.models import JobState
+from hub.orders import service as orders
+from hub.reconcile import service as reconcile
+from hub.runtime import Runtime
+from state_machines.order import Trigger
+
+
+class ActionRefused(Exception):
+    """The change could not be made; the message says why, for the operator."""
+
+
+def cancel_order(runtime: Runtime, actor: Actor, order_id: str, reason: str) -> None:
+    """Cancel an open order: its stock is released, its provider told; the reason is kept in
+    the order's history and the audit log."""
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        orders.fire(session, order, Trigger.CANCEL, actor.source, detail={"reason": reason})
+        audit.record(session, actor, "order.cancel", order_id, order_id=order_id, reason=reason)
+
+
+def reject_order(runtime: Runtime, actor: Actor, order_id: str, reason: str) -> None:
+    """Refuse an order not yet confirmed; the channel is told first."""
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        orders.request_reject(session, order, reason)
+        audit.record(session, actor, "order.reject", order_id, order_id=order_id, reason=reason)
+
+
+def retry_fulfilment(runtime: Runtime, actor: Actor, order_id: str, reason: str) -> None:
+    """Route a confirmed order again."""
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        fulfilment.retry_routing(session, order, actor.source)
+        audit.record(
+            session, actor, "order.retry_fulfilment", order_id, order_id=order_id, reason=reason
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentLine:
+    sku: str
+    quantity: int
+
+
+def manual_shipment(
+    runtime: Runtime,
+    actor: Actor,
+    order_id: str,
+    lines: Sequence[ShipmentLine],
+    carrier: str,
+    tracking_number: str,
+    tracking_url: str | None,
+) -> None:
+    """Record a shipment made by hand; its tracking goes to the channel like a provider's."""
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        fulfilment.record_manual_shipment(
+            session,
+            order,
+            [(line.sku, line.quantity) for line in lines],
+            carrier,
+            tracking_number,
+            tracking_url,
+            actor.source,
+        )
+        audit.record(
+            session,
+            actor,
+            "order.manual_shipment",
+            order_id,
+            order_id=order_id,
+            detail={"carrier": carrier, "tracking_number": tracking_number},
+        )
+
+
+def resolve_flag(runtime: Runtime, actor: Actor, order_id: str, note: str) -> None:
+    """A person looked at a flagged order and settled it: the flag is cleared and the note
+    kept in the order's history."""
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        if not order.needs_attention:
+            raise ActionRefused("this order is not flagged")
+        flagged_for = order.attention_reason
+        orders.note(session, order, "resolved", actor.source, {"note": note, "flag": flagged_for})
+        orders.clear_flag(session, order, actor.source)
+        audit.record(
+            session,
+            actor,
+            "order.resolve",
+            order_id,
+            order_id=order_id,
+            reason=note,
+            detail={"flag": flagged_for},
+        )
+
+
+def retry_job(runtime: Runtime, actor: Actor, job_id: int, reason: str) -> None:
+    """Run a finished or dead job again now, with a fresh allowance of attempts."""
+    with runtime.db.transaction() as session:
+        job = queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
+        if job is None:
+            raise ActionRefused(f"job {job_id} not found")
+        audit.record(
+            session,
+            actor,
+            "job.retry",
+            f"job {job_id} ({job.kind})",
+            order_id=job.order_id,
+            reason=reason,
+        )
+
+
+def retry_dead(runtime: Runtime, actor: Actor, kind: str, reason: str) -> int:
+    """Retry every dead job of `kind`; how many."""
+    with runtime.db.transaction() as session:
+        ids = [
+            j.id
+            for j in queue.list_jobs(session, state=JobState.DEAD.value, kind=kind, limit=10_000)
+            if j.id is not None
+        ]
+        for job_id in ids:
+            queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
+        audit.record(
+            session, actor, "job.retry_dead", kind, reason=reason, detail={"jobs": len(ids)}
+        )
+        return len(ids)
+
+
+def set_stock(runtime: Runtime, actor: Actor, sku: str, on_hand: int, reason: str) -> None:
+    """Set a SKU's counted units on hand."""
+    with runtime.db.transaction() as session:
+        inventory.set_on_hand(session, sku, on_hand, note=reason or actor.source)
+        audit.record(session, actor, "stock.set", sku, reason=reason, detail={"on_hand": on_hand})
+
+
+def import_stock(
+    runtime: Runtime, actor: Actor, rows: Sequence[tuple[str, int]], source: str, reason: str
+) -> int:
+    """Set many SKUs' counts, all or none; how many."""
+    with runtime.db.transaction() as session:
+        inventory.set_on_hand_many(session, rows, note=f"import {source}"[:200])
+        audit.record(
+            session,
+            actor,
+            "stock.import",
+            f"{len(rows)} SKUs from {source}"[:200],
+            reason=reason,
+            detail={"skus": len(rows), "file": source},
+        )
+    return len(rows)
+
+
+def replay_event(runtime: Runtime, actor: Actor, event_id: int, reason: str) -> None:
+    """Process a stored inbound event again."""
+    if not inbox.replay(runtime, event_id):
+        raise ActionRefused(f"inbound event {event_id} not found")
+    with runtime.db.transaction() as session:
+        event = inbox_repo.get(session, event_id)
+        audit.record(
+            session,
+            actor,
+            "event.replay",
+            f"event {event_id}",
+            order_id=event.order_id if event else None,
+            reason=reason,
+        )
+
+
+def start_reconcile(
+    runtime: Runtime,
+    actor: Actor,
+    channel: str,
+    window_from: datetime | None,
+    window_to: datetime | None,
+    reason: str,
+) -> str:
+    """Queue a reconciliation run of `channel`; its id."""
+    if channel not in runtime.connectors.channels:
+        raise ActionRefused(f"channel {channel!r} is not configured")
+    try:
+        with runtime.db.transaction() as session:
+            run = reconcile.start_run(
+                session,
+                runtime.settings,
+                channel,
+                window_from=window_from,
+                window_to=window_to,
+            )
+            assert run is not None, "a run without a key is always new"
+            audit.record(session, actor, "reconcile.start", f"{channel} {run.id}", reason=reason)
+            return run.id
+    except reconcile.InvalidWindow as exc:
+        raise ActionRefused(str(exc)) from None
