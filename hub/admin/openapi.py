@@ -210,6 +210,7 @@ EXAMPLES: dict[str, Any] = {
         "events": [_EVENT_SUMMARY],
     },
     "ShipmentLineIn": {"sku": "ABC-12345-S-BL", "quantity": 1},
+    "UnitSerialsIn": {"sku": "LAPTOP-14", "serial_numbers": ["SN-0001"]},
     "RejectIn": {"reason": "out of stock: LAPTOP-14"},
     "ActionAccepted": {"order_id": _ORDER_ID, "status": "confirmed", "queued": ["order.reject"]},
     "JobPublic": _JOB,

@@ -31,6 +31,7 @@ from hub.orders.schemas import (
     OrderPage,
     OrderPublic,
     RejectIn,
+    SerialsIn,
     ShipmentLinePublic,
     ShipmentPublic,
 )
@@ -238,7 +239,7 @@ def add_shipment(
         fulfilment.record_manual_shipment(
             session,
             order,
-            [(line.sku, line.quantity) for line in body.lines],
+            [(line.sku, line.quantity, line.serial_numbers) for line in body.lines],
             body.carrier,
             body.tracking_number,
             body.tracking_url,
@@ -251,6 +252,37 @@ def add_shipment(
             order_id,
             order_id=order_id,
             detail={"carrier": body.carrier, "tracking_number": body.tracking_number},
+        )
+    with runtime.db.reader() as session:
+        return detail(session, order_id, personal=True)
+
+
+@router.post(
+    "/{order_id}/shipments/{shipment_id}/serials",
+    response_model=OrderDetail,
+    responses=_NOT_FOUND
+    | {
+        409: {"description": "The channel was told about this shipment already"},
+        422: {"description": "The serial numbers do not fit the shipment"},
+    },
+)
+def add_serials(
+    order_id: str, shipment_id: int, body: SerialsIn, runtime: RuntimeDep, actor: ActorDep
+) -> OrderDetail:
+    """Give the serial numbers of a shipment's units (a channel that wants them, such as topi
+    for rented units, holds the shipment until they are known); the shipment is then reported
+    to the channel again, and the flag its hold raised is cleared."""
+    with runtime.db.transaction() as session:
+        order = service.get(session, order_id)
+        serials = {line.sku: line.serial_numbers for line in body.lines}
+        fulfilment.add_serials(session, order, shipment_id, serials, actor.source)
+        audit.record(
+            session,
+            actor,
+            "order.serials",
+            order_id,
+            order_id=order_id,
+            detail={"shipment": shipment_id, "serial_numbers": serials},
         )
     with runtime.db.reader() as session:
         return detail(session, order_id, personal=True)

@@ -8,7 +8,7 @@ place to switch over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,6 +61,7 @@ def retry_fulfilment(runtime: Runtime, actor: Actor, order_id: str, reason: str)
 class ShipmentLine:
     sku: str
     quantity: int
+    serial_numbers: tuple[str, ...] = ()
 
 
 def manual_shipment(
@@ -78,7 +79,7 @@ def manual_shipment(
         fulfilment.record_manual_shipment(
             session,
             order,
-            [(line.sku, line.quantity) for line in lines],
+            [(line.sku, line.quantity, line.serial_numbers) for line in lines],
             carrier,
             tracking_number,
             tracking_url,
@@ -91,6 +92,30 @@ def manual_shipment(
             order_id,
             order_id=order_id,
             detail={"carrier": carrier, "tracking_number": tracking_number},
+        )
+
+
+def give_serials(
+    runtime: Runtime,
+    actor: Actor,
+    order_id: str,
+    shipment_id: int,
+    serials: Mapping[str, Sequence[str]],
+) -> None:
+    """Serial numbers for a shipment the channel held back; it is reported again."""
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        fulfilment.add_serials(session, order, shipment_id, serials, actor.source)
+        audit.record(
+            session,
+            actor,
+            "order.serials",
+            order_id,
+            order_id=order_id,
+            detail={
+                "shipment": shipment_id,
+                "serial_numbers": {k: list(v) for k, v in serials.items()},
+            },
         )
 
 

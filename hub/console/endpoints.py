@@ -3,6 +3,7 @@ reads, and forms that POST each change (with its CSRF token) through `actions`."
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -565,16 +566,18 @@ def ship(
     sku: Annotated[list[str], Form()],
     quantity: Annotated[list[str], Form()],
     tracking_url: Annotated[str, Form(max_length=2048)] = "",
+    serials: Annotated[list[str] | None, Form()] = None,
 ) -> RedirectResponse:
     to = f"/console/orders/{order_id}"
     lines = []
-    for line_sku, raw in zip(sku, quantity, strict=False):
+    given = serials or [""] * len(sku)
+    for line_sku, raw, numbers in zip(sku, quantity, given, strict=False):
         try:
             units = int(raw or 0)
         except ValueError:
             return back(request, to, f"Not done: {raw!r} is not a number of units")
         if units > 0:
-            lines.append(actions.ShipmentLine(line_sku, units))
+            lines.append(actions.ShipmentLine(line_sku, units, _serial_list(numbers)))
     if not lines:
         return back(request, to, "Not done: a shipment needs at least one unit")
     return attempt(
@@ -584,6 +587,34 @@ def ship(
             runtime, actor, order_id, lines, carrier, tracking_number, tracking_url or None
         ),
         "Shipment recorded; its tracking goes to the channel.",
+    )
+
+
+def _serial_list(text: str) -> tuple[str, ...]:
+    """Serial numbers as typed: separated by commas, spaces or new lines."""
+    return tuple(part for part in re.split(r"[\s,;]+", text) if part)
+
+
+@router.post("/orders/{order_id}/shipments/{shipment_id}/serials")
+def give_serials(
+    order_id: str,
+    shipment_id: int,
+    request: Request,
+    runtime: RuntimeDep,
+    actor: WriterDep,
+    sku: Annotated[list[str], Form()],
+    serials: Annotated[list[str], Form()],
+) -> RedirectResponse:
+    given = {s: _serial_list(text) for s, text in zip(sku, serials, strict=False)}
+    given = {s: numbers for s, numbers in given.items() if numbers}
+    to = f"/console/orders/{order_id}"
+    if not given:
+        return back(request, to, "Not done: no serial numbers given")
+    return attempt(
+        request,
+        to,
+        lambda: actions.give_serials(runtime, actor, order_id, shipment_id, given),
+        "Serial numbers kept; the shipment goes to the channel again.",
     )
 
 

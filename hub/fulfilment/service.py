@@ -6,7 +6,7 @@ order's fulfilment fields."""
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlmodel import Session
 
@@ -50,6 +50,18 @@ class ShipmentRejected(DomainError):
 
     status = 422
     code = "shipment_rejected"
+
+
+class ShipmentNotFound(DomainError):
+    status = 404
+    code = "shipment_not_found"
+
+
+class ShipmentAlreadyReported(DomainError):
+    """The channel was told about the shipment already: what it holds can no longer change."""
+
+    status = 409
+    code = "shipment_already_reported"
 
 
 @effects.on_enter(Effect.ROUTE)
@@ -138,7 +150,7 @@ def request_for(order: Order, lines: Sequence[OrderLine]) -> FulfilmentRequest:
 def record_manual_shipment(
     session: Session,
     order: Order,
-    items: Sequence[tuple[str, int]],
+    items: Sequence[tuple[str, int, Sequence[str]]],
     carrier: str,
     tracking_number: str,
     tracking_url: str | None,
@@ -153,7 +165,10 @@ def record_manual_shipment(
         tracking_numbers=(tracking_number,),
         tracking_url=tracking_url,
         shipped_at=utcnow(),
-        lines=tuple(ProviderShipmentLine(sku=sku, quantity=qty) for sku, qty in items),
+        lines=tuple(
+            ProviderShipmentLine(sku=sku, quantity=qty, serial_numbers=tuple(serials))
+            for sku, qty, serials in items
+        ),
     )
     row = record_shipment(session, order, MANUAL, shipment, source)
     if row is None:
@@ -360,6 +375,77 @@ def mark_pushed(session: Session, shipment_id: int, source: str) -> None:
     session.add(row)
     order = orders.get(session, row.order_id)
     orders.note(session, order, "tracking_pushed", source, {"shipment": shipment_id})
+
+
+def _held_by(shipment_id: int) -> str:
+    return f"shipment:{shipment_id}"
+
+
+def hold_tracking(session: Session, order_id: str, shipment_id: int, reason: str) -> None:
+    """The channel needs something from a person before it takes this shipment (a rented
+    unit's serial number): the push waits, and the order is flagged with the channel's words."""
+    order = orders.get(session, order_id)
+    orders.note(
+        session,
+        order,
+        "tracking_held",
+        _held_by(shipment_id),
+        {"shipment": shipment_id, "reason": reason},
+    )
+    orders.flag(session, order_id, reason, _held_by(shipment_id))
+
+
+def add_serials(
+    session: Session,
+    order: Order,
+    shipment_id: int,
+    serials: Mapping[str, Sequence[str]],
+    source: str,
+) -> None:
+    """Give the serial numbers of a shipment's units (per SKU, one per unit) and tell the
+    channel again; a flag the held push raised is cleared, since its cause is answered."""
+    row = session.get(Shipment, shipment_id)
+    if row is None or row.order_id != order.id:
+        raise ShipmentNotFound(f"order {order.id} has no shipment {shipment_id}")
+    if row.pushed_to_channel_at is not None:
+        raise ShipmentAlreadyReported(
+            f"shipment {shipment_id} was reported to {order.channel} already"
+        )
+    lines = list(repo.shipment_lines(session, [shipment_id]))
+    for sku, numbers in serials.items():
+        holding = [sl for sl in lines if sl.sku == sku]
+        units = sum(sl.quantity for sl in holding)
+        if not holding:
+            raise ShipmentRejected(f"shipment {shipment_id} holds no {sku}")
+        if len(numbers) > units:
+            raise ShipmentRejected(
+                f"shipment {shipment_id} holds {units} unit(s) of {sku}, "
+                f"{len(numbers)} serial numbers given"
+            )
+        rest = list(numbers)
+        for sl in holding:
+            sl.serial_numbers, rest = rest[: sl.quantity], rest[sl.quantity :]
+            session.add(sl)
+    orders.note(
+        session,
+        order,
+        "serials_added",
+        source,
+        {"shipment": shipment_id, "serial_numbers": {k: list(v) for k, v in serials.items()}},
+    )
+    if _held(session, order, shipment_id):
+        orders.clear_flag(session, order, source)
+    PUSH_TRACKING.enqueue(
+        session, order.id, {"shipment_id": shipment_id}, shipment_id, "serials", new_id("s")
+    )
+
+
+def _held(session: Session, order: Order, shipment_id: int) -> bool:
+    """Whether the order's open flag is the one a held push of this shipment raised."""
+    if not order.needs_attention:
+        return False
+    flags = [e for e in orders_repo.history(session, order.id) if e.trigger == "flag"]
+    return bool(flags) and flags[-1].source == _held_by(shipment_id)
 
 
 def shipment_views(

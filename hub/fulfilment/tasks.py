@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from connectors.base import FlowNotSupported
+from connectors.base import FlowNotSupported, NeedsInput
 from hub.fulfilment import repository as repo
 from hub.fulfilment import service as fulfilment
 from hub.fulfilment.service import CANCEL, POLL, PUSH_TRACKING, ROUTE
@@ -141,6 +141,13 @@ def push_tracking(ctx: JobContext) -> None:
     try:
         runtime.connectors.channel(order.channel).push_tracking(view, str(shipment_id))
     except FlowNotSupported:
+        return
+    except NeedsInput as held:
+        # Not a failure to retry: nothing changes until a person answers (POST .../serials),
+        # which queues the push again.
+        with runtime.db.transaction() as session:
+            fulfilment.hold_tracking(session, order_id, shipment_id, str(held))
+            ctx.finish(session)
         return
     with runtime.db.transaction() as session:
         fulfilment.mark_pushed(session, shipment_id, f"job:{ctx.job.id}")

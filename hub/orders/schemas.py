@@ -6,7 +6,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
 
 DecimalStr = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str)]
 
@@ -128,9 +135,67 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
+SerialNumber = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)
+]
+
+
+def _distinct(serials: list[str]) -> list[str]:
+    repeated = sorted({s for s in serials if serials.count(s) > 1})
+    if repeated:
+        raise ValueError(f"serial numbers given twice: {', '.join(repeated)}")
+    return serials
+
+
 class ShipmentLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     sku: str = Field(min_length=1, max_length=128)
     quantity: int = Field(gt=0, le=100_000)
+    serial_numbers: list[SerialNumber] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="One per unit, for units the channel wants a serial number for "
+        "(topi rentals); at most `quantity`.",
+    )
+
+    @model_validator(mode="after")
+    def _serials_fit(self) -> ShipmentLineIn:
+        _distinct(self.serial_numbers)
+        if len(self.serial_numbers) > self.quantity:
+            raise ValueError(
+                f"{len(self.serial_numbers)} serial numbers for {self.quantity} unit(s)"
+            )
+        return self
+
+
+class UnitSerialsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sku: str = Field(min_length=1, max_length=128)
+    serial_numbers: list[SerialNumber] = Field(min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _serials_distinct(self) -> UnitSerialsIn:
+        _distinct(self.serial_numbers)
+        return self
+
+
+class SerialsIn(BaseModel):
+    """Serial numbers for a shipment's units, per SKU, one per unit."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"lines": [{"sku": "LAPTOP-14", "serial_numbers": ["SN-0001"]}]}
+        },
+    )
+    lines: list[UnitSerialsIn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _skus_distinct(self) -> SerialsIn:
+        skus = [line.sku for line in self.lines]
+        if len(set(skus)) != len(skus):
+            raise ValueError("each SKU once: put all of a SKU's serial numbers in one line")
+        return self
 
 
 class ManualShipmentIn(BaseModel):

@@ -20,6 +20,7 @@ from connectors.topi.simulator import SimLine
 from hub.db import Database
 from hub.jobs.worker import run_one
 from tests.harness import Hub, make_hub
+from tests.hub.console.conftest import csrf, sign_in
 
 PAY_NOW = "pay_now"
 SHIPMENT = "/v1/shipment"
@@ -304,6 +305,74 @@ def test_rented_unit_shipped_without_a_serial_flags_the_order_and_reports_nothin
     assert [s["pushed_to_channel"] for s in order["shipments"]] == [False]
     assert hub.topi.calls_to("POST", SHIPMENT) == []
     assert hub.topi.order(oid)["status"] == "confirmed"
+    # Held, not dead: nothing is retried until a person gives the serial number.
+    assert dead_jobs(hub) == []
+    assert order["history"][-1]["trigger"] == "flag"
+
+
+def test_serial_number_given_afterwards_sends_the_held_shipment_and_clears_its_flag(
+    hub: Hub,
+) -> None:
+    hub.set_stock("LAPTOP", 3)
+    oid, order = confirmed_topi_order(hub, SimLine("LAPTOP", 1, "rent"))
+    hub.deliverr.ship(hub.deliverr_order(order["id"])["orderId"])
+    hub.drain()
+    shipment = hub.order("topi", oid)["shipments"][0]
+    path = f"/admin/orders/{order['id']}/shipments/{shipment['id']}/serials"
+
+    too_many = {"lines": [{"sku": "LAPTOP", "serial_numbers": ["SN-1", "SN-2"]}]}
+    refused = hub.admin("POST", path, json=too_many)
+    assert refused.status_code == 422
+    assert "1 unit(s) of LAPTOP, 2 serial numbers" in refused.json()["detail"]
+    wrong_sku = hub.admin("POST", path, json={"lines": [{"sku": "MOUSE", "serial_numbers": ["1"]}]})
+    assert wrong_sku.status_code == 422
+    missing = hub.admin(
+        "POST", f"/admin/orders/{order['id']}/shipments/999999/serials", json=too_many
+    )
+    assert missing.status_code == 404
+
+    given = hub.admin("POST", path, json={"lines": [{"sku": "LAPTOP", "serial_numbers": ["SN-1"]}]})
+    assert given.status_code == 200, given.text
+    hub.drain()
+
+    order = hub.order("topi", oid)
+    assert not order["needs_attention"]
+    assert [s["pushed_to_channel"] for s in order["shipments"]] == [True]
+    assert order["shipments"][0]["lines"][0]["serial_numbers"] == ["SN-1"]
+    assert shipped_units(hub) == [[("LAPTOP", "SN-1")]]
+    assert dead_jobs(hub) == []
+    again = hub.admin("POST", path, json={"lines": [{"sku": "LAPTOP", "serial_numbers": ["SN-9"]}]})
+    assert again.status_code == 409
+    assert again.json()["error"] == "shipment_already_reported"
+
+
+def test_manual_shipment_carries_serial_numbers_to_topi(hub: Hub) -> None:
+    hub.set_stock("LAPTOP", 3)
+    oid, order = confirmed_topi_order(hub, SimLine("LAPTOP", 2, "rent"))
+    bad = hub.admin(
+        "POST",
+        f"/admin/orders/{order['id']}/shipments",
+        json={
+            "lines": [{"sku": "LAPTOP", "quantity": 2, "serial_numbers": ["SN-1", "SN-1"]}],
+            "carrier": "DHL",
+            "tracking_number": "00340434161094042557",
+        },
+    )
+    assert bad.status_code == 422
+    assert "serial numbers given twice: SN-1" in bad.text
+    shipped = hub.admin(
+        "POST",
+        f"/admin/orders/{order['id']}/shipments",
+        json={
+            "lines": [{"sku": "LAPTOP", "quantity": 2, "serial_numbers": ["SN-1", "SN-2"]}],
+            "carrier": "DHL",
+            "tracking_number": "00340434161094042557",
+        },
+    )
+    assert shipped.status_code == 201, shipped.text
+    hub.drain()
+    assert shipped_units(hub) == [[("LAPTOP", "SN-1"), ("LAPTOP", "SN-2")]]
+    assert not hub.order("topi", oid)["needs_attention"]
 
 
 def test_redelivered_topi_webhook_makes_one_order_acknowledged_once(hub: Hub) -> None:
@@ -345,3 +414,25 @@ def test_topi_webhook_not_signed_with_our_secret_is_refused_and_nothing_stored(
     hub.drain()
     assert hub.admin("GET", "/admin/events").json()["data"] == []
     assert hub.orders() == []
+
+
+def test_the_console_takes_the_held_shipments_serial_numbers(hub: Hub) -> None:
+    hub.set_stock("LAPTOP", 3)
+    oid, order = confirmed_topi_order(hub, SimLine("LAPTOP", 1, "rent"))
+    hub.deliverr.ship(hub.deliverr_order(order["id"])["orderId"])
+    hub.drain()
+    shipment = hub.order("topi", oid)["shipments"][0]
+    sign_in(hub)
+    page = hub.client.get(f"/console/orders/{order['id']}")
+    assert "Give serial numbers" in page.text
+    posted = hub.client.post(
+        f"/console/orders/{order['id']}/shipments/{shipment['id']}/serials",
+        data={"csrf": csrf(page), "sku": ["LAPTOP"], "serials": [" SN-7 "]},
+        follow_redirects=True,
+    )
+    assert "Serial numbers kept" in posted.text
+    hub.drain()
+    assert shipped_units(hub) == [[("LAPTOP", "SN-7")]]
+    assert not hub.order("topi", oid)["needs_attention"]
+    audit = hub.admin("GET", "/admin/audit").json()["data"]
+    assert [a["action"] for a in audit][0] == "order.serials"
