@@ -12,6 +12,7 @@ import hub.tasks  # noqa: F401  (loads every domain)
 from hub import console, errors
 from hub.admin import openapi
 from hub.admin.audit import router as audit_router
+from hub.admin.endpoints import metrics_router
 from hub.admin.endpoints import router as ops_router
 from hub.admin.orders import router as orders_router
 from hub.fulfilment.endpoints import router as routing_router
@@ -41,7 +42,8 @@ never oversold.
 
 
 def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = False) -> FastAPI:
-    """The hub's API over `runtime`; `worker`/`scheduler` run those in-process too."""
+    """The hub's API over `runtime`; `worker`/`scheduler` run those in-process too. `/metrics`
+    is part of it unless HUB_METRICS_PORT gives it a port of its own (`create_metrics_app`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,5 +90,16 @@ def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = Fals
         reconcile_router,
     ):
         app.include_router(router)
+    if runtime.settings.metrics_port is None:
+        app.include_router(metrics_router)
     console.install(app)
+    return app
+
+
+def create_metrics_app(runtime: Runtime) -> FastAPI:
+    """`/metrics` alone, for HUB_METRICS_PORT: scrapers reach it without reaching the API."""
+    app = FastAPI(title="Order hub metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(metrics_router)
     return app

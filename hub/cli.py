@@ -6,6 +6,7 @@ import csv
 import json
 import secrets
 import signal
+import socket
 import sys
 import threading
 from datetime import datetime
@@ -51,6 +52,25 @@ def main() -> None:
     """Multi-channel order hub."""
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or a clear exit when another process holds the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Lets a restart take the port while the last run's connections linger (TIME_WAIT); a
+    # process still listening on it keeps it all the same.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (is another hub or program using the port?)"
+        ) from None
+    return sock
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -60,11 +80,15 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
     """Apply pending migrations, then serve the API (plus worker and scheduler by default)."""
     import uvicorn
 
-    from hub.app import create_app
+    from hub.app import create_app, create_metrics_app
     from hub.migrate import upgrade
     from hub.wiring import build_runtime
 
     settings = _settings()
+    # The ports first: a hub that cannot serve must not migrate, work or schedule meanwhile.
+    api_socket = _listen(host, port)
+    metrics_port = settings.hub.metrics_port
+    metrics_socket = _listen(host, metrics_port) if metrics_port is not None else None
     if not settings.hub.admin_tokens:
         token = secrets.token_urlsafe(32)
         settings.hub.admin_tokens = [SecretStr(token)]
@@ -79,14 +103,36 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
         "hub.serve.starting",
         host=host,
         port=port,
+        metrics_port=metrics_port,
         channels=sorted(runtime.connectors.channels),
         providers=sorted(runtime.connectors.providers),
     )
+    metrics_server: uvicorn.Server | None = None
+    metrics_thread: threading.Thread | None = None
+    if metrics_socket is not None:
+        metrics_server = uvicorn.Server(
+            uvicorn.Config(create_metrics_app(runtime), log_config=None, access_log=False)
+        )
+        # Off the main thread uvicorn installs no signal handlers: the API server below owns
+        # SIGTERM and stops this one when it is done.
+        metrics_thread = threading.Thread(
+            target=metrics_server.run,
+            kwargs={"sockets": [metrics_socket]},
+            name="metrics-server",
+            daemon=True,
+        )
+        metrics_thread.start()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again against the
     # handler it found; a handler that ignores it lets `serve` exit 0 as the contract says.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _already_stopping)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    try:
+        server.run(sockets=[api_socket])
+    finally:
+        if metrics_server is not None and metrics_thread is not None:
+            metrics_server.should_exit = True
+            metrics_thread.join(10)
 
 
 @main.command()

@@ -46,6 +46,16 @@ class HubSettings(BaseSettings):
     worker_poll_seconds: float = 0.5
     worker_concurrency: int = 1
 
+    # The scheduler leader's lease: renewed every third of it, so a follower takes over within
+    # about one lease of a leader's crash. Slots missed within the catch-up window are queued
+    # once when a scheduler leads again.
+    scheduler_lease_seconds: float = 10.0
+    scheduler_catchup_seconds: float = 6 * 3600.0
+
+    # /metrics: a bearer token it asks for, and a port of its own (then not on the API's).
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = None
+
     reconcile_cron: str = "0 3 * * *"  # daily, 03:00 UTC
     reconcile_overlap_minutes: int = 60  # each run re-reads this much before the last watermark
     reconcile_first_window_days: int = 7  # how far back the very first run looks

@@ -7,6 +7,7 @@ from hub.inbox.models import InboundEvent, WebhookDelivery
 from hub.inventory.models import StockItem, StockMovement, StockReservation
 from hub.jobs.models import Job, JobAttempt, SchedulerLease
 from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.ratelimit import RateLimitSlot
 from hub.reconcile.models import ReconcileRun
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Order",
     "OrderEvent",
     "OrderLine",
+    "RateLimitSlot",
     "ReconcileRun",
     "RoutingRule",
     "SchedulerLease",

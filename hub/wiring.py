@@ -15,11 +15,12 @@ import hub.tasks  # noqa: F401  (loads every domain)
 from connectors.base import FulfilmentProvider, SalesChannel
 from connectors.catalog import CONNECTORS
 from connectors.connector import Lent, Role
-from connectors.ratelimit import RateLimiter
+from connectors.ratelimit import LocalRateLimiter, RateLimiter
 from connectors.registry import Registry
 from hub.config import Settings
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
+from hub.ratelimit import DatabaseRateLimiter
 from hub.runtime import Runtime
 
 
@@ -34,8 +35,10 @@ def build_registry(
     """Every catalogued connector whose credentials are configured. `http` overrides a
     connector's HTTP client by name (the demo and the tests point them at simulators), `sleep`
     how connectors wait between polls and `limiter` what keeps them within their systems' rate
-    limits (a simulator answers at once and limits nothing)."""
+    limits (a simulator answers at once and limits nothing). Without one, every connector is
+    lent `shared_limiter(db)`."""
     http = http or {}
+    limiter = limiter if limiter is not None else shared_limiter(db)
     store = DatabaseTokenStore(db)
     registry = Registry()
     for connector in CONNECTORS:
@@ -51,6 +54,13 @@ def build_registry(
             assert isinstance(built, FulfilmentProvider), connector.name
             registry.add_provider(built)
     return registry
+
+
+def shared_limiter(db: Database) -> RateLimiter:
+    """The limiter every connector of this process shares. On Postgres any number of worker
+    processes may call a channel at once, so the limits are kept in the database they share;
+    SQLite serves one process, whose threads one local limiter keeps in step."""
+    return DatabaseRateLimiter(db) if db.is_postgres else LocalRateLimiter()
 
 
 def build_runtime(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -14,9 +16,18 @@ from hub.admin import metrics
 from hub.admin.diagram import state_machine_svg
 from hub.deps import RuntimeDep, require_admin
 from hub.errors import ApiError
+from hub.runtime import Runtime
 from state_machines.order import describe
 
 router = APIRouter(tags=["operations"])
+# Apart from the rest, so that with HUB_METRICS_PORT set it is served on that port alone.
+metrics_router = APIRouter(tags=["operations"])
+
+metrics_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="metrics_token",
+    description="HUB_METRICS_TOKEN, when it is set.",
+)
 
 
 class Transition(BaseModel):
@@ -52,10 +63,31 @@ def readyz(runtime: RuntimeDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get(
+def require_metrics_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(metrics_bearer)],
+) -> None:
+    """FastAPI dependency: with HUB_METRICS_TOKEN set, 401 unless the request carries it."""
+    runtime: Runtime = request.app.state.runtime
+    wanted = runtime.settings.metrics_token
+    if wanted is None:
+        return
+    given = credentials.credentials.strip() if credentials is not None else ""
+    if not given:
+        raise ApiError(401, "unauthenticated", "a metrics bearer token is required")
+    # Constant time: how long a wrong guess takes says nothing about how much of it was right.
+    if not hmac.compare_digest(given.encode(), wanted.get_secret_value().encode()):
+        raise ApiError(401, "unauthenticated", "the metrics bearer token is not valid")
+
+
+@metrics_router.get(
     "/metrics",
+    dependencies=[Depends(require_metrics_token)],
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        401: {"description": "HUB_METRICS_TOKEN is set and the request does not carry it"},
+    },
 )
 async def metrics_endpoint(runtime: RuntimeDep) -> Response:
     """Prometheus text format: this process's event counters, plus the hub's figures (orders,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col
@@ -12,12 +12,15 @@ from hub.jobs.models import SchedulerLease
 from hub.types import utcnow
 
 
-def try_lead(session: Session, name: str, owner: str, ttl: float) -> bool:
-    """Take lease `name` for `owner` if it is free or expired, or renew it if `owner` holds it.
+def try_lead(
+    session: Session, name: str, owner: str, ttl: float, *, now: datetime | None = None
+) -> bool:
+    """Take lease `name` for `owner` if it is free or expired, or renew it if `owner` holds it
+    (`now` as the taker's clock reads it).
 
     Racing takers are settled by the row: the insert conflicts, and the conditional update of
     an expired lease re-checks its condition after the first taker's commit, so one wins."""
-    now = utcnow()
+    now = now or utcnow()
     expires = now + timedelta(seconds=ttl)
     if insert_ignore(
         session, SchedulerLease, {"name": name, "owner": owner, "expires_at": expires}, ["name"]
@@ -34,10 +37,10 @@ def try_lead(session: Session, name: str, owner: str, ttl: float) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def give_up(session: Session, name: str, owner: str) -> None:
+def give_up(session: Session, name: str, owner: str, *, now: datetime | None = None) -> None:
     """Let the lease lapse now, if `owner` holds it, so another process takes over at once."""
     session.execute(
         update(SchedulerLease)
         .where(col(SchedulerLease.name) == name, col(SchedulerLease.owner) == owner)
-        .values(expires_at=utcnow() - timedelta(microseconds=1))
+        .values(expires_at=(now or utcnow()) - timedelta(microseconds=1))
     )

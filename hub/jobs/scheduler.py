@@ -5,6 +5,15 @@ leader lease row; only the leader enqueues. Each schedule's run slot becomes a j
 idempotency key names the slot, so even two processes that both believe they lead (a lease
 expiring mid-firing) cannot queue a slot twice. The schedules come from the job registry, where
 each domain declared them beside its handlers.
+
+The lease is short (HUB_SCHEDULER_LEASE_SECONDS) and renewed at a third of it, so a follower
+leads within about one lease of a leader's crash. A slot that passed while nobody led (a crash
+just before 03:00, a restart) is not lost: every heartbeat of the leader queues each schedule's
+latest slot when it lies within the catch-up window (HUB_SCHEDULER_CATCHUP_SECONDS). The
+slot's key makes that a no-op for a slot already queued, by this leader or a former one. Only
+the latest slot is caught up, as APScheduler's coalescing does: each scheduled job covers all
+that is due up to its slot (a reconciliation reads up to it, a maintenance scan looks at the
+present), so running older missed slots too would repeat the same work.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,23 +44,64 @@ class Scheduler:
     """APScheduler in a background thread; every firing goes through the leader lease."""
 
     def __init__(
-        self, runtime: Runtime, schedules: list[Schedule] | None = None, *, lease_ttl: float = 30
+        self,
+        runtime: Runtime,
+        schedules: list[Schedule] | None = None,
+        *,
+        lease_ttl: float | None = None,
+        catchup: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.runtime = runtime
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_ttl = lease_ttl
+        settings = runtime.settings
+        self.lease_ttl = settings.scheduler_lease_seconds if lease_ttl is None else lease_ttl
+        self.catchup = timedelta(
+            seconds=settings.scheduler_catchup_seconds if catchup is None else catchup
+        )
         self.schedules = schedules if schedules is not None else all_schedules(runtime)
+        self._clock = clock
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
         self._leading = False
+        # The latest slot of each schedule this process saw committed: a heartbeat skips it.
+        self._queued: dict[str, datetime] = {}
 
     def try_lead(self) -> bool:
         """Take the lease if it is free or expired, renew it if this process holds it; True
         when this process leads now."""
         with self.runtime.db.transaction() as session:
-            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl)
+            leading = leases.try_lead(
+                session, LEASE_NAME, self.owner, self.lease_ttl, now=self._clock()
+            )
         self._note_leadership(leading)
         return leading
+
+    def heartbeat(self) -> bool:
+        """Take or renew the lease and, while leading, queue every schedule's latest slot that
+        lies within the catch-up window and is not known to be queued; True when leading."""
+        with self._lock, self.runtime.db.transaction() as session:
+            now = self._clock()
+            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl, now=now)
+            due = self._due(now) if leading else []
+            for schedule, slot in due:
+                schedule.enqueue(session, slot)
+        self._note_leadership(leading)
+        for schedule, slot in due:
+            self._queued[schedule.name] = slot
+            log.info("hub.scheduler.caught_up", schedule=schedule.name, slot=slot.isoformat())
+        return leading
+
+    def _due(self, now: datetime) -> list[tuple[Schedule, datetime]]:
+        due: list[tuple[Schedule, datetime]] = []
+        for schedule in self.schedules:
+            try:
+                slot = slot_of(schedule.trigger, now)
+            except ValueError:
+                continue  # a trigger that has not fired yet has nothing to catch up
+            if now - slot <= self.catchup and self._queued.get(schedule.name) != slot:
+                due.append((schedule, slot))
+        return due
 
     def fire(self, schedule: Schedule, slot: datetime) -> bool:
         """Enqueue `schedule`'s run for `slot` if this process leads; True when it led.
@@ -59,11 +109,15 @@ class Scheduler:
         The lease check and the enqueue share one transaction, and the slot's key makes the
         enqueue a no-op when the slot was queued already (by this or a former leader)."""
         with self._lock, self.runtime.db.transaction() as session:
-            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl)
+            leading = leases.try_lead(
+                session, LEASE_NAME, self.owner, self.lease_ttl, now=self._clock()
+            )
             if leading:
                 schedule.enqueue(session, slot)
         self._note_leadership(leading)
         if leading:
+            if slot >= self._queued.get(schedule.name, slot):
+                self._queued[schedule.name] = slot
             log.info("hub.scheduler.fired", schedule=schedule.name, slot=slot.isoformat())
         return leading
 
@@ -77,7 +131,7 @@ class Scheduler:
     def _job(self, schedule: Schedule) -> Callable[[], None]:
         def run() -> None:
             try:
-                self.fire(schedule, slot_of(schedule.trigger, utcnow()))
+                self.fire(schedule, slot_of(schedule.trigger, self._clock()))
             except Exception:
                 log.exception("hub.scheduler.fire_failed", schedule=schedule.name)
 
@@ -85,13 +139,14 @@ class Scheduler:
 
     def _heartbeat(self) -> None:
         try:
-            self.try_lead()
+            self.heartbeat()
         except Exception:
             log.exception("hub.scheduler.heartbeat_failed")
 
     def start(self) -> None:
-        """Start firing in a background thread; the lease is tried at once, then renewed at a
-        third of its lifetime so a live leader keeps it and a dead one loses it."""
+        """Start firing in a background thread; the lease is tried at once (catching up what
+        was missed), then renewed at a third of its lifetime so a live leader keeps it and a
+        dead one loses it."""
         self._heartbeat()
         self._scheduler.add_job(
             self._heartbeat,
@@ -119,6 +174,6 @@ class Scheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         with self.runtime.db.transaction() as session:
-            leases.give_up(session, LEASE_NAME, self.owner)
+            leases.give_up(session, LEASE_NAME, self.owner, now=self._clock())
         self._leading = False
         log.info("hub.scheduler.stopped", owner=self.owner)

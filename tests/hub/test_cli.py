@@ -153,6 +153,59 @@ def test_serve_migrates_answers_health_and_readiness_and_exits_zero_on_sigterm(
     assert database.exists(), "serve applied the migrations to a new database file"
 
 
+def test_serve_with_its_port_taken_exits_with_a_clear_message_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "new.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = subprocess.run(
+            [HUB, "serve", "--port", str(port)],
+            env=environment(database),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+    for started in ("hub.worker.started", "hub.scheduler.started", "hub.serve.starting"):
+        assert started not in result.stderr, result.stderr
+    assert not database.exists(), "serve migrated a database it could not serve"
+
+
+def test_serve_with_a_metrics_port_serves_metrics_there_alone(tmp_path: Path) -> None:
+    database = tmp_path / "new.db"
+    port, metrics_port = free_port(), free_port()
+    env = environment(database, HUB_METRICS_PORT=str(metrics_port), HUB_METRICS_TOKEN="m-token")
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with running(["serve", "--port", str(port)], env, tmp_path) as server:
+        wait_for(answers, "hub serve to answer /healthz")
+        on_api = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        unauthorised = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        scraped = httpx.get(
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            headers={"authorization": "Bearer m-token"},
+        )
+        code = stopped_by_sigterm(server)
+
+    assert on_api.status_code == 404
+    assert unauthorised.status_code == 401
+    assert scraped.status_code == 200
+    assert "hub_orders" in scraped.text
+    assert code == 0, (tmp_path / "stderr.log").read_text()
+
+
 def free_ports(count: int) -> int:
     """The first of `count` consecutive free loopback ports."""
     for _ in range(50):

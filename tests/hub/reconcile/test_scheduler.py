@@ -202,3 +202,67 @@ def test_the_embedded_scheduler_starts_and_stops_with_the_app(hub: Hub) -> None:
     alive = [t.name for t in threading.enumerate() if t.is_alive()]
     assert "APScheduler" not in alive
     assert not [name for name in alive if name.startswith("hub-worker")]
+
+
+class Clock:
+    """A clock every scheduler of a test reads, moved by the test alone."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _runs_for(db: Database, slot: datetime) -> int:
+    key = slot_key(reconcile_schedule_name("depop"), slot)
+    with db.reader() as session:
+        return len(session.scalars(select(Job).where(col(Job.idempotency_key) == key)).all())
+
+
+def test_a_follower_catches_up_the_slot_a_crashed_leader_missed_exactly_once(
+    pg_hub: Hub,
+) -> None:
+    runtime = pg_hub.runtime
+    slot = datetime.fromisoformat("2026-11-20T03:00:00+00:00")
+    clock = Clock(slot - timedelta(seconds=1))
+    daily = [s for s in Scheduler(runtime).schedules if s.name == reconcile_schedule_name("depop")]
+    leader, follower = (
+        Scheduler(runtime, schedules=daily, lease_ttl=10, catchup=6 * 3600, clock=clock)
+        for _ in range(2)
+    )
+    assert leader.heartbeat()
+    assert not follower.heartbeat()
+    # The leader dies a second before 03:00: it neither fires nor renews nor lets go.
+    clock.advance(5)
+    assert not follower.heartbeat(), "the follower took a lease that had not lapsed"
+    assert _runs_for(pg_hub.db, slot) == 0
+    clock.advance(6)  # one lease after the leader's last renewal
+
+    assert follower.heartbeat()
+    assert _runs_for(pg_hub.db, slot) == 1
+
+    # The old leader comes back, and every heartbeat after, both at once, queues nothing more.
+    def beat(i: int) -> None:
+        (leader, follower)[i].heartbeat()
+
+    for _ in range(5):
+        clock.advance(1)
+        in_parallel(beat, 2)
+    assert not leader.heartbeat()
+    assert follower.fire(daily[0], slot)
+    assert _runs_for(pg_hub.db, slot) == 1
+
+
+def test_a_slot_older_than_the_catch_up_window_is_not_run(pg_hub: Hub) -> None:
+    runtime = pg_hub.runtime
+    slot = datetime.fromisoformat("2026-11-20T03:00:00+00:00")
+    clock = Clock(slot + timedelta(hours=2, seconds=1))
+    daily = [s for s in Scheduler(runtime).schedules if s.name == reconcile_schedule_name("depop")]
+    late = Scheduler(runtime, schedules=daily, catchup=2 * 3600, clock=clock)
+
+    assert late.heartbeat()
+    assert _runs_for(pg_hub.db, slot) == 0
