@@ -13,6 +13,7 @@ from hub.inbox.models import InboundStatus
 from hub.inbox.service import PROCESS
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import job_handler
 from hub.orders import intake
 
@@ -23,7 +24,7 @@ def _failed(session: Session, job: Job, error: str) -> None:
     repo.settle(session, int(job.payload["event_id"]), InboundStatus.FAILED, error=error)
 
 
-@job_handler(PROCESS, on_dead=_failed)
+@job_handler(PROCESS, on_dead=_failed, priority=Priority.ORDER)
 def process(ctx: JobContext) -> None:
     runtime = ctx.runtime
     event_id = int(ctx.job.payload["event_id"])

@@ -7,9 +7,11 @@ from collections import Counter
 
 from connectors.base import Permanent, Retriable
 from hub.jobs.context import JobContext
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import job_handler
 
 COUNT = "test.count"
+BULK = "test.bulk"
 FLAKY = "test.flaky"
 CRASH = "test.crash"
 
@@ -41,6 +43,12 @@ def count(ctx: JobContext) -> None:
     _record(ctx)
     with ctx.runtime.db.transaction() as session:
         ctx.finish(session)
+
+
+@job_handler(BULK, priority=Priority.BULK)
+def bulk(ctx: JobContext) -> None:
+    """Bulk work, queued behind everything more urgent."""
+    _record(ctx)
 
 
 @job_handler(FLAKY)
