@@ -91,20 +91,17 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
     except (Permanent, FlowNotSupported) as exc:
         outcome = "dead"
         _bury(runtime, job, _describe(exc), _status(exc))
-    except StatementError as exc:
-        if not _deterministic(exc):
-            log.exception("hub.jobs.crashed")
-            outcome = _retry_or_bury(runtime, job, _crash(exc), None, None)
-        else:
+    except Exception as exc:
+        if _deterministic(exc):
             # The same data would fail the same way on every attempt: no point waiting a day.
             log.exception("hub.jobs.data_error")
             outcome = "dead"
             _bury(runtime, job, _crash(exc), None)
-    except Exception as exc:
-        # A bug or an unexpected database error: retried like a transient fault, so a fix
-        # deployed meanwhile picks the job up, and buried when the retry window has passed.
-        log.exception("hub.jobs.crashed")
-        outcome = _retry_or_bury(runtime, job, _crash(exc), None, None)
+        else:
+            # A bug or an unexpected database error: retried like a transient fault, so a fix
+            # deployed meanwhile picks the job up, and buried when the retry window has passed.
+            log.exception("hub.jobs.crashed")
+            outcome = _retry_or_bury(runtime, job, _crash(exc), None, None)
     finally:
         metrics.JOBS_RUN.labels(job.kind, outcome).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
@@ -112,13 +109,13 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
         structlog.contextvars.bind_contextvars(**outer)
 
 
-def _deterministic(exc: StatementError) -> bool:
+def _deterministic(exc: Exception) -> bool:
     """A database error the same data raises every time: Postgres's data exceptions (value too
     long, invalid text representation or encoding, numeric out of range: SQLAlchemy's
-    DataError), or a value the driver could not bind at all (SQLite's integer overflow)."""
-    return isinstance(exc, DataError) or isinstance(
-        exc.orig, OverflowError | UnicodeEncodeError | ValueError
-    )
+    DataError), or a value the driver cannot bind at all (SQLite's integer overflow)."""
+    if isinstance(exc, StatementError) and not isinstance(exc, DataError):
+        return isinstance(exc.orig, OverflowError | UnicodeEncodeError)
+    return isinstance(exc, DataError | OverflowError)
 
 
 def _crash(exc: Exception) -> str:

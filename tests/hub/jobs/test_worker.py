@@ -211,6 +211,66 @@ def test_a_handler_that_crashes_is_retried_like_a_transient_fault_then_dead(hub:
     assert kinds.runs()[job_id] == 4
 
 
+def test_a_deterministic_database_error_is_dead_at_once(hub: Hub) -> None:
+    job_id = enqueue(hub, kinds.DATA_ERROR, "too-big")
+
+    hub.drain()
+
+    job = hub.admin("GET", f"/admin/jobs/{job_id}").json()
+    assert (job["state"], job["attempts"]) == ("dead", 1)
+    assert kinds.runs()[job_id] == 1
+
+
+@pytest.fixture
+def windowed(database: Database) -> Iterator[Hub]:
+    """A hub that retries by time alone, within a window of a few seconds."""
+    h = make_hub(database, fake=True, job_max_attempts=0, job_retry_window_seconds=3)
+    yield h
+    h.close()
+
+
+def test_a_transient_failure_is_retried_until_the_window_has_passed_then_dead(
+    windowed: Hub,
+) -> None:
+    fake(windowed).failures["acknowledge"] = [Retriable(f"503 number {n}") for n in range(10_000)]
+    place_order(windowed)
+
+    windowed.drain()
+
+    ack = the_job(windowed, ACK)
+    assert ack["state"] == "dead"
+    assert ack["max_attempts"] == 0
+    assert ack["attempts"] >= 2
+    assert ack["last_error"].startswith("gave up after retrying for ")
+    assert ack["last_error"].endswith(f"503 number {ack['attempts'] - 1}")
+    assert [a["outcome"] for a in ack["history"]] == ["retry"] * (ack["attempts"] - 1) + ["dead"]
+    assert windowed.order("fake", "A-1")["needs_attention"] is True
+
+
+def test_a_wait_asked_for_beyond_the_window_is_dead_at_once(windowed: Hub) -> None:
+    fake(windowed).failures["acknowledge"] = [Retriable("429 come back tomorrow", after=86_400)]
+    place_order(windowed)
+
+    windowed.drain()
+
+    ack = the_job(windowed, ACK)
+    assert (ack["state"], ack["attempts"]) == ("dead", 1)
+    assert ack["last_error"].endswith("429 come back tomorrow")
+
+
+def test_an_operator_retry_gives_a_dead_job_a_fresh_window(windowed: Hub) -> None:
+    fake(windowed).failures["acknowledge"] = [Retriable("429 come back tomorrow", after=86_400)]
+    place_order(windowed)
+    windowed.drain()
+    dead = the_job(windowed, ACK)
+
+    assert windowed.admin("POST", f"/admin/jobs/{dead['id']}/retry").status_code == 200
+    windowed.drain()
+
+    ack = the_job(windowed, ACK)
+    assert (ack["state"], ack["attempts"]) == ("done", 2)
+
+
 def test_a_job_log_context_does_not_leak_into_the_next_job(hub: Hub) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(worker="w-1")
