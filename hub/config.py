@@ -50,6 +50,12 @@ class HubSettings(BaseSettings):
     worker_poll_seconds: float = 0.5
     worker_concurrency: int = 1
 
+    # Done jobs (with their attempts) and settled inbound webhooks are deleted after these many
+    # days; the webhooks' raw bodies hold buyers' names and addresses. Checked this often.
+    retention_jobs_days: float = 14
+    retention_events_days: float = 30
+    retention_interval_seconds: int = 3600
+
     reconcile_cron: str = "0 3 * * *"  # daily, 03:00 UTC
     reconcile_overlap_minutes: int = 60  # each run re-reads this much before the last watermark
     reconcile_first_window_days: int = 7  # how far back the very first run looks

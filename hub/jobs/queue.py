@@ -450,7 +450,46 @@ def attempts_of(session: Session, job_id: int) -> Sequence[JobAttempt]:
     ).all()
 
 
+def delete_done_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` jobs done before `cutoff`, oldest first, with their attempts; the
+    number deleted. Walks the partial index of done jobs; on Postgres skips rows another
+    transaction holds."""
+    oldest = (
+        select(_jobs.c.id)
+        .where(_jobs.c.state == JobState.DONE.value, _jobs.c.finished_at < cutoff)
+        .order_by(_jobs.c.finished_at)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        oldest = oldest.with_for_update(skip_locked=True)
+    connection = session.connection()
+    ids = list(connection.execute(oldest).scalars())
+    if not ids:
+        return 0
+    connection.execute(_attempts.delete().where(_attempts.c.job_id.in_(ids)))
+    connection.execute(_jobs.delete().where(_jobs.c.id.in_(ids)))
+    return len(ids)
+
+
+# The states a job leaves again; done jobs only accumulate (until retention deletes them), so
+# the gauges leave them out and hub_jobs_run_total counts them instead.
+_OPEN_STATES = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.DEAD.value)
+
+
+def open_counts(session: Session) -> list[tuple[str, str, int, int]]:
+    """(kind, state, priority, count) of the queued, running and dead jobs: read through the
+    (kind, state) index, so the cost follows the open jobs, never the history kept."""
+    rows = session.execute(
+        select(_jobs.c.kind, _jobs.c.state, _jobs.c.priority, func.count())
+        .where(_jobs.c.state.in_(_OPEN_STATES))
+        .group_by(_jobs.c.kind, _jobs.c.state, _jobs.c.priority)
+    ).all()
+    return [(str(k), str(s), int(p), int(n)) for k, s, p, n in rows]
+
+
 def counts_by_kind_and_state(session: Session) -> list[tuple[str, str, int]]:
+    """Every job by kind and state, done ones included (the console's counts): a whole-table
+    count, kept bounded by the retention of done jobs. Metrics read `open_counts`."""
     rows = session.execute(
         select(col(Job.kind), col(Job.state), func.count()).group_by(col(Job.kind), col(Job.state))
     ).all()
