@@ -3,12 +3,13 @@ that lease, retry with capped exponential backoff and full jitter, and bury the 
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Update, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Insert, Integer, Update, bindparam, case, func, insert, select, update
 from sqlmodel import Session, col
 
 from hub.db import insert_ignore
@@ -247,6 +248,44 @@ def sweep_expired(session: Session, worker: str, *, now: datetime | None = None)
     return swept
 
 
+_ATTEMPT_COLUMNS = (
+    "job_id",
+    "attempt",
+    "worker",
+    "outcome",
+    "status_code",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+
+@functools.cache
+def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update, Insert]:
+    """The fenced update of `changed` columns and the attempt's insert, built once per shape
+    with every value bound, so finishing a job compiles nothing. On Postgres the update is a
+    CTE of the insert: one statement, one round trip, and no row when the fence refuses."""
+    fenced = (
+        update(_jobs)
+        .where(
+            _jobs.c.id == bindparam("f_id"),
+            _jobs.c.state == JobState.RUNNING.value,
+            _jobs.c.lease_owner == bindparam("f_owner"),
+            _jobs.c.attempts == bindparam("f_attempts"),
+        )
+        .values({name: bindparam(f"v_{name}", type_=_jobs.c[name].type) for name in changed})
+    )
+    values = {
+        name: bindparam(f"a_{name}", type_=_attempts.c[name].type) for name in _ATTEMPT_COLUMNS
+    }
+    if not postgres:
+        return fenced, insert(_attempts).values(values)
+    done = fenced.returning(_jobs.c.id).cte("fenced")
+    source = select(done.c.id, *(values[name] for name in _ATTEMPT_COLUMNS[1:]))
+    record = insert(_attempts).from_select(list(_ATTEMPT_COLUMNS), source)
+    return fenced, record.returning(_attempts.c.id)
+
+
 def _finish(
     session: Session,
     job: Job,
@@ -257,49 +296,33 @@ def _finish(
     status_code: int | None = None,
 ) -> None:
     """Update `job` only while `job.lease_owner` still holds it, and record the attempt that
-    ended; else `LeaseLost`. On Postgres both are one statement (one round trip)."""
+    ended; else `LeaseLost`."""
     now = utcnow()
-    fenced = (
-        update(_jobs)
-        .where(
-            _jobs.c.id == job.id,
-            _jobs.c.state == JobState.RUNNING.value,
-            _jobs.c.lease_owner == job.lease_owner,
-            _jobs.c.attempts == job.attempts,
-        )
-        .values(updated_at=now, **values)
-    )
-    attempt = {
-        "job_id": job.id,
-        "attempt": job.attempts,
-        "worker": job.lease_owner or "",
-        "outcome": outcome,
-        "status_code": status_code,
-        "error": error[:ERROR_LIMIT] if error else None,
-        "started_at": job.claimed_at or now,
-        "finished_at": now,
+    values = {"updated_at": now, **values}
+    postgres = _is_postgres(session)
+    fenced, record = _finish_statement(postgres, tuple(sorted(values)))
+    params: dict[str, Any] = {
+        "f_id": job.id,
+        "f_owner": job.lease_owner,
+        "f_attempts": job.attempts,
+        **{f"v_{name}": value for name, value in values.items()},
+        "a_job_id": job.id,
+        "a_attempt": job.attempts,
+        "a_worker": job.lease_owner or "",
+        "a_outcome": outcome,
+        "a_status_code": status_code,
+        "a_error": error[:ERROR_LIMIT] if error else None,
+        "a_started_at": job.claimed_at or now,
+        "a_finished_at": now,
     }
     connection = session.connection()
-    if _is_postgres(session):
-        done = fenced.returning(_jobs.c.id).cte("fenced")
-        columns = list(attempt)
-        source = select(
-            done.c.id,
-            *(
-                literal(attempt[name], type_=_attempts.c[name].type)
-                for name in columns
-                if name != "job_id"
-            ),
-        )
-        result = connection.execute(
-            insert(_attempts).from_select(columns, source).returning(_attempts.c.id)
-        )
-        if result.first() is None:
+    if postgres:
+        if connection.execute(record, params).first() is None:
             raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
         return
-    if connection.execute(fenced).rowcount != 1:
+    if connection.execute(fenced, params).rowcount != 1:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
-    connection.execute(insert(_attempts).values(**attempt))
+    connection.execute(record, params)
 
 
 def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
