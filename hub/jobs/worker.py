@@ -217,6 +217,7 @@ class Worker:
         # Set once a thread found nothing to do, and once LISTEN is in place (Postgres).
         self.idle = threading.Event()
         self.listening = threading.Event()
+        self._listener: threading.Thread | None = None
         self._sweeps = _SweepClock(max(0.05, min(runtime.settings.job_lease_seconds / 4, 5.0)))
 
     def start(self) -> None:
@@ -227,6 +228,7 @@ class Worker:
         if self.runtime.db.is_postgres:
             listener = threading.Thread(target=self._listen, name="hub-worker-listen", daemon=True)
             listener.start()
+            self._listener = listener
         log.info("hub.worker.started", concurrency=self.concurrency)
 
     def _loop(self) -> None:
@@ -269,6 +271,9 @@ class Worker:
         WAKEUP.notify()
         for thread in self._threads:
             thread.join(timeout)
+        if self._listener is not None:
+            # It looks at the stop flag between waits of a second at most.
+            self._listener.join(5.0)
         log.info("hub.worker.stopped")
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
