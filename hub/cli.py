@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import secrets
 import signal
@@ -138,27 +139,45 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
 @main.command()
 @click.option("--concurrency", default=None, type=int, help="Worker threads (default 1).")
 @click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes, each with --concurrency threads, supervised by this one.",
+)
+@click.option(
     "--metrics-port",
     default=None,
     type=int,
-    help="Serve this worker's Prometheus counters (jobs run, their times) on this port.",
+    help="Serve this worker's Prometheus counters (jobs run, their times) on this port "
+    "(process i of --processes on this port + i).",
 )
-def worker(concurrency: int | None, metrics_port: int | None) -> None:
-    """Run jobs until SIGTERM; the job in hand is finished before exit."""
+def worker(concurrency: int | None, processes: int, metrics_port: int | None) -> None:
+    """Run jobs until SIGTERM; the jobs in hand are finished before exit."""
+    from hub.jobs.worker import Supervisor
+
+    settings = _settings()
+    threads = concurrency or settings.hub.worker_concurrency
+    if settings.hub.is_sqlite and (threads > 1 or processes > 1):
+        raise click.UsageError("SQLite takes one worker thread; use Postgres for more")
+    if processes == 1:
+        _worker_process(threads, metrics_port, 0)
+        return
+    Supervisor(functools.partial(_worker_process, threads, metrics_port), processes).run()
+
+
+def _worker_process(threads: int, metrics_port: int | None, index: int) -> None:
+    """One worker process: `threads` threads until SIGTERM."""
     from prometheus_client import start_http_server
 
-    from hub import tasks  # noqa: F401  (registers every job kind)
     from hub.jobs.worker import Worker
     from hub.wiring import build_runtime
 
-    settings = _settings()
-    runtime = build_runtime(settings)
-    if runtime.db.is_sqlite and (concurrency or 1) > 1:
-        raise click.UsageError("SQLite takes one worker thread; use Postgres for more")
+    runtime = build_runtime(_settings())
     if metrics_port is not None:
         # The job counters live in this process; the API's /metrics has the database figures.
-        start_http_server(metrics_port)
-    running = Worker(runtime, concurrency or settings.hub.worker_concurrency)
+        start_http_server(metrics_port + index)
+    running = Worker(runtime, threads)
     running.start()
     _wait_for_signal()
     running.stop()

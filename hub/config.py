@@ -39,10 +39,14 @@ class HubSettings(BaseSettings):
     # `manual`. Unset: the first enabled provider in the connector catalogue, else manual.
     default_provider: str | None = None
 
-    job_max_attempts: int = 8
+    # Transient failures are retried for this long after a job's first attempt, then it dies.
+    job_retry_window_seconds: float = 86400.0
+    job_max_attempts: int = 0  # a limit by count as well, where wanted; 0: the window alone
     job_backoff_base: float = 2.0  # seconds; attempt n waits up to base * 2**(n-1)
-    job_backoff_cap: float = 900.0
+    job_max_backoff_seconds: float = 900.0
     job_lease_seconds: float = 120.0
+    # Per-kind priorities over the handlers' own, "kind=N,kind=N" (lower runs sooner).
+    job_priorities: Annotated[dict[str, int], NoDecode] = {}
     worker_poll_seconds: float = 0.5
     worker_concurrency: int = 1
 
@@ -55,6 +59,11 @@ class HubSettings(BaseSettings):
     # /metrics: a bearer token it asks for, and a port of its own (then not on the API's).
     metrics_token: SecretStr | None = None
     metrics_port: int | None = None
+    # Done jobs (with their attempts) and settled inbound webhooks are deleted after these many
+    # days; the webhooks' raw bodies hold buyers' names and addresses. Checked this often.
+    retention_jobs_days: float = 14
+    retention_events_days: float = 30
+    retention_interval_seconds: int = 3600
 
     reconcile_cron: str = "0 3 * * *"  # daily, 03:00 UTC
     reconcile_overlap_minutes: int = 60  # each run re-reads this much before the last watermark
@@ -75,6 +84,21 @@ class HubSettings(BaseSettings):
         if isinstance(value, str):
             return [SecretStr(t.strip()) for t in value.split(",") if t.strip()]
         return value
+
+    @field_validator("job_priorities", mode="before")
+    @classmethod
+    def _parse_priorities(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        found: dict[str, int] = {}
+        for entry in value.split(","):
+            if not entry.strip():
+                continue
+            kind, sep, number = entry.partition("=")
+            if not sep or not kind.strip():
+                raise ValueError(f"HUB_JOB_PRIORITIES entries are kind=N, not {entry!r}")
+            found[kind.strip()] = int(number)
+        return found
 
     @cached_property
     def is_sqlite(self) -> bool:

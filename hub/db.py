@@ -34,7 +34,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it cost a round trip per unit of work. A connection the server dropped fails
+    # its unit of work once (a job retries; a request answers 500), and SQLAlchemy then throws
+    # away every pooled connection of that age; pool_recycle keeps idle ones from going stale.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def _tune_sqlite(engine: Engine) -> None:

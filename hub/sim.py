@@ -129,7 +129,7 @@ def fast_hub_settings(database_url: str, admin_token: str, **overrides: Any) -> 
         "database_url": database_url,
         "admin_tokens": [SecretStr(admin_token)],
         "job_backoff_base": 0.01,
-        "job_backoff_cap": 0.05,
+        "job_max_backoff_seconds": 0.05,
         "worker_poll_seconds": 0.01,
         **overrides,
     }

@@ -20,6 +20,7 @@ from connectors.registry import Registry
 from hub.config import Settings
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
+from hub.jobs import priorities
 from hub.ratelimit import DatabaseRateLimiter
 from hub.runtime import Runtime
 
@@ -72,6 +73,7 @@ def build_runtime(
     limiter: RateLimiter | None = None,
 ) -> Runtime:
     database = db or Database(settings.hub.database_url)
+    priorities.configure(settings.hub.job_priorities)
     return Runtime(
         settings=settings.hub,
         db=database,

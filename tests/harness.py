@@ -60,7 +60,7 @@ def hub_settings(database_url: str, **overrides: Any) -> HubSettings:
         "database_url": database_url,
         "admin_tokens": [SecretStr(f"{ADMIN_NAME}:{ADMIN_TOKEN}")],
         "job_backoff_base": 0.001,
-        "job_backoff_cap": 0.005,
+        "job_max_backoff_seconds": 0.005,
         "job_max_attempts": 4,
         "worker_poll_seconds": 0.01,
     }

@@ -2,8 +2,10 @@
 process's own counters (`hub.metrics`).
 
 Counters live in memory, so each process reports its own. What is true of the whole hub (orders
-by state, jobs by state, how overdue the queue is, what the last reconciliation found) is read
-from the database on every scrape, so whichever process is scraped tells the same truth.
+by state, open jobs by state, queue depth by kind and priority, how overdue the queue is, what
+the last reconciliation found) is read from the database on every scrape, so whichever process
+is scraped tells the same truth. The job figures read only open jobs (queued, running, dead)
+through indexes, so a scrape costs the same however many done jobs are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from hub.db import Database
 from hub.jobs import queue
+from hub.jobs.models import JobState
 from hub.orders import repository as orders_repo
 from hub.reconcile import repository as reconcile_repo
 
@@ -30,7 +33,17 @@ class DatabaseCollector(Collector):
         orders = GaugeMetricFamily(
             "hub_orders", "Orders by channel and state", labels=["channel", "state"]
         )
-        jobs = GaugeMetricFamily("hub_jobs", "Jobs by kind and state", labels=["kind", "state"])
+        jobs = GaugeMetricFamily(
+            "hub_jobs",
+            "Open jobs (queued, running, dead) by kind and state; done ones are counted by "
+            "hub_jobs_run_total",
+            labels=["kind", "state"],
+        )
+        depth = GaugeMetricFamily(
+            "hub_jobs_queued",
+            "Queue depth: jobs waiting to run, by kind and priority (lower runs sooner)",
+            labels=["kind", "priority"],
+        )
         overdue = GaugeMetricFamily(
             "hub_jobs_oldest_due_seconds",
             "How long the longest-waiting due job of each kind has waited",
@@ -44,7 +57,12 @@ class DatabaseCollector(Collector):
         with self.db.reader() as session:
             for channel, state, n in orders_repo.counts_by_channel_and_status(session):
                 orders.add_metric([channel, state], n)
-            for kind, state, n in queue.counts_by_kind_and_state(session):
+            by_state: dict[tuple[str, str], int] = {}
+            for kind, state, priority, n in queue.open_counts(session):
+                by_state[(kind, state)] = by_state.get((kind, state), 0) + n
+                if state == JobState.QUEUED:
+                    depth.add_metric([kind, str(priority)], n)
+            for (kind, state), n in sorted(by_state.items()):
                 jobs.add_metric([kind, state], n)
             for kind, seconds in queue.oldest_due_by_kind(session):
                 overdue.add_metric([kind], seconds)
@@ -53,6 +71,7 @@ class DatabaseCollector(Collector):
             attention = orders_repo.attention_count(session)
         yield orders
         yield jobs
+        yield depth
         yield overdue
         yield mismatches
         yield GaugeMetricFamily(

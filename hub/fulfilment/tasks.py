@@ -17,6 +17,7 @@ from hub.fulfilment import service as fulfilment
 from hub.fulfilment.service import CANCEL, POLL, PUSH_TRACKING, ROUTE
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import Periodic, job_handler
 from hub.jobs.schedules import interval
 from hub.orders import repository as orders_repo
@@ -40,7 +41,7 @@ def _order_id(ctx: JobContext) -> str:
     return ctx.job.order_id
 
 
-@job_handler(ROUTE.kind, on_dead=_flag_with_reason)
+@job_handler(ROUTE.kind, on_dead=_flag_with_reason, priority=Priority.ORDER)
 def route(ctx: JobContext) -> None:
     """Send a confirmed order to its provider. A retry after a timeout finds the provider's
     order by our id instead of creating a second one (the connector guarantees it)."""
@@ -90,7 +91,7 @@ def _provider_order(ctx: JobContext) -> tuple[str, str] | None:
     return provider, ref
 
 
-@job_handler(CANCEL.kind, on_dead=_flag_with_reason)
+@job_handler(CANCEL.kind, on_dead=_flag_with_reason, priority=Priority.ORDER)
 def cancel(ctx: JobContext) -> None:
     """The order was cancelled after routing: cancel it at the provider. A provider that can no
     longer cancel raises Permanent, and the dead job flags the order with its reason."""
@@ -127,7 +128,7 @@ def poll(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
-@job_handler(PUSH_TRACKING.kind)
+@job_handler(PUSH_TRACKING.kind, priority=Priority.ORDER)
 def push_tracking(ctx: JobContext) -> None:
     """Tell the order's channel about one shipment, once (a forced push repeats it)."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
@@ -156,6 +157,7 @@ def push_tracking(ctx: JobContext) -> None:
 
 @job_handler(
     POLL_QUIET,
+    priority=Priority.BULK,
     periodic=Periodic(
         POLL_QUIET_FULFILMENT, lambda settings: interval(settings.maintenance_interval_seconds)
     ),

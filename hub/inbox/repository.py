@@ -175,3 +175,25 @@ def delivery_counts(session: Session, since: datetime) -> dict[tuple[str, str], 
     for channel, outcome, n in others:
         counts[(str(channel), str(outcome))] = int(n)
     return counts
+
+
+def delete_settled_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` events settled (processed or ignored) and received before `cutoff`,
+    oldest first; the number deleted. Failed and pending events stay for the operator."""
+    oldest = (
+        select(col(InboundEvent.id))
+        .where(
+            col(InboundEvent.received_at) < cutoff,
+            col(InboundEvent.status).in_([InboundStatus.PROCESSED, InboundStatus.IGNORED]),
+        )
+        .order_by(col(InboundEvent.received_at))
+        .limit(limit)
+    )
+    ids = list(session.scalars(oldest))
+    if ids:
+        session.execute(
+            delete(InboundEvent)
+            .where(col(InboundEvent.id).in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 from sqlmodel import Session
 
@@ -11,10 +13,14 @@ from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as repo
 from hub.inbox.models import InboundStatus
 from hub.inbox.service import PROCESS
+from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
-from hub.jobs.registry import job_handler
+from hub.jobs.priorities import Priority
+from hub.jobs.registry import Periodic, job_handler
+from hub.jobs.schedules import interval
 from hub.orders import intake
+from hub.types import utcnow
 
 log = structlog.get_logger("hub.inbox")
 
@@ -23,7 +29,7 @@ def _failed(session: Session, job: Job, error: str) -> None:
     repo.settle(session, int(job.payload["event_id"]), InboundStatus.FAILED, error=error)
 
 
-@job_handler(PROCESS, on_dead=_failed)
+@job_handler(PROCESS, on_dead=_failed, priority=Priority.ORDER)
 def process(ctx: JobContext) -> None:
     runtime = ctx.runtime
     event_id = int(ctx.job.payload["event_id"])
@@ -72,3 +78,31 @@ def process(ctx: JobContext) -> None:
         )
         ctx.finish(session)
     log.info("hub.inbox.processed", kind=event.kind.value, ignored=outcome.ignored)
+
+
+EVENT_RETENTION = "maintenance.event_retention"
+_BATCH = 500
+_MAX_BATCHES = 200  # per run; the next run carries on
+
+
+@job_handler(
+    EVENT_RETENTION,
+    priority=Priority.BULK,
+    periodic=Periodic(
+        EVENT_RETENTION, lambda settings: interval(settings.retention_interval_seconds)
+    ),
+)
+def forget_settled_events(ctx: JobContext) -> None:
+    """Delete settled webhooks older than HUB_RETENTION_EVENTS_DAYS, a small batch per
+    transaction: their raw bodies hold buyers' personal data."""
+    runtime = ctx.runtime
+    cutoff = utcnow() - timedelta(days=runtime.settings.retention_events_days)
+    deleted = 0
+    for _ in range(_MAX_BATCHES):
+        with runtime.db.transaction() as session:
+            queue.extend_lease(session, ctx.job, runtime.settings.job_lease_seconds)
+            batch = repo.delete_settled_before(session, cutoff, _BATCH)
+        deleted += batch
+        if batch < _BATCH:
+            break
+    log.info("hub.inbox.forgotten", events=deleted, before=cutoff.isoformat())

@@ -8,12 +8,13 @@ from connectors.base import Capability, ListingNotFound, Permanent, Retriable
 from hub.inventory import repository as repo
 from hub.inventory.service import LISTING_SYNC
 from hub.jobs.context import JobContext
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import job_handler
 
 log = structlog.get_logger("hub.inventory")
 
 
-@job_handler(LISTING_SYNC)
+@job_handler(LISTING_SYNC, priority=Priority.BULK)
 def sync_listing(ctx: JobContext) -> None:
     """Tell each channel (but the one the sale came from) how many units it may sell.
 

@@ -31,8 +31,11 @@ class JobPublic(BaseModel):
     id: int
     kind: str
     state: str
+    priority: int  # lower runs sooner
     attempts: int
-    max_attempts: int  # 0 until the first run fixes it to the configured HUB_JOB_MAX_ATTEMPTS
+    # 0: retried until HUB_JOB_RETRY_WINDOW_SECONDS have passed since the first attempt; else
+    # also given up after this many attempts (HUB_JOB_MAX_ATTEMPTS, fixed at the first run)
+    max_attempts: int
     last_error: str | None
     order_id: str | None
     payload: dict[str, Any]
@@ -83,12 +86,25 @@ def get_job(job_id: RowId, session: ReaderDep) -> JobDetail:
     job = queue.get(session, job_id)
     if job is None:
         raise ApiError(404, "job_not_found", f"job {job_id} not found")
+    history = [
+        AttemptPublic.model_validate(a, from_attributes=True)
+        for a in queue.attempts_of(session, job_id)
+    ]
+    if job.state == JobState.RUNNING and job.claimed_at is not None:
+        # Attempts are written when they end; the one in progress is on the job itself.
+        history.append(
+            AttemptPublic(
+                attempt=job.attempts,
+                worker=job.lease_owner or "",
+                outcome="running",
+                status_code=None,
+                error=None,
+                started_at=job.claimed_at,
+                finished_at=None,
+            )
+        )
     return JobDetail(
-        **JobPublic.model_validate(job, from_attributes=True).model_dump(),
-        history=[
-            AttemptPublic.model_validate(a, from_attributes=True)
-            for a in queue.attempts_of(session, job_id)
-        ],
+        **JobPublic.model_validate(job, from_attributes=True).model_dump(), history=history
     )
 
 
@@ -96,7 +112,7 @@ def get_job(job_id: RowId, session: ReaderDep) -> JobDetail:
     "/{job_id}/retry", response_model=JobPublic, responses={404: {"description": "No such job"}}
 )
 def retry_job(job_id: RowId, runtime: RuntimeDep, actor: ActorDep) -> JobPublic:
-    """Run a dead job again now, with a fresh allowance of attempts."""
+    """Run a dead job again now, with a fresh retry window (and allowance of attempts)."""
     with runtime.db.transaction() as session:
         job = queue.requeue(session, job_id, allowance=runtime.settings.job_max_attempts)
         if job is None:

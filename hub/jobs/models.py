@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from hub.types import UTCDateTime, utcnow
@@ -21,8 +21,28 @@ class JobState(StrEnum):
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
+    # Partial indexes: the claim reads only queued jobs in (priority, run_at) order and the sweep
+    # only running ones by lease expiry, so neither grows with the done jobs kept for history.
     __table_args__ = (
-        Index("ix_jobs_claim", "state", "run_at"),
+        Index(
+            "ix_jobs_due",
+            "priority",
+            "run_at",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        Index(
+            "ix_jobs_leases",
+            "lease_expires_at",
+            postgresql_where=text("state = 'running'"),
+            sqlite_where=text("state = 'running'"),
+        ),
+        Index(
+            "ix_jobs_done",
+            "finished_at",
+            postgresql_where=text("state = 'done'"),
+            sqlite_where=text("state = 'done'"),
+        ),
         Index("ix_jobs_kind_state", "kind", "state"),
     )
 
@@ -31,8 +51,10 @@ class Job(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     idempotency_key: str = Field(unique=True, max_length=255)
     state: str = Field(default=JobState.QUEUED, max_length=16)
+    # Lower runs sooner: order-path kinds ahead of bulk work (`hub.jobs.registry.Priority`).
+    priority: int = 50
     attempts: int = 0
-    max_attempts: int = 8
+    max_attempts: int = 0  # 0: no limit by count; the retry window decides
     run_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -41,10 +63,15 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the current attempt was claimed, and when the first one was: the retry window runs
+    # from the latter.
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class JobAttempt(SQLModel, table=True):
-    """One try of a job: who ran it, how it ended, and what the other side answered."""
+    """One finished try of a job: who ran it, how it ended, and what the other side answered.
+    Written once, when the try ends; the try in progress is on the job row itself."""
 
     __tablename__ = "job_attempts"
 

@@ -3,20 +3,23 @@ that lease, retry with capped exponential backoff and full jitter, and bury the 
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Insert, Integer, Update, bindparam, case, func, insert, select, update
 from sqlmodel import Session, col
 
 from hub.db import insert_ignore
+from hub.jobs import priorities, wakeup
 from hub.jobs.models import Job, JobAttempt, JobState
-from hub.types import utcnow
+from hub.types import UTCDateTime, utcnow
 
 ERROR_LIMIT = 2000
-# A job enqueued without its own limit takes the worker's HUB_JOB_MAX_ATTEMPTS when first claimed.
+# A job enqueued without its own limit takes the worker's HUB_JOB_MAX_ATTEMPTS when first
+# claimed; that is 0 too unless set, and 0 means no limit by count (the retry window decides).
 CONFIGURED_MAX_ATTEMPTS = 0
 
 
@@ -35,9 +38,12 @@ def enqueue(
     max_attempts: int | None = None,
 ) -> bool:
     """Queue a job unless one with `key` exists; True when this call created it. Without
-    `max_attempts` the job gets the configured HUB_JOB_MAX_ATTEMPTS when it first runs."""
+    `max_attempts` the job gets the configured HUB_JOB_MAX_ATTEMPTS when it first runs. Its
+    priority is its kind's (`hub.jobs.priorities`). Idle workers are woken once the
+    transaction commits."""
     values = {
         "kind": kind,
+        "priority": priorities.of(kind),
         "idempotency_key": key,
         "payload": payload or {},
         "state": JobState.QUEUED.value,
@@ -48,7 +54,10 @@ def enqueue(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    return insert_ignore(session, Job, values, ["idempotency_key"])
+    created = insert_ignore(session, Job, values, ["idempotency_key"])
+    if created:
+        wakeup.after_commit(session)
+    return created
 
 
 def enqueue_coalesced(
@@ -116,6 +125,51 @@ def _retire_key(session: Session, job: Job) -> None:
     )
 
 
+_jobs = Job.__table__  # type: ignore[attr-defined]
+_attempts = JobAttempt.__table__  # type: ignore[attr-defined]
+_now = bindparam("now", type_=UTCDateTime())
+
+
+def _claim_statement(postgres: bool) -> Update:
+    """Take the `limit` most urgent due jobs in one statement, whatever the backlog: the inner
+    SELECT walks the partial index of queued jobs in (priority, run_at) order and stops at
+    `limit`; on Postgres it skips rows other workers hold, so claims never wait on each other.
+    SQLite's single writer makes the same statement safe without locks."""
+    due = (
+        select(_jobs.c.id)
+        .where(_jobs.c.state == JobState.QUEUED.value, _jobs.c.run_at <= _now)
+        .order_by(_jobs.c.priority, _jobs.c.run_at)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(_jobs)
+        .where(_jobs.c.id.in_(due))
+        .values(
+            state=JobState.RUNNING.value,
+            lease_owner=bindparam("worker"),
+            lease_expires_at=bindparam("expires", type_=UTCDateTime()),
+            attempts=_jobs.c.attempts + 1,
+            max_attempts=case(
+                (_jobs.c.max_attempts == CONFIGURED_MAX_ATTEMPTS, bindparam("max_attempts")),
+                else_=_jobs.c.max_attempts,
+            ),
+            claimed_at=_now,
+            first_attempt_at=func.coalesce(_jobs.c.first_attempt_at, _now),
+            updated_at=_now,
+        )
+        .returning(*_jobs.c)
+    )
+
+
+_CLAIM = {True: _claim_statement(True), False: _claim_statement(False)}
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def claim(
     session: Session,
     worker: str,
@@ -123,93 +177,173 @@ def claim(
     limit: int = 1,
     *,
     max_attempts: int | None = None,
+    sweep: bool = True,
 ) -> list[Job]:
-    """Take up to `limit` due jobs (or jobs whose lease expired) for `worker`; `max_attempts`
-    is the configured limit for jobs enqueued without their own.
+    """Take up to `limit` due jobs for `worker`, most urgent first (priority, then due time);
+    `max_attempts` is the configured limit for jobs enqueued without their own (0: none).
 
-    Postgres skips rows other workers hold locked, so any number of workers claim without
-    blocking each other; the conditional UPDATE makes the claim safe on SQLite too. The attempt
-    of a worker whose lease expired is closed as `lease_expired`: that worker is gone, or its
-    late result will be refused.
+    With `sweep` the jobs whose lease expired are put back in the queue first (`sweep`), by a
+    statement of their own; a worker that claims often sweeps now and then instead.
     """
     now = utcnow()
-    due = or_(
-        and_(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= now),
-        and_(col(Job.state) == JobState.RUNNING, col(Job.lease_expires_at) < now),
+    if sweep:
+        sweep_expired(session, worker, now=now)
+    rows = session.connection().execute(
+        _CLAIM[_is_postgres(session)],
+        {
+            "now": now,
+            "worker": worker,
+            "expires": now + timedelta(seconds=lease_seconds),
+            "limit": limit,
+            "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        },
     )
-    query = select(col(Job.id), col(Job.state)).where(due).order_by(col(Job.run_at)).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = [(row[0], row[1]) for row in session.execute(query)]
-    claimed: list[Job] = []
-    expires = now + timedelta(seconds=lease_seconds)
-    values: dict[str, Any] = {
-        "state": JobState.RUNNING.value,
-        "lease_owner": worker,
-        "lease_expires_at": expires,
-        "attempts": Job.attempts + 1,
-        "updated_at": now,
-    }
-    if max_attempts is not None:
-        values["max_attempts"] = case(
-            (col(Job.max_attempts) == CONFIGURED_MAX_ATTEMPTS, max_attempts),
-            else_=col(Job.max_attempts),
-        )
-    for job_id, state in rows:
-        result = session.execute(update(Job).where(col(Job.id) == job_id, due).values(**values))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            continue
-        job = session.get(Job, job_id, populate_existing=True)
-        assert job is not None
-        if state == JobState.RUNNING:
-            session.execute(
-                update(JobAttempt)
-                .where(col(JobAttempt.job_id) == job_id, col(JobAttempt.outcome) == "running")
-                .values(
-                    outcome="lease_expired",
-                    error=f"lease expired; claimed again by {worker}",
-                    finished_at=now,
-                )
+    # RETURNING keeps no order: put the claimed jobs back in the order they were chosen.
+    jobs = [Job(**row._mapping) for row in rows]
+    jobs.sort(key=lambda job: (job.priority, job.run_at))
+    return jobs
+
+
+def sweep_expired(session: Session, worker: str, *, now: datetime | None = None) -> int:
+    """Put every job whose lease expired back in the queue, closing its attempt as
+    `lease_expired`: that worker is gone, or its late result will be refused (the lease fence).
+    Reads only the partial index of running jobs, so its cost is the number of running jobs."""
+    now = now or utcnow()
+    expired = select(_jobs.c.id, _jobs.c.attempts, _jobs.c.lease_owner, _jobs.c.claimed_at).where(
+        _jobs.c.state == JobState.RUNNING.value, _jobs.c.lease_expires_at < now
+    )
+    if _is_postgres(session):
+        expired = expired.with_for_update(skip_locked=True)
+    connection = session.connection()
+    swept = 0
+    for job_id, attempt, owner, claimed_at in connection.execute(expired).all():
+        result = connection.execute(
+            update(_jobs)
+            .where(
+                _jobs.c.id == job_id,
+                _jobs.c.state == JobState.RUNNING.value,
+                _jobs.c.attempts == attempt,
             )
-        session.add(JobAttempt(job_id=job_id, attempt=job.attempts, worker=worker))
-        claimed.append(job)
-    return claimed
+            .values(
+                state=JobState.QUEUED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            continue
+        connection.execute(
+            insert(_attempts).values(
+                job_id=job_id,
+                attempt=attempt,
+                worker=owner or "",
+                outcome="lease_expired",
+                error=f"lease expired; put back in the queue by {worker}",
+                started_at=claimed_at or now,
+                finished_at=now,
+            )
+        )
+        swept += 1
+    return swept
+
+
+_ATTEMPT_COLUMNS = (
+    "job_id",
+    "attempt",
+    "worker",
+    "outcome",
+    "status_code",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+
+@functools.cache
+def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update, Insert]:
+    """The fenced update of `changed` columns and the attempt's insert, built once per shape
+    with every value bound, so finishing a job compiles nothing. On Postgres the update is a
+    CTE of the insert: one statement, one round trip, and no row when the fence refuses."""
+    fenced = (
+        update(_jobs)
+        .where(
+            _jobs.c.id == bindparam("f_id"),
+            _jobs.c.state == JobState.RUNNING.value,
+            _jobs.c.lease_owner == bindparam("f_owner"),
+            _jobs.c.attempts == bindparam("f_attempts"),
+        )
+        .values({name: bindparam(f"v_{name}", type_=_jobs.c[name].type) for name in changed})
+    )
+    values = {
+        name: bindparam(f"a_{name}", type_=_attempts.c[name].type) for name in _ATTEMPT_COLUMNS
+    }
+    if not postgres:
+        return fenced, insert(_attempts).values(values)
+    done = fenced.returning(_jobs.c.id).cte("fenced")
+    source = select(done.c.id, *(values[name] for name in _ATTEMPT_COLUMNS[1:]))
+    record = insert(_attempts).from_select(list(_ATTEMPT_COLUMNS), source)
+    return fenced, record.returning(_attempts.c.id)
+
+
+def _finish(
+    session: Session,
+    job: Job,
+    values: dict[str, Any],
+    *,
+    outcome: str,
+    error: str | None = None,
+    status_code: int | None = None,
+) -> None:
+    """Update `job` only while `job.lease_owner` still holds it, and record the attempt that
+    ended; else `LeaseLost`."""
+    now = utcnow()
+    values = {"updated_at": now, **values}
+    postgres = _is_postgres(session)
+    fenced, record = _finish_statement(postgres, tuple(sorted(values)))
+    params: dict[str, Any] = {
+        "f_id": job.id,
+        "f_owner": job.lease_owner,
+        "f_attempts": job.attempts,
+        **{f"v_{name}": value for name, value in values.items()},
+        "a_job_id": job.id,
+        "a_attempt": job.attempts,
+        "a_worker": job.lease_owner or "",
+        "a_outcome": outcome,
+        "a_status_code": status_code,
+        "a_error": error[:ERROR_LIMIT] if error else None,
+        "a_started_at": job.claimed_at or now,
+        "a_finished_at": now,
+    }
+    connection = session.connection()
+    if postgres:
+        if connection.execute(record, params).first() is None:
+            raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
+        return
+    if connection.execute(fenced, params).rowcount != 1:
+        raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
+    connection.execute(record, params)
 
 
 def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
     """Update `job` only while `job.lease_owner` still holds it; else `LeaseLost`."""
-    result = session.execute(
-        update(Job)
+    result = session.connection().execute(
+        update(_jobs)
         .where(
-            col(Job.id) == job.id,
-            col(Job.state) == JobState.RUNNING,
-            col(Job.lease_owner) == job.lease_owner,
-            col(Job.attempts) == job.attempts,
+            _jobs.c.id == job.id,
+            _jobs.c.state == JobState.RUNNING.value,
+            _jobs.c.lease_owner == job.lease_owner,
+            _jobs.c.attempts == job.attempts,
         )
         .values(updated_at=utcnow(), **values)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
-
-
-def _close_attempt(
-    session: Session, job: Job, outcome: str, error: str | None, status_code: int | None
-) -> None:
-    session.execute(
-        update(JobAttempt)
-        .where(col(JobAttempt.job_id) == job.id, col(JobAttempt.attempt) == job.attempts)
-        .values(
-            outcome=outcome,
-            error=error[:ERROR_LIMIT] if error else None,
-            status_code=status_code,
-            finished_at=utcnow(),
-        )
-    )
 
 
 def complete(session: Session, job: Job) -> None:
     """Mark `job` done; call it in the same transaction as the job's effects."""
-    _fence(
+    _finish(
         session,
         job,
         {
@@ -218,8 +352,8 @@ def complete(session: Session, job: Job) -> None:
             "lease_owner": None,
             "lease_expires_at": None,
         },
+        outcome="ok",
     )
-    _close_attempt(session, job, "ok", None, None)
 
 
 def extend_lease(session: Session, job: Job, lease_seconds: float) -> None:
@@ -242,7 +376,7 @@ def retry(
     status_code: int | None = None,
 ) -> None:
     """Put `job` back in the queue to run after `delay` seconds."""
-    _fence(
+    _finish(
         session,
         job,
         {
@@ -252,13 +386,15 @@ def retry(
             "lease_owner": None,
             "lease_expires_at": None,
         },
+        outcome="retry",
+        error=error,
+        status_code=status_code,
     )
-    _close_attempt(session, job, "retry", error, status_code)
 
 
 def bury(session: Session, job: Job, error: str, *, status_code: int | None = None) -> None:
     """Mark `job` dead: visible in the admin API and retryable there, never run by itself."""
-    _fence(
+    _finish(
         session,
         job,
         {
@@ -268,12 +404,15 @@ def bury(session: Session, job: Job, error: str, *, status_code: int | None = No
             "lease_owner": None,
             "lease_expires_at": None,
         },
+        outcome="dead",
+        error=error,
+        status_code=status_code,
     )
-    _close_attempt(session, job, "dead", error, status_code)
 
 
 def release(session: Session, job: Job) -> None:
-    """Hand a claimed job back untouched (a draining worker), without spending an attempt."""
+    """Hand a claimed job back untouched (a draining worker), without spending an attempt: no
+    attempt row was written for it, since attempts are recorded when they end."""
     _fence(
         session,
         job,
@@ -282,18 +421,14 @@ def release(session: Session, job: Job) -> None:
             "lease_owner": None,
             "lease_expires_at": None,
             "attempts": job.attempts - 1,
+            "first_attempt_at": None if job.attempts <= 1 else job.first_attempt_at,
         },
-    )
-    session.execute(
-        JobAttempt.__table__.delete().where(  # type: ignore[attr-defined]
-            and_(JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempts)  # type: ignore[arg-type]
-        )
     )
 
 
 def requeue(session: Session, job_id: int, *, allowance: int | None = None) -> Job | None:
-    """An operator's retry of a dead (or done) job: run it again now, with `allowance` more
-    attempts (default: as many as it had)."""
+    """An operator's retry of a dead (or done) job: run it again now, with a fresh retry window
+    and, where attempts are limited by count, `allowance` more (default: as many as it had)."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         return None
@@ -301,10 +436,13 @@ def requeue(session: Session, job_id: int, *, allowance: int | None = None) -> J
         return job
     job.state = JobState.QUEUED.value
     job.run_at = utcnow()
-    job.max_attempts = job.attempts + max(1, allowance or job.max_attempts)
+    if allowance or job.max_attempts:
+        job.max_attempts = job.attempts + max(1, allowance or job.max_attempts)
+    job.first_attempt_at = None  # a fresh retry window
     job.finished_at = None
     job.updated_at = utcnow()
     session.add(job)
+    wakeup.after_commit(session)
     return job
 
 
@@ -335,7 +473,46 @@ def attempts_of(session: Session, job_id: int) -> Sequence[JobAttempt]:
     ).all()
 
 
+def delete_done_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` jobs done before `cutoff`, oldest first, with their attempts; the
+    number deleted. Walks the partial index of done jobs; on Postgres skips rows another
+    transaction holds."""
+    oldest = (
+        select(_jobs.c.id)
+        .where(_jobs.c.state == JobState.DONE.value, _jobs.c.finished_at < cutoff)
+        .order_by(_jobs.c.finished_at)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        oldest = oldest.with_for_update(skip_locked=True)
+    connection = session.connection()
+    ids = list(connection.execute(oldest).scalars())
+    if not ids:
+        return 0
+    connection.execute(_attempts.delete().where(_attempts.c.job_id.in_(ids)))
+    connection.execute(_jobs.delete().where(_jobs.c.id.in_(ids)))
+    return len(ids)
+
+
+# The states a job leaves again; done jobs only accumulate (until retention deletes them), so
+# the gauges leave them out and hub_jobs_run_total counts them instead.
+_OPEN_STATES = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.DEAD.value)
+
+
+def open_counts(session: Session) -> list[tuple[str, str, int, int]]:
+    """(kind, state, priority, count) of the queued, running and dead jobs: read through the
+    (kind, state) index, so the cost follows the open jobs, never the history kept."""
+    rows = session.execute(
+        select(_jobs.c.kind, _jobs.c.state, _jobs.c.priority, func.count())
+        .where(_jobs.c.state.in_(_OPEN_STATES))
+        .group_by(_jobs.c.kind, _jobs.c.state, _jobs.c.priority)
+    ).all()
+    return [(str(k), str(s), int(p), int(n)) for k, s, p, n in rows]
+
+
 def counts_by_kind_and_state(session: Session) -> list[tuple[str, str, int]]:
+    """Every job by kind and state, done ones included (the console's counts): a whole-table
+    count, kept bounded by the retention of done jobs. Metrics read `open_counts`."""
     rows = session.execute(
         select(col(Job.kind), col(Job.state), func.count()).group_by(col(Job.kind), col(Job.state))
     ).all()

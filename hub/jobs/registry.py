@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from hub.config import HubSettings
-from hub.jobs import queue
+from hub.jobs import priorities, queue
 from hub.jobs.models import Job
+from hub.jobs.priorities import Priority
 from hub.jobs.schedules import Schedule, Trigger, slot_key
 from hub.runtime import Runtime
 
@@ -48,6 +49,7 @@ class JobKind:
     handler: Handler
     on_dead: DeadHook | None = None
     periodic: Periodic | None = None
+    priority: int = Priority.DEFAULT
 
 
 KINDS: dict[str, JobKind] = {}
@@ -57,15 +59,21 @@ _SCHEDULERS: list[Callable[[Runtime], Iterable[Schedule]]] = []
 
 
 def job_handler(
-    name: str, *, on_dead: DeadHook | None = None, periodic: Periodic | None = None
+    name: str,
+    *,
+    on_dead: DeadHook | None = None,
+    periodic: Periodic | None = None,
+    priority: int = Priority.DEFAULT,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of job kind `name`; `on_dead` replaces
-    the default for this kind; `periodic` makes the scheduler enqueue it on its own."""
+    the default for this kind; `periodic` makes the scheduler enqueue it on its own; `priority`
+    places its jobs in the queue (lower sooner; HUB_JOB_PRIORITIES overrides it)."""
 
     def register(func: Handler) -> Handler:
         if name in KINDS and KINDS[name].handler is not func:
             raise ValueError(f"job kind {name!r} registered twice")
-        KINDS[name] = JobKind(name, func, on_dead, periodic)
+        KINDS[name] = JobKind(name, func, on_dead, periodic, int(priority))
+        priorities.declare(name, priority)
         return func
 
     return register

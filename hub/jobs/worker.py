@@ -1,19 +1,32 @@
 """The worker: claims due jobs, runs their handlers, and decides what a failure means.
 
-Only this layer decides whether to try again: `Retriable` and `TryAgain` back off (capped
-exponential, full jitter) until the job's attempts run out, `Permanent` and `FlowNotSupported`
-bury the job at once and run its kind's `on_dead` hook, and a lost lease voids the attempt so
-another worker's result stands. It knows no domain: what a dead job means is registered.
+Only this layer decides whether to try again, and it decides by time, not by count: `Retriable`
+and `TryAgain` (and a handler's unexpected crash) back off, capped exponential with full
+jitter and never sooner than the failure's own `after`, until HUB_JOB_RETRY_WINDOW_SECONDS have
+passed since the job's first attempt; `Permanent`, `FlowNotSupported` and a deterministic
+database error (a value too long, an invalid character, a number out of range: the same data
+fails the same way every time) bury the job at once and run its kind's `on_dead` hook; a lost
+lease voids the attempt so another worker's result stands. It knows no domain: what a dead job
+means is registered.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from datetime import timedelta
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
 
+import psycopg
 import structlog
+from sqlalchemy.exc import DataError, StatementError
 
 from connectors.base import ConnectorError, FlowNotSupported, Permanent, Retriable
 from connectors.http import forget_status, last_status
@@ -22,6 +35,7 @@ from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
 from hub.jobs.registry import KINDS, TryAgain, on_dead
+from hub.jobs.wakeup import CHANNEL, WAKEUP
 from hub.runtime import Runtime
 from hub.types import utcnow
 
@@ -32,12 +46,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def run_one(runtime: Runtime, worker: str) -> bool:
-    """Claim and run one due job; False when there was nothing to do."""
+def run_one(runtime: Runtime, worker: str, *, sweep: bool = True) -> bool:
+    """Claim and run one due job; False when there was nothing to do. With `sweep` the jobs
+    whose lease expired are put back in the queue first (a busy worker does it now and then)."""
     settings = runtime.settings
     with runtime.db.transaction() as session:
         jobs = queue.claim(
-            session, worker, settings.job_lease_seconds, max_attempts=settings.job_max_attempts
+            session,
+            worker,
+            settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+            sweep=sweep,
         )
     if not jobs:
         return False
@@ -73,15 +92,34 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
         outcome = "dead"
         _bury(runtime, job, _describe(exc), _status(exc))
     except Exception as exc:
-        # A bug or an unexpected database error: retried like a transient fault, so a fix
-        # deployed meanwhile picks the job up, and buried when the attempts run out.
-        log.exception("hub.jobs.crashed")
-        outcome = _retry_or_bury(runtime, job, f"{type(exc).__name__}: {exc}", None, None)
+        if _deterministic(exc):
+            # The same data would fail the same way on every attempt: no point waiting a day.
+            log.exception("hub.jobs.data_error")
+            outcome = "dead"
+            _bury(runtime, job, _crash(exc), None)
+        else:
+            # A bug or an unexpected database error: retried like a transient fault, so a fix
+            # deployed meanwhile picks the job up, and buried when the retry window has passed.
+            log.exception("hub.jobs.crashed")
+            outcome = _retry_or_bury(runtime, job, _crash(exc), None, None)
     finally:
         metrics.JOBS_RUN.labels(job.kind, outcome).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(**outer)
+
+
+def _deterministic(exc: Exception) -> bool:
+    """A database error the same data raises every time: Postgres's data exceptions (value too
+    long, invalid text representation or encoding, numeric out of range: SQLAlchemy's
+    DataError), or a value the driver cannot bind at all (SQLite's integer overflow)."""
+    if isinstance(exc, StatementError) and not isinstance(exc, DataError):
+        return isinstance(exc.orig, OverflowError | UnicodeEncodeError)
+    return isinstance(exc, DataError | OverflowError)
+
+
+def _crash(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _describe(exc: Exception) -> str:
@@ -102,13 +140,21 @@ def _status(exc: Exception) -> int | None:
 def _retry_or_bury(
     runtime: Runtime, job: Job, error: str, after: float | None, status: int | None
 ) -> str:
+    """Retry `job` after a backoff while its retry window lasts, else bury it. The last try
+    is made at the window's end; a wait asked for (`after`) that outlasts it buries the job."""
     settings = runtime.settings
-    if job.attempts >= (job.max_attempts or settings.job_max_attempts):
+    limit = job.max_attempts or settings.job_max_attempts
+    if limit and job.attempts >= limit:
         _bury(runtime, job, f"gave up after {job.attempts} attempts: {error}", status)
         return "dead"
-    delay = queue.backoff(job.attempts, settings.job_backoff_base, settings.job_backoff_cap)
-    if after is not None:
-        delay = max(delay, after)
+    now = utcnow()
+    first = job.first_attempt_at or job.claimed_at or now
+    left = (first + timedelta(seconds=settings.job_retry_window_seconds) - now).total_seconds()
+    delay = queue.backoff(job.attempts, settings.job_backoff_base, settings.job_max_backoff_seconds)
+    if after is not None and after > left or left <= 0:
+        _bury(runtime, job, f"gave up after retrying for {_span(now - first)}: {error}", status)
+        return "dead"
+    delay = min(max(delay, after or 0.0), left)
     try:
         with runtime.db.transaction() as session:
             queue.retry(session, job, error, delay=delay, status_code=status)
@@ -116,6 +162,15 @@ def _retry_or_bury(
         return "lease_lost"
     log.info("hub.jobs.retry", error=error, delay=round(delay, 3), attempt=job.attempts)
     return "retry"
+
+
+def _span(elapsed: timedelta) -> str:
+    seconds = elapsed.total_seconds()
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.1f} s"
 
 
 def _bury(runtime: Runtime, job: Job, error: str, status: int | None) -> None:
@@ -130,39 +185,95 @@ def _bury(runtime: Runtime, job: Job, error: str, status: int | None) -> None:
     log.error("hub.jobs.dead", error=error)
 
 
+class _SweepClock:
+    """Tells the busy threads of one process when to sweep expired leases: a few times per
+    lease, so a dead worker's job waits at most a lease and a quarter, and a claim does not pay
+    for a sweep every time."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                return False
+            self._next = now + self.every
+            return True
+
+
 class Worker:
-    """`concurrency` threads claiming and running jobs until `stop()`."""
+    """`concurrency` threads claiming and running jobs until `stop()`. An idle thread sleeps
+    until a job is queued (in this process, or on Postgres in any: LISTEN) or its poll
+    interval passes, whichever comes first."""
 
     def __init__(self, runtime: Runtime, concurrency: int = 1) -> None:
         self.runtime = runtime
         self.concurrency = max(1, concurrency)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Set once a thread found nothing to do, and once LISTEN is in place (Postgres).
+        self.idle = threading.Event()
+        self.listening = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._sweeps = _SweepClock(max(0.05, min(runtime.settings.job_lease_seconds / 4, 5.0)))
 
     def start(self) -> None:
         for i in range(self.concurrency):
             thread = threading.Thread(target=self._loop, name=f"hub-worker-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.runtime.db.is_postgres:
+            listener = threading.Thread(target=self._listen, name="hub-worker-listen", daemon=True)
+            listener.start()
+            self._listener = listener
         log.info("hub.worker.started", concurrency=self.concurrency)
 
     def _loop(self) -> None:
         name = worker_name()
         idle = self.runtime.settings.worker_poll_seconds
         while not self._stop.is_set():
+            seen = WAKEUP.generation
             try:
-                busy = run_one(self.runtime, name)
+                busy = run_one(self.runtime, name, sweep=self._sweeps.due())
             except Exception:
                 log.exception("hub.worker.claim_failed")
                 busy = False
-            if not busy:
-                self._stop.wait(idle)
+            if not busy and not self._stop.is_set():
+                self.idle.set()
+                WAKEUP.wait(seen, idle)
+
+    def _listen(self) -> None:
+        """LISTEN for other processes' enqueues and wake this process's idle threads. A lost
+        connection is opened again; meanwhile polling carries on."""
+        url = self.runtime.db.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    # Whatever was queued while no one listened is looked for now.
+                    WAKEUP.notify()
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=1.0):
+                            WAKEUP.notify()
+            except Exception:
+                self.listening.clear()
+                log.exception("hub.worker.listen_failed")
+                self._stop.wait(self.runtime.settings.worker_poll_seconds)
 
     def stop(self, timeout: float | None = 60.0) -> None:
         """Stop taking work; wait for the jobs in hand to finish."""
         self._stop.set()
+        WAKEUP.notify()
         for thread in self._threads:
             thread.join(timeout)
+        if self._listener is not None:
+            # It looks at the stop flag between waits of a second at most.
+            self._listener.join(5.0)
         log.info("hub.worker.stopped")
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
@@ -172,3 +283,62 @@ class Worker:
         while ran < max_rounds and run_one(self.runtime, name):
             ran += 1
         return ran
+
+
+class Supervisor:
+    """`processes` worker processes, each running `target(index)` (a module-level function, so
+    a fresh interpreter can import it): one interpreter per core, threads within each for I/O
+    waits. A child that dies is started again; SIGTERM or SIGINT stops them all, each finishing
+    the jobs in hand (a child that has not stopped after `grace` seconds is killed)."""
+
+    def __init__(
+        self, target: Callable[[int], None], processes: int, *, grace: float = 90.0
+    ) -> None:
+        self.target = target
+        self.processes = max(1, processes)
+        self.grace = grace
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = threading.Event()
+
+    def _start(self, index: int) -> BaseProcess:
+        child = self._context.Process(
+            target=self.target, args=(index,), name=f"hub-worker-{index}", daemon=False
+        )
+        child.start()
+        log.info("hub.worker.process_started", index=index, pid=child.pid)
+        return child
+
+    def run(self) -> None:
+        """Start the children and keep them running until a signal; then stop them all."""
+
+        def handle(_signum: int, _frame: FrameType | None) -> None:
+            self._stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, handle)
+        children = [self._start(index) for index in range(self.processes)]
+        # A timed wait: the main thread must wake now and then for the handler to run.
+        while not self._stop.wait(0.5):
+            for index, child in enumerate(children):
+                if not child.is_alive() and not self._stop.is_set():
+                    log.error(
+                        "hub.worker.process_died", index=index, pid=child.pid, code=child.exitcode
+                    )
+                    children[index] = self._start(index)
+        self._stop_all(children)
+
+    def _stop_all(self, children: list[BaseProcess]) -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: the child finishes its jobs in hand
+        deadline = time.monotonic() + self.grace
+        for child in children:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                log.error("hub.worker.process_killed", pid=child.pid)
+                child.kill()
+                child.join()
+        log.info("hub.worker.processes_stopped", processes=len(children))
+
+    def stop(self, *_: Any) -> None:
+        self._stop.set()

@@ -17,6 +17,7 @@ from hub import metrics
 from hub.inventory import service as inventory
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import Periodic, default_on_dead, job_handler
 from hub.jobs.schedules import interval
 from hub.orders import repository as repo
@@ -55,7 +56,7 @@ def flag_order_of_dead_job(session: Session, job: Job, error: str) -> None:
         service.flag(session, job.order_id, f"{job.kind} failed: {error}", f"job:{job.id}")
 
 
-@job_handler(ACKNOWLEDGE.kind)
+@job_handler(ACKNOWLEDGE.kind, priority=Priority.ORDER)
 def acknowledge(ctx: JobContext) -> None:
     runtime, order_id = ctx.runtime, _order_id(ctx)
     with runtime.db.reader() as session:
@@ -80,7 +81,7 @@ def _release_on_dead(session: Session, job: Job, error: str) -> None:
     service.flag(session, job.order_id, f"accept failed: {error}", f"job:{job.id}")
 
 
-@job_handler(ACCEPT.kind, on_dead=_release_on_dead)
+@job_handler(ACCEPT.kind, on_dead=_release_on_dead, priority=Priority.ORDER)
 def accept(ctx: JobContext) -> None:
     runtime, order_id = ctx.runtime, _order_id(ctx)
     with runtime.db.reader() as session:
@@ -96,7 +97,7 @@ def accept(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
-@job_handler(REJECT.kind)
+@job_handler(REJECT.kind, priority=Priority.ORDER)
 def reject(ctx: JobContext) -> None:
     runtime, order_id = ctx.runtime, _order_id(ctx)
     reason = str(ctx.job.payload.get("reason") or "cannot be fulfilled")
@@ -119,7 +120,7 @@ def reject(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
-@job_handler(service.FILL_WAITING)
+@job_handler(service.FILL_WAITING, priority=Priority.ORDER)
 def fill_waiting(ctx: JobContext) -> None:
     """Offer the free units of a SKU to the paid orders waiting for it, oldest first."""
     runtime = ctx.runtime
@@ -130,6 +131,7 @@ def fill_waiting(ctx: JobContext) -> None:
 
 @job_handler(
     STUCK,
+    priority=Priority.BULK,
     periodic=Periodic(
         STUCK_ORDERS, lambda settings: interval(settings.maintenance_interval_seconds)
     ),

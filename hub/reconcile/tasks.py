@@ -15,6 +15,7 @@ from connectors.registry import NotConfigured
 from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import job_handler, schedules
 from hub.jobs.schedules import Schedule, cron, slot_key
 from hub.reconcile import repository as repo
@@ -45,7 +46,7 @@ def _run_dead(session: Session, job: Job, error: str) -> None:
         session.add(run)
 
 
-@job_handler(RUN, on_dead=_run_dead)
+@job_handler(RUN, on_dead=_run_dead, priority=Priority.BULK)
 def run_reconciliation(ctx: JobContext) -> None:
     """Read every order in the run's window, page by page, and apply each batch in its own
     transaction; the channel is called between transactions, never inside one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,7 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
+
+from hub.db import Database
+from hub.jobs import queue
 
 HUB = str(Path(sys.executable).with_name("hub"))
 TABLES = {
@@ -106,6 +111,50 @@ def test_worker_exits_zero_on_sigterm(tmp_path: Path) -> None:
 
     assert code == 0, log.read_text()
     assert "hub.worker.stopped" in log.read_text()
+
+
+def _started_pids(log: Path) -> list[int]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [int(line["pid"]) for line in lines if line["event"] == "hub.worker.process_started"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.postgres_only
+def test_worker_processes_are_restarted_when_one_dies_and_all_stop_on_sigterm(
+    tmp_path: Path, postgres_database: Database
+) -> None:
+    env = environment(tmp_path / "unused.db")
+    env["HUB_DATABASE_URL"] = postgres_database.url
+    log = tmp_path / "stderr.log"
+
+    with running(["worker", "--processes", "2"], env, tmp_path) as supervisor:
+        wait_for(lambda: log.read_text().count("hub.worker.started") == 2, "two workers", 120)
+        first, second = _started_pids(log)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: len(_started_pids(log)) == 3, "the dead worker's replacement", 120)
+        wait_for(lambda: log.read_text().count("hub.worker.started") == 3, "it to start", 120)
+        with postgres_database.transaction() as session:
+            queue.enqueue(session, "maintenance.stuck_orders", "from-the-test")
+        wait_for(lambda: _state(postgres_database, "from-the-test") == "done", "the job", 60)
+        code = stopped_by_sigterm(supervisor, timeout=120)
+
+    assert code == 0, log.read_text()
+    assert all(_gone(pid) for pid in _started_pids(log))
+    assert log.read_text().count("hub.worker.stopped") == 2
+    assert "hub.worker.process_died" in log.read_text()
+
+
+def _state(database: Database, key: str) -> str | None:
+    with database.reader() as session:
+        found = queue.list_jobs(session, kind="maintenance.stuck_orders")
+    return next((str(job.state) for job in found if job.idempotency_key == key), None)
 
 
 def test_worker_refuses_more_than_one_thread_on_sqlite(tmp_path: Path) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from sqlalchemy import text
+
 from connectors.base import Permanent, Retriable
 from hub.jobs.context import JobContext
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import job_handler
 
 COUNT = "test.count"
+BULK = "test.bulk"
 FLAKY = "test.flaky"
 CRASH = "test.crash"
+DATA_ERROR = "test.data_error"
 
 _lock = threading.Lock()
 _runs: Counter[int] = Counter()
@@ -43,6 +48,12 @@ def count(ctx: JobContext) -> None:
         ctx.finish(session)
 
 
+@job_handler(BULK, priority=Priority.BULK)
+def bulk(ctx: JobContext) -> None:
+    """Bulk work, queued behind everything more urgent."""
+    _record(ctx)
+
+
 @job_handler(FLAKY)
 def flaky(ctx: JobContext) -> None:
     """Fails as `payload["fail"]` says for the first `payload["times"]` runs, then succeeds."""
@@ -59,3 +70,11 @@ def crash(ctx: JobContext) -> None:
     """A handler with a bug."""
     _record(ctx)
     raise ZeroDivisionError("division by zero in a handler")
+
+
+@job_handler(DATA_ERROR)
+def data_error(ctx: JobContext) -> None:
+    """Stores a number no integer column holds: the same error on every attempt."""
+    _record(ctx)
+    with ctx.runtime.db.transaction() as session:
+        session.execute(text("SELECT CAST(:n AS INTEGER)"), {"n": 2**70})

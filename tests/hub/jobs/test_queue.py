@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.db import Database
-from hub.jobs import queue
+from hub.jobs import priorities, queue
 from hub.jobs.models import Job, JobAttempt, JobState
+from hub.jobs.priorities import Priority
 from hub.types import utcnow
-from tests.hub.jobs.kinds import COUNT
+from tests.hub.jobs.kinds import BULK, COUNT
 
 
 def enqueue(database: Database, key: str, **kwargs: object) -> None:
@@ -59,7 +60,9 @@ def test_a_job_is_not_claimed_before_its_run_at(database: Database) -> None:
     assert claim(database, "w") == []
 
 
-def test_claim_takes_due_jobs_oldest_first_and_records_an_attempt(database: Database) -> None:
+def test_claim_takes_due_jobs_oldest_first_and_records_the_attempt_when_it_ends(
+    database: Database,
+) -> None:
     now = utcnow()
     enqueue(database, "second", run_at=now - timedelta(seconds=1))
     enqueue(database, "first", run_at=now - timedelta(seconds=2))
@@ -68,7 +71,36 @@ def test_claim_takes_due_jobs_oldest_first_and_records_an_attempt(database: Data
 
     assert claimed.idempotency_key == "first"
     assert (claimed.state, claimed.attempts, claimed.lease_owner) == ("running", 1, "worker-a")
-    assert attempts(database, claimed.id) == [(1, "worker-a", "running")]
+    assert attempts(database, claimed.id) == []
+    with database.transaction() as session:
+        queue.complete(session, claimed)
+    assert attempts(database, claimed.id) == [(1, "worker-a", "ok")]
+
+
+def test_claim_takes_the_most_urgent_priority_first_then_the_oldest(database: Database) -> None:
+    now = utcnow()
+    with database.transaction() as session:
+        for n in range(5):
+            queue.enqueue(session, BULK, f"bulk-{n}", run_at=now - timedelta(minutes=10 - n))
+        queue.enqueue(session, COUNT, "urgent-late", run_at=now)
+        queue.enqueue(session, COUNT, "urgent-early", run_at=now - timedelta(seconds=1))
+
+    claimed = claim(database, "w", limit=3)
+
+    assert [j.idempotency_key for j in claimed] == ["urgent-early", "urgent-late", "bulk-0"]
+    assert [j.priority for j in claimed] == [Priority.DEFAULT, Priority.DEFAULT, Priority.BULK]
+
+
+def test_a_configured_priority_overrides_the_declared_one(database: Database) -> None:
+    priorities.configure({BULK: 1})
+    try:
+        with database.transaction() as session:
+            queue.enqueue(session, COUNT, "declared", run_at=utcnow() - timedelta(minutes=1))
+            queue.enqueue(session, BULK, "configured")
+    finally:
+        priorities.configure({})
+
+    assert [j.idempotency_key for j in claim(database, "w", limit=2)] == ["configured", "declared"]
 
 
 def test_a_held_job_is_not_claimed_again_until_its_lease_expires(database: Database) -> None:
@@ -81,10 +113,7 @@ def test_a_held_job_is_not_claimed_again_until_its_lease_expires(database: Datab
 
     assert again.id == held.id
     assert (again.attempts, again.lease_owner) == (2, "worker-b")
-    assert attempts(database, held.id) == [
-        (1, "worker-a", "lease_expired"),
-        (2, "worker-b", "running"),
-    ]
+    assert attempts(database, held.id) == [(1, "worker-a", "lease_expired")]
 
 
 def test_finishing_after_the_lease_moved_on_is_refused_and_rolled_back(

@@ -4,6 +4,8 @@ the fake channel, the admin API, and the worker itself."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -209,6 +211,66 @@ def test_a_handler_that_crashes_is_retried_like_a_transient_fault_then_dead(hub:
     assert kinds.runs()[job_id] == 4
 
 
+def test_a_deterministic_database_error_is_dead_at_once(hub: Hub) -> None:
+    job_id = enqueue(hub, kinds.DATA_ERROR, "too-big")
+
+    hub.drain()
+
+    job = hub.admin("GET", f"/admin/jobs/{job_id}").json()
+    assert (job["state"], job["attempts"]) == ("dead", 1)
+    assert kinds.runs()[job_id] == 1
+
+
+@pytest.fixture
+def windowed(database: Database) -> Iterator[Hub]:
+    """A hub that retries by time alone, within a window of a few seconds."""
+    h = make_hub(database, fake=True, job_max_attempts=0, job_retry_window_seconds=3)
+    yield h
+    h.close()
+
+
+def test_a_transient_failure_is_retried_until_the_window_has_passed_then_dead(
+    windowed: Hub,
+) -> None:
+    fake(windowed).failures["acknowledge"] = [Retriable(f"503 number {n}") for n in range(10_000)]
+    place_order(windowed)
+
+    windowed.drain()
+
+    ack = the_job(windowed, ACK)
+    assert ack["state"] == "dead"
+    assert ack["max_attempts"] == 0
+    assert ack["attempts"] >= 2
+    assert ack["last_error"].startswith("gave up after retrying for ")
+    assert ack["last_error"].endswith(f"503 number {ack['attempts'] - 1}")
+    assert [a["outcome"] for a in ack["history"]] == ["retry"] * (ack["attempts"] - 1) + ["dead"]
+    assert windowed.order("fake", "A-1")["needs_attention"] is True
+
+
+def test_a_wait_asked_for_beyond_the_window_is_dead_at_once(windowed: Hub) -> None:
+    fake(windowed).failures["acknowledge"] = [Retriable("429 come back tomorrow", after=86_400)]
+    place_order(windowed)
+
+    windowed.drain()
+
+    ack = the_job(windowed, ACK)
+    assert (ack["state"], ack["attempts"]) == ("dead", 1)
+    assert ack["last_error"].endswith("429 come back tomorrow")
+
+
+def test_an_operator_retry_gives_a_dead_job_a_fresh_window(windowed: Hub) -> None:
+    fake(windowed).failures["acknowledge"] = [Retriable("429 come back tomorrow", after=86_400)]
+    place_order(windowed)
+    windowed.drain()
+    dead = the_job(windowed, ACK)
+
+    assert windowed.admin("POST", f"/admin/jobs/{dead['id']}/retry").status_code == 200
+    windowed.drain()
+
+    ack = the_job(windowed, ACK)
+    assert (ack["state"], ack["attempts"]) == ("done", 2)
+
+
 def test_a_job_log_context_does_not_leak_into_the_next_job(hub: Hub) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(worker="w-1")
@@ -218,6 +280,104 @@ def test_a_job_log_context_does_not_leak_into_the_next_job(hub: Hub) -> None:
         assert structlog.contextvars.get_contextvars() == {"worker": "w-1"}
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+# -- priorities ----------------------------------------------------------------------------------
+
+
+def test_a_new_orders_jobs_run_before_three_hundred_queued_listing_syncs(hub: Hub) -> None:
+    items = [{"sku": f"BULK-{n:03d}", "on_hand": 5} for n in range(300)] + [
+        {"sku": "SKU-1", "on_hand": 5}
+    ]
+    assert hub.admin("PUT", "/admin/stock", json={"items": items}).status_code == 200
+    assert len(jobs(hub, kind="inventory.sync_listing", state="queued", limit=500)) == 301
+    place_order(hub)
+
+    def status() -> str | None:
+        params = {"channel": "fake", "channel_order_id": "A-1"}
+        found = hub.admin("GET", "/admin/orders", params=params).json()["data"]
+        return str(found[0]["status"]) if found else None
+
+    ran: list[str] = []
+    while status() != "confirmed":
+        assert len(ran) < 10, f"the order is still waiting after {ran}"
+        with hub.db.transaction() as session:
+            [job] = queue.claim(session, "w", 60)
+        ran.append(job.kind)
+        run_claimed(hub.runtime, job)
+
+    assert "inventory.sync_listing" not in ran
+    assert ran[0] == "inbox.process"
+    listed = jobs(hub, kind="inventory.sync_listing", limit=500)
+    assert len(listed) >= 301
+    assert {j["state"] for j in listed} == {"queued"}
+    assert {j["priority"] for j in listed} == {90}
+    assert {j["priority"] for j in jobs(hub, kind=ACK)} == {10}
+
+
+# -- wake-ups -------------------------------------------------------------------------------------
+
+
+def _wait_until_done(database: Database, job_id: int, seconds: float = 60.0) -> str:
+    """The job's state once it is done, or whatever it is after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with database.reader() as session:
+            found = queue.get(session, job_id)
+        assert found is not None
+        if found.state == JobState.DONE or time.monotonic() > deadline:
+            return str(found.state)
+        time.sleep(0.01)
+
+
+def test_an_idle_worker_is_woken_by_a_job_queued_in_its_process(database: Database) -> None:
+    settings = hub_settings(database.url, worker_poll_seconds=3600)
+    runtime = Runtime(settings=settings, db=database, connectors=Registry())
+    worker = Worker(runtime)
+    worker.start()
+    try:
+        assert worker.idle.wait(30), "the worker never went idle"
+        with database.transaction() as session:
+            queue.enqueue(session, kinds.COUNT, "wake-me")
+            job_id = session.scalar(
+                select(col(Job.id)).where(col(Job.idempotency_key) == "wake-me")
+            )
+        assert job_id is not None
+
+        assert _wait_until_done(database, job_id) == JobState.DONE, "still asleep"
+    finally:
+        worker.stop()
+
+
+@pytest.mark.postgres_only
+def test_an_idle_worker_on_postgres_is_woken_by_a_job_another_process_queued(
+    postgres_database: Database,
+) -> None:
+    url = postgres_database.url
+    runtime = _process(url)
+    runtime.settings.worker_poll_seconds = 3600
+    worker = Worker(runtime)
+    worker.start()
+    try:
+        assert worker.listening.wait(30) and worker.idle.wait(30), "the worker never listened"
+        script = (
+            "from hub.db import Database\n"
+            "from hub.jobs import queue\n"
+            f"db = Database({url!r})\n"
+            "with db.transaction() as session:\n"
+            f"    queue.enqueue(session, {kinds.COUNT!r}, 'from-afar')\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+        with postgres_database.reader() as session:
+            job_id = session.scalar(
+                select(col(Job.id)).where(col(Job.idempotency_key) == "from-afar")
+            )
+        assert job_id is not None
+
+        assert _wait_until_done(postgres_database, job_id) == JobState.DONE, "still asleep"
+    finally:
+        worker.stop()
+        runtime.db.dispose()
 
 
 # -- a worker that dies or stalls holding a job --------------------------------------------------

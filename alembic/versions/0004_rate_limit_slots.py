@@ -3,7 +3,7 @@
 One row per channel rate limit key: when its next call may go. Every worker process reserves
 its calls' slots here, so the channels' documented limits hold across all of them.
 
-Revision ID: 0004_ops
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-30 22:00:00
 """
@@ -15,7 +15,7 @@ import sqlmodel
 
 from alembic import op
 
-revision: str = "0004_ops"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
