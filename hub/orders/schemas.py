@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 DecimalStr = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str)]
 
@@ -155,6 +155,14 @@ class ManualShipmentIn(BaseModel):
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="rejected by an operator", min_length=1, max_length=500)
+
+
+class CancelIn(BaseModel):
+    """A seller's cancellation: the reason goes to the history, the audit log and the channel
+    (Depop shows it to the buyer with the refund)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class ActionAccepted(BaseModel):
