@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from hub import audit
 from hub.deps import ActorDep, ReaderDep, RuntimeDep, require_admin
+from hub.errors import ApiError
 from hub.fulfilment import repository as fulfilment_repo
 from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as inbox_repo
@@ -183,12 +184,15 @@ def get_order(order_id: str, session: ReaderDep, actor: ActorDep) -> OrderDetail
     responses=_NOT_FOUND | _CONFLICT | {422: {"description": "No reason given"}},
 )
 def cancel_order(
-    order_id: str, body: CancelIn, runtime: RuntimeDep, actor: ActorDep
+    order_id: str, runtime: RuntimeDep, actor: ActorDep, body: CancelIn | None = None
 ) -> OrderDetail:
     """The seller cancels an open order. It is cancelled here at once; jobs then take it back
     from its provider (its units stay reserved until the provider confirms) and cancel it at
     its channel with the reason: Depop refunds the buyer, ABOUT YOU cancels the open items,
     and a channel with no cancel call (topi) leaves the order flagged with the steps to take."""
+    if body is None:
+        # Said in words: a missing body would otherwise read "body: Field required".
+        raise ApiError(422, "invalid_request", 'a reason is required: {"reason": "why"}')
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
         fulfilment.cancel_by_seller(session, order, body.reason, actor.source)
