@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from connectors.deliverr.simulator import DeliverrOrderStatus, SimulationError
+from connectors.deliverr.simulator import SimulationError
+from connectors.deliverr.transformers import DeliverrOrderStatus
 from hub.db import Database
 from hub.inventory.models import StockMovement
 from hub.jobs.models import Job, JobState
