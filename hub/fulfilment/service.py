@@ -84,8 +84,12 @@ def may_be_at_provider(session: Session, order: Order) -> bool:
 
 
 def routing_in_flight(session: Session, order_id: str) -> bool:
-    """A route job is running now: its provider call may create an order we do not know of."""
-    return any(job.state == JobState.RUNNING for job in _routing_unfinished(session, order_id))
+    """A route job is running, or will retry a call that may have reached the provider: it
+    may have created an order there that the hub does not know of yet."""
+    return any(
+        job.state == JobState.RUNNING or job.attempts > 0
+        for job in _routing_unfinished(session, order_id)
+    )
 
 
 def _routing_unfinished(session: Session, order_id: str) -> list[Job]:

@@ -44,15 +44,24 @@ def _order_id(ctx: JobContext) -> str:
 @job_handler(ROUTE.kind, on_dead=_flag_with_reason)
 def route(ctx: JobContext) -> None:
     """Send a confirmed order to its provider. A retry after a timeout finds the provider's
-    order by our id instead of creating a second one (the connector guarantees it)."""
+    order by our id instead of creating a second one (the connector guarantees it).
+
+    A retry runs for an order cancelled since, too: the earlier attempt may have left an order
+    at the provider, which would ship unless the hub learns its reference and cancels it (the
+    cancel job waits for this one)."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
     enabled = list(runtime.connectors.providers)
     with runtime.db.reader() as session:
         order = orders.get(session, order_id)
-        if order.status != OrderState.CONFIRMED or order.fulfilment_provider:
+        if order.fulfilment_provider or not (
+            order.status == OrderState.CONFIRMED
+            or (order.status == OrderState.CANCELLED and ctx.job.attempts > 1)
+        ):
             return
         lines = orders_repo.lines(session, order_id)
         unnamed = fulfilment.lines_without_sku(lines)
+        if unnamed and order.status == OrderState.CANCELLED:
+            return  # never sent anywhere: nothing to take back
         provider_name = fulfilment.choose_provider(
             session, order, lines, enabled, runtime.settings.default_provider
         )

@@ -206,6 +206,42 @@ def test_units_freed_by_deliverr_agreeing_go_to_the_order_waiting_for_them(hub: 
     assert hub.stock(SKU) == {"sku": SKU, "on_hand": 1, "reserved": 1, "available": 0}
 
 
+def test_cancel_between_a_timed_out_create_and_its_retry_takes_back_what_deliverr_kept(
+    database: Database,
+) -> None:
+    # Retries wait long enough that the test decides when each one runs (`time_passes`).
+    hub = make_hub(database, job_backoff_base=1000.0, job_backoff_cap=1000.0)
+    try:
+        hub.depop.add_product(SKU, quantity=3)
+        hub.set_stock(SKU, 3)
+        hub.deliverr.timeout_next_create(1)  # Deliverr stores the order, the hub times out
+        purchase_id = hub.depop.purchase(SKU)
+        hub.drain(wait_for_retries=0)
+        order = hub.order("depop", purchase_id)
+        assert (order["status"], order["fulfilment_provider"]) == ("confirmed", None)
+        assert hub.deliverr_order(order["id"])["status"] == "CREATED"
+
+        cancel(hub, order["id"])
+        hub.drain(wait_for_retries=0)
+        # The route's retry may still learn of an order at Deliverr: the cancel waits for it,
+        # and the unit stays held.
+        assert hub.stock(SKU)["reserved"] == 1
+        assert refunds(hub, purchase_id) == []
+        for kind in ("fulfilment.route", "fulfilment.cancel"):
+            (job,) = [j for j in hub.order_by_id(order["id"])["jobs"] if j["kind"] == kind]
+            assert job["state"] == "queued"
+            time_passes(hub, job["id"])
+            hub.drain(wait_for_retries=0)
+
+        order = hub.order_by_id(order["id"])
+        assert hub.deliverr_order(order["id"])["status"] == "CANCELLED"
+        assert len(hub.deliverr.orders) == 1
+        assert hub.stock(SKU) == {"sku": SKU, "on_hand": 3, "reserved": 0, "available": 3}
+        assert [r["send_buyer_message"] for r in refunds(hub, purchase_id)] == [REASON]
+    finally:
+        hub.close()
+
+
 # -- ABOUT YOU -----------------------------------------------------------------------------------
 
 
