@@ -160,12 +160,17 @@ class Effect(StrEnum):
 
     ROUTE = "route"  # send the order to a fulfilment provider
     RELEASE_STOCK = "release_stock"  # give back the units the order holds
-    CANCEL_FULFILMENT = "cancel_fulfilment"  # take the order back from its provider, if any
+    # Take the order back from its provider, if any, and give back its units once no provider
+    # can ship them any more (at once when none holds the order).
+    CANCEL_FULFILMENT = "cancel_fulfilment"
 
 
 ON_ENTER: dict[OrderState, tuple[Effect, ...]] = {
     S.CONFIRMED: (Effect.ROUTE,),
-    S.CANCELLED: (Effect.RELEASE_STOCK, Effect.CANCEL_FULFILMENT),
+    # No RELEASE_STOCK: a provider may have shipped the units already, so fulfilment releases
+    # them only once no provider can ship them (a released unit handed to another order and
+    # then shipped here too is an oversell).
+    S.CANCELLED: (Effect.CANCEL_FULFILMENT,),
     S.REJECTED: (Effect.RELEASE_STOCK,),
 }
 

@@ -139,6 +139,7 @@ class FakeChannel:
     failures: dict[str, list[ConnectorError]] = field(default_factory=dict)
     delay: float = 0.0
     orders: dict[str, ChannelOrder] = field(default_factory=dict)
+    cancelled_with: dict[str, str] = field(default_factory=dict)  # channel order id -> reason
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _call(self, action: str, ref: str) -> None:
@@ -161,6 +162,7 @@ class FakeChannel:
 
     def cancel(self, order: OrderView, reason: str, *, resume: Resume = None) -> None:
         self._call("cancel", order.channel_order_id)
+        self.cancelled_with[order.channel_order_id] = reason
 
     def push_tracking(self, order: OrderView, shipment_id: str, *, resume: Resume = None) -> None:
         self._call("push_tracking", f"{order.channel_order_id}:{shipment_id}")

@@ -213,6 +213,7 @@ EXAMPLES: dict[str, Any] = {
     "ShipmentLineIn": {"sku": "ABC-12345-S-BL", "quantity": 1},
     "UnitSerialsIn": {"sku": "LAPTOP-14", "serial_numbers": ["SN-0001"]},
     "RejectIn": {"reason": "out of stock: LAPTOP-14"},
+    "CancelIn": {"reason": "the buyer asked to cancel before dispatch"},
     "ActionAccepted": {"order_id": _ORDER_ID, "status": "confirmed", "queued": ["order.reject"]},
     "JobPublic": _JOB,
     "JobDetail": {**_JOB, "history": [_ATTEMPT]},

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from hub import audit
 from hub.deps import ActorDep, ReaderDep, RuntimeDep, require_admin
+from hub.errors import ApiError
 from hub.fulfilment import repository as fulfilment_repo
 from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as inbox_repo
@@ -22,6 +23,7 @@ from hub.orders.jobs import REJECT
 from hub.orders.models import Order
 from hub.orders.schemas import (
     ActionAccepted,
+    CancelIn,
     EventSummary,
     HistoryEntry,
     JobSummary,
@@ -35,7 +37,7 @@ from hub.orders.schemas import (
     ShipmentLinePublic,
     ShipmentPublic,
 )
-from state_machines.order import OrderState, Trigger
+from state_machines.order import OrderState
 
 router = APIRouter(prefix="/admin/orders", tags=["orders"], dependencies=[Depends(require_admin)])
 
@@ -177,14 +179,27 @@ def get_order(order_id: str, session: ReaderDep, actor: ActorDep) -> OrderDetail
     return detail(session, order_id, personal=actor.may_write)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderDetail, responses=_NOT_FOUND | _CONFLICT)
-def cancel_order(order_id: str, runtime: RuntimeDep, actor: ActorDep) -> OrderDetail:
-    """Cancel an open order: its stock is released and its fulfilment order cancelled."""
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderDetail,
+    responses=_NOT_FOUND | _CONFLICT | {422: {"description": "No reason given"}},
+)
+def cancel_order(
+    order_id: str, runtime: RuntimeDep, actor: ActorDep, body: CancelIn | None = None
+) -> OrderDetail:
+    """The seller cancels an open order. It is cancelled here at once; jobs then take it back
+    from its provider (its units stay reserved until the provider confirms) and cancel it at
+    its channel with the reason: Depop refunds the buyer, ABOUT YOU cancels the open items,
+    and a channel with no cancel call (topi) leaves the order flagged with the steps to take."""
+    if body is None:
+        # Said in words: a missing body would otherwise read "body: Field required".
+        raise ApiError(422, "invalid_request", 'a reason is required: {"reason": "why"}')
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
-        reason = {"reason": actor.reason} if actor.reason else None
-        service.fire(session, order, Trigger.CANCEL, actor.source, detail=reason)
-        audit.record(session, actor, "order.cancel", order_id, order_id=order_id)
+        fulfilment.cancel_by_seller(session, order, body.reason, actor.source)
+        audit.record(
+            session, actor, "order.cancel", order_id, order_id=order_id, reason=body.reason
+        )
     with runtime.db.reader() as session:
         return detail(session, order_id, personal=True)
 

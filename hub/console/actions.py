@@ -1,9 +1,8 @@
 """Every change the console makes, one function each: the service call and its audit row in
 one transaction, the acting token's name as the history's source.
 
-They call the services as they are; where an order action gains a richer service (a cancel
-that keeps its reason, flags resolved one reason at a time), the function here is the one
-place to switch over.
+They call the services as they are; where an order action gains a richer service (flags
+resolved one reason at a time), the function here is the one place to switch over.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from hub.jobs.models import JobState
 from hub.orders import service as orders
 from hub.reconcile import service as reconcile
 from hub.runtime import Runtime
-from state_machines.order import Trigger
 
 
 class ActionRefused(Exception):
@@ -31,11 +29,12 @@ class ActionRefused(Exception):
 
 
 def cancel_order(runtime: Runtime, actor: Actor, order_id: str, reason: str) -> None:
-    """Cancel an open order: its stock is released, its provider told; the reason is kept in
-    the order's history and the audit log."""
+    """The seller cancels an open order, as `POST /admin/orders/{id}/cancel` does: taken back
+    from its provider, then cancelled at its channel with the reason, which the order's
+    history and the audit log keep too."""
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
-        orders.fire(session, order, Trigger.CANCEL, actor.source, detail={"reason": reason})
+        fulfilment.cancel_by_seller(session, order, reason, actor.source)
         audit.record(session, actor, "order.cancel", order_id, order_id=order_id, reason=reason)
 
 

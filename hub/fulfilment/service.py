@@ -27,6 +27,8 @@ from hub.fulfilment import repository as repo
 from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
 from hub.ids import new_id
 from hub.inventory import service as inventory
+from hub.jobs import queue
+from hub.jobs.models import Job, JobState
 from hub.jobs.registry import TryAgain
 from hub.orders import effects
 from hub.orders import repository as orders_repo
@@ -34,7 +36,7 @@ from hub.orders import service as orders
 from hub.orders.jobs import OrderJob
 from hub.orders.models import Order, OrderLine
 from hub.types import utcnow
-from state_machines.order import Effect, IllegalTransition, OrderState, Trigger, may
+from state_machines.order import Effect, IllegalTransition, OrderState, Trigger, may, next_state
 
 MANUAL = "manual"
 NO_SKU = "line has no SKU"
@@ -69,10 +71,84 @@ def _route(session: Session, order: Order, source: str) -> None:
     ROUTE.enqueue(session, order.id)
 
 
+# The seller's cancellation told to the channel, once no provider can ship the order.
+CANCEL_AT_CHANNEL = OrderJob("order.cancel_at_channel", "cancel-at-channel")
+
+RETURN_NEEDED = "return needed"
+
+
 @effects.on_enter(Effect.CANCEL_FULFILMENT)
 def _cancel_at_provider(session: Session, order: Order, source: str) -> None:
-    if order.fulfilment_ref:
+    """A cancelled order's units stay reserved while a provider may still ship them: the
+    cancel job gives them back once the provider confirms (or finds no provider order), and a
+    shipment that beats the cancellation commits them. Units no provider holds go back now."""
+    if may_be_at_provider(session, order):
         CANCEL.enqueue(session, order.id)
+    else:
+        inventory.release(session, order.id)
+
+
+def may_be_at_provider(session: Session, order: Order) -> bool:
+    """Whether a provider holds the order, or a routing in progress may yet hand it one."""
+    if order.fulfilment_ref:
+        return True
+    return order.fulfilment_provider is None and bool(_routing_unfinished(session, order.id))
+
+
+def routing_in_flight(session: Session, order_id: str) -> bool:
+    """A route job is running, or will retry a call that may have reached the provider: it
+    may have created an order there that the hub does not know of yet."""
+    return any(
+        job.state == JobState.RUNNING or job.attempts > 0
+        for job in _routing_unfinished(session, order_id)
+    )
+
+
+def _routing_unfinished(session: Session, order_id: str) -> list[Job]:
+    return [
+        job
+        for job in queue.list_jobs(session, kind=ROUTE.kind, order_id=order_id)
+        if job.state in (JobState.QUEUED, JobState.RUNNING)
+    ]
+
+
+def cancel_by_seller(session: Session, order: Order, reason: str, source: str) -> None:
+    """The seller cancels the order: it is cancelled here now, taken back from its provider,
+    and then cancelled (refunded, where the channel does that) at its channel, by jobs.
+
+    The channel hears of it only after the provider gave the order up: a parcel already on its
+    way must not also be refunded. IllegalTransition when the order's state does not allow it.
+    """
+    next_state(order.status, Trigger.CANCEL)
+    if may_be_at_provider(session, order):
+        # Queued first with the reason, so the cancel the transition's effect queues under the
+        # same key is this one, and it passes the seller's word on once the provider agreed.
+        CANCEL.enqueue(session, order.id, {"channel_reason": reason})
+        orders.fire(session, order, Trigger.CANCEL, source, detail={"reason": reason})
+        return
+    orders.fire(session, order, Trigger.CANCEL, source, detail={"reason": reason})
+    CANCEL_AT_CHANNEL.enqueue(session, order.id, {"reason": reason})
+
+
+def provider_gave_up(
+    session: Session,
+    order: Order,
+    provider: str | None,
+    ref: str | None,
+    source: str,
+    *,
+    channel_reason: str | None = None,
+) -> None:
+    """No provider can ship the cancelled order any more (it cancelled it, or none ever held
+    it): the units it held go back, and a seller's cancellation goes on to the channel."""
+    orders_repo.lock(session, order)
+    if ref:
+        orders.note(
+            session, order, "fulfilment_cancelled", source, {"provider": provider, "reference": ref}
+        )
+    inventory.release(session, order.id)
+    if channel_reason is not None:
+        CANCEL_AT_CHANNEL.enqueue(session, order.id, {"reason": channel_reason})
 
 
 class NotRoutable(DomainError):
@@ -232,7 +308,10 @@ def apply_fulfilment(
         )
         if s is not None
     ]
-    if status.status is ProviderOrderStatus.CANCELLED and may(order.status, Trigger.SHIP):
+    if status.status is ProviderOrderStatus.CANCELLED and order.status == OrderState.CANCELLED:
+        # The provider's own word that it will ship nothing: what the order held goes back.
+        provider_gave_up(session, order, None, None, source)
+    elif status.status is ProviderOrderStatus.CANCELLED and may(order.status, Trigger.SHIP):
         orders.flag(session, order.id, f"{provider} cancelled the fulfilment order", source)
     elif status.status is ProviderOrderStatus.ERROR:
         orders.flag(
@@ -266,7 +345,8 @@ def record_shipment(
     orders_repo.lock(session, order)
     if repo.shipment(session, order.id, provider, shipment.shipment_id) is not None:
         return None
-    if not may(order.status, Trigger.SHIP):
+    cancelled = order.status == OrderState.CANCELLED
+    if not may(order.status, Trigger.SHIP) and not cancelled:
         orders.flag(
             session, order.id, f"{provider} shipped an order that is {order.status}", source
         )
@@ -318,6 +398,18 @@ def record_shipment(
             + " that the order no longer holds open: get the units back",
             source,
         )
+    if cancelled:
+        # The parcel left before the cancellation reached the provider: its units are gone
+        # from the shelf all the same. No tracking goes to the channel, which cancelled the
+        # order (or, for a seller's cancel the provider refused, still waits for a person).
+        orders.flag(
+            session,
+            order.id,
+            f"{RETURN_NEEDED}: {provider} shipped the cancelled order "
+            f"(shipment {shipment.shipment_id})",
+            source,
+        )
+        return row
     if not allocation:
         return row  # nothing of the order is in it: no state to move, no tracking to push
     if may(order.status, Trigger.SHIP):

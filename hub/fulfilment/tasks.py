@@ -11,14 +11,15 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from connectors.base import FlowNotSupported, NeedsInput
+from connectors.base import FlowNotSupported, NeedsInput, Pending
 from hub.fulfilment import repository as repo
 from hub.fulfilment import service as fulfilment
-from hub.fulfilment.service import CANCEL, POLL, PUSH_TRACKING, ROUTE
+from hub.fulfilment.service import CANCEL, CANCEL_AT_CHANNEL, POLL, PUSH_TRACKING, ROUTE
+from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
 from hub.jobs.priorities import Priority
-from hub.jobs.registry import Periodic, job_handler
+from hub.jobs.registry import Periodic, TryAgain, job_handler
 from hub.jobs.schedules import interval
 from hub.orders import repository as orders_repo
 from hub.orders import service as orders
@@ -44,15 +45,24 @@ def _order_id(ctx: JobContext) -> str:
 @job_handler(ROUTE.kind, on_dead=_flag_with_reason, priority=Priority.ORDER)
 def route(ctx: JobContext) -> None:
     """Send a confirmed order to its provider. A retry after a timeout finds the provider's
-    order by our id instead of creating a second one (the connector guarantees it)."""
+    order by our id instead of creating a second one (the connector guarantees it).
+
+    A retry runs for an order cancelled since, too: the earlier attempt may have left an order
+    at the provider, which would ship unless the hub learns its reference and cancels it (the
+    cancel job waits for this one)."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
     enabled = list(runtime.connectors.providers)
     with runtime.db.reader() as session:
         order = orders.get(session, order_id)
-        if order.status != OrderState.CONFIRMED or order.fulfilment_provider:
+        if order.fulfilment_provider or not (
+            order.status == OrderState.CONFIRMED
+            or (order.status == OrderState.CANCELLED and ctx.job.attempts > 1)
+        ):
             return
         lines = orders_repo.lines(session, order_id)
         unnamed = fulfilment.lines_without_sku(lines)
+        if unnamed and order.status == OrderState.CANCELLED:
+            return  # never sent anywhere: nothing to take back
         provider_name = fulfilment.choose_provider(
             session, order, lines, enabled, runtime.settings.default_provider
         )
@@ -91,25 +101,88 @@ def _provider_order(ctx: JobContext) -> tuple[str, str] | None:
     return provider, ref
 
 
-@job_handler(CANCEL.kind, on_dead=_flag_with_reason, priority=Priority.ORDER)
+def _provider_refused_cancel(session: Session, job: Job, error: str) -> None:
+    """The provider could not take the order back (it shipped, most often): the order is
+    flagged in the provider's words, and its units stay reserved until the provider reports
+    the parcel (which commits them) or the cancellation. A poll asks it now rather than
+    waiting for a webhook that may have been lost."""
+    _flag_with_reason(session, job, error)
+    if job.order_id is not None:
+        POLL.enqueue(session, job.order_id, None, "after-cancel")
+
+
+@job_handler(CANCEL.kind, on_dead=_provider_refused_cancel, priority=Priority.ORDER)
 def cancel(ctx: JobContext) -> None:
-    """The order was cancelled after routing: cancel it at the provider. A provider that can no
-    longer cancel raises Permanent, and the dead job flags the order with its reason."""
+    """The order was cancelled: cancel it at its provider, if one holds it, and give its units
+    back once none does. A provider that can no longer cancel raises Permanent, and the dead
+    job flags the order with its reason, the units still held."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
+    with runtime.db.reader() as session:
+        if fulfilment.routing_in_flight(session, order_id):
+            # Its provider call may be creating the order right now: wait for its outcome.
+            raise TryAgain(f"order {order_id} is being routed")
     routed = _provider_order(ctx)
-    if routed is None:
-        return
-    provider, ref = routed
-    runtime.connectors.provider(provider).cancel_order(ref)
+    if routed is not None:
+        runtime.connectors.provider(routed[0]).cancel_order(routed[1])
+    provider, ref = routed or (None, None)
+    reason = ctx.job.payload.get("channel_reason")
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
-        orders.note(
+        fulfilment.provider_gave_up(
             session,
             order,
-            "fulfilment_cancelled",
+            provider,
+            ref,
             f"job:{ctx.job.id}",
-            {"provider": provider, "reference": ref},
+            channel_reason=None if reason is None else str(reason),
         )
+        ctx.finish(session)
+
+
+def _channel_refused_cancel(session: Session, job: Job, error: str) -> None:
+    """The channel refused the seller's cancellation: the order is flagged with its answer."""
+    if job.order_id is None:
+        return
+    order = orders.get(session, job.order_id)
+    orders.flag(
+        session, order.id, f"{order.channel} refused the cancellation: {error}", f"job:{job.id}"
+    )
+
+
+@job_handler(CANCEL_AT_CHANNEL.kind, on_dead=_channel_refused_cancel, priority=Priority.ORDER)
+def cancel_at_channel(ctx: JobContext) -> None:
+    """Tell the channel the seller cancelled the order (Depop refunds the buyer, ABOUT YOU
+    cancels the open items). A channel with no such call names the steps a person must take,
+    and the order is flagged with them."""
+    runtime, order_id = ctx.runtime, _order_id(ctx)
+    payload = dict(ctx.job.payload)
+    reason = str(payload.get("reason") or "")
+    resume = payload.get("resume")
+    with runtime.db.reader() as session:
+        order = orders.get(session, order_id)
+        if order.status != OrderState.CANCELLED:
+            return
+        view = fulfilment.view(session, order_id)
+    source = f"job:{ctx.job.id}"
+    try:
+        runtime.connectors.channel(order.channel).cancel(
+            view, reason, resume=dict(resume) if isinstance(resume, dict) else None
+        )
+    except Pending as pending:
+        # The channel works on it: the next attempt asks for the outcome, never sends it again.
+        with runtime.db.transaction() as session:
+            queue.keep_payload(session, ctx.job, {**payload, "resume": pending.resume})
+        raise
+    except FlowNotSupported as unsupported:
+        with runtime.db.transaction() as session:
+            orders.flag(
+                session, order_id, f"cancel with {order.channel}: {unsupported.reason}", source
+            )
+            ctx.finish(session)
+        return
+    with runtime.db.transaction() as session:
+        order = orders.get(session, order_id)
+        orders.note(session, order, "cancelled_at_channel", source, {"reason": reason})
         ctx.finish(session)
 
 

@@ -356,6 +356,13 @@ def complete(session: Session, job: Job) -> None:
     )
 
 
+def keep_payload(session: Session, job: Job, payload: dict[str, Any]) -> None:
+    """Replace the payload of a job this worker holds (`LeaseLost` if it is gone), so the next
+    attempt starts from what this one learnt (an asynchronous call's `resume`)."""
+    _fence(session, job, {"payload": payload})
+    job.payload = payload
+
+
 def extend_lease(session: Session, job: Job, lease_seconds: float) -> None:
     """Keep a long job's lease for another `lease_seconds` (`LeaseLost` if it is gone), so no
     other worker claims it while it is still making progress."""

@@ -222,6 +222,14 @@ class RejectIn(BaseModel):
     reason: str = Field(default="rejected by an operator", min_length=1, max_length=500)
 
 
+class CancelIn(BaseModel):
+    """A seller's cancellation: the reason goes to the history, the audit log and the channel
+    (Depop shows it to the buyer with the refund)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
 class ActionAccepted(BaseModel):
     order_id: str
     status: str

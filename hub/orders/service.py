@@ -344,6 +344,7 @@ def cancel_lines(
     """
     wanted = set(channel_line_ids)
     lines = repo.lines(session, order.id)
+    freed: list[tuple[str, int]] = []
     changed = []
     for line in lines:
         if line.channel_line_id in wanted and line.open_quantity > 0:
@@ -352,13 +353,17 @@ def cancel_lines(
             session.add(line)
             changed.append(line.channel_line_id)
             if line.sku:
-                inventory.release_units(session, order.id, line.sku, units)
+                freed.append((line.sku, units))
     if not changed:
         return
     note(session, order, "lines_cancelled", source, {"lines": changed})
     if all(line.open_quantity == 0 and line.shipped_quantity == 0 for line in lines):
+        # The whole order goes: cancelling it gives its units back once no provider can ship
+        # them, never before.
         cancel(session, order, source, {"lines": changed})
         return
+    for sku, units in freed:
+        inventory.release_units(session, order.id, sku, units)
     if order.fulfilment_ref and may(order.status, Trigger.SHIP):
         named = ", ".join(
             f"{line.channel_line_id} ({line.sku})"

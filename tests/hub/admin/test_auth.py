@@ -49,7 +49,9 @@ def test_a_read_only_token_reads_but_may_not_change_anything(hub: Hub) -> None:
     assert (
         ok(hub.client.get(f"/admin/orders/{order['id']}", headers=reader))["status"] == "confirmed"
     )
-    refused = hub.client.post(f"/admin/orders/{order['id']}/cancel", headers=reader)
+    refused = hub.client.post(
+        f"/admin/orders/{order['id']}/cancel", headers=reader, json={"reason": "r"}
+    )
 
     error(refused, 403, "forbidden")
     assert hub.order_by_id(order["id"])["status"] == "confirmed"

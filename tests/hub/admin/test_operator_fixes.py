@@ -197,7 +197,7 @@ def test_a_change_is_audited_under_the_token_name_with_the_reason_given(hub: Hub
         hub.admin(
             "POST",
             f"/admin/orders/{order['id']}/cancel",
-            headers={"x-audit-reason": "fraud check failed"},
+            json={"reason": "fraud check failed"},
         )
     )
 

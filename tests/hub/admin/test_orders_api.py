@@ -7,6 +7,8 @@ from tests.harness import Hub
 
 from .conftest import error, ok, place, send
 
+REASON = {"reason": "the buyer asked"}
+
 
 def ids(hub: Hub, **params: object) -> list[str]:
     page = ok(hub.admin("GET", "/admin/orders", params=params))
@@ -81,7 +83,7 @@ def test_order_detail_tells_its_history_jobs_and_the_events_that_touched_it(hub:
 
 def test_unknown_order_answers_404_json(hub: Hub) -> None:
     error(hub.admin("GET", "/admin/orders/ord_NOPE"), 404, "order_not_found")
-    error(hub.admin("POST", "/admin/orders/ord_NOPE/cancel"), 404, "order_not_found")
+    error(hub.admin("POST", "/admin/orders/ord_NOPE/cancel", json=REASON), 404, "order_not_found")
 
 
 def test_bad_filters_answer_422_json(hub: Hub) -> None:
@@ -95,7 +97,7 @@ def test_cancelling_releases_the_stock_and_cancels_the_fulfilment_order(hub: Hub
     order = place(hub, "A-1", ("SKU-1", 2))
     assert hub.stock("SKU-1")["reserved"] == 2
 
-    cancelled = ok(hub.admin("POST", f"/admin/orders/{order['id']}/cancel"))
+    cancelled = ok(hub.admin("POST", f"/admin/orders/{order['id']}/cancel", json=REASON))
     hub.drain()
 
     assert cancelled["status"] == "cancelled"
@@ -106,9 +108,10 @@ def test_cancelling_releases_the_stock_and_cancels_the_fulfilment_order(hub: Hub
 
 def test_an_illegal_action_answers_409_and_changes_nothing(hub: Hub) -> None:
     order = place(hub, "A-1", ("SKU-1", 1))
-    ok(hub.admin("POST", f"/admin/orders/{order['id']}/cancel"))
+    ok(hub.admin("POST", f"/admin/orders/{order['id']}/cancel", json=REASON))
 
-    error(hub.admin("POST", f"/admin/orders/{order['id']}/cancel"), 409, "illegal_transition")
+    again = hub.admin("POST", f"/admin/orders/{order['id']}/cancel", json=REASON)
+    error(again, 409, "illegal_transition")
     error(hub.admin("POST", f"/admin/orders/{order['id']}/reject"), 409, "illegal_transition")
     error(hub.admin("POST", f"/admin/orders/{order['id']}/retry-fulfilment"), 409)
     shipment = {

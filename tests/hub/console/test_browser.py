@@ -124,13 +124,23 @@ def test_an_operator_finds_an_order_reads_its_timeline_and_cancels_it(hub: Hub, 
     assert '"B-100"' in page.locator("ol.timeline pre").first.inner_text()
     assert page.locator("svg g.state.current").get_attribute("id") == "state-confirmed"
 
-    page.get_by_label("Reason (kept in the history and the audit log)").fill("duplicate order")
+    page.get_by_label("Reason (sent to the channel, kept in the history and the audit log)").fill(
+        "duplicate order"
+    )
     page.get_by_role("button", name="Cancel order").click()
 
     assert page.get_by_role("status").inner_text() == "Order cancelled."
     assert "cancelled" in page.get_by_role("heading", level=1).inner_text()
     assert "“duplicate order”" in page.locator("ol.timeline").inner_text()
     assert hub.order_by_id(order["id"])["status"] == "cancelled"
+
+    # The same service as the admin API's: provider first, then the channel, with the reason.
+    hub.drain()
+    assert hub.fake is not None and hub.fake.cancelled_with == {"B-100": "duplicate order"}
+    assert hub.deliverr_order(order["id"])["status"] == "CANCELLED"
+    page.reload()
+    timeline = page.locator("ol.timeline").inner_text()
+    assert "fulfilment_cancelled" in timeline and "cancelled_at_channel" in timeline
 
 
 def test_an_operator_retries_a_dead_job(hub: Hub, page: Any) -> None:

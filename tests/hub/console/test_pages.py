@@ -140,7 +140,11 @@ def test_cancelling_with_a_reason_records_who_and_why_on_the_order_and_in_the_au
         "buyer asked by phone",
     )
     assert "buyer asked by phone" in page(hub, f"/console/orders/{order['id']}").text
+    # Held until Deliverr gives the order up; then free, and the channel hears the reason.
+    assert hub.stock("SKU-1")["reserved"] == 1
+    hub.drain()
     assert hub.stock("SKU-1")["reserved"] == 0
+    assert hub.fake is not None and hub.fake.cancelled_with == {"C-1": "buyer asked by phone"}
 
 
 def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(hub: Hub) -> None:

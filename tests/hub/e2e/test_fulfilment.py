@@ -309,7 +309,8 @@ def test_retry_fulfilment_routes_a_failed_order_again(hub: Hub) -> None:
 
 def test_retry_fulfilment_of_an_order_not_confirmed_is_a_conflict(hub: Hub) -> None:
     _, order_id, _ = routed(hub, "SKU-A")
-    assert hub.admin("POST", f"/admin/orders/{order_id}/cancel").status_code == 200
+    cancelled = hub.admin("POST", f"/admin/orders/{order_id}/cancel", json={"reason": "r"})
+    assert cancelled.status_code == 200
 
     response = hub.admin("POST", f"/admin/orders/{order_id}/retry-fulfilment")
     assert response.status_code == 409
@@ -321,7 +322,7 @@ def test_retry_fulfilment_of_an_order_not_confirmed_is_a_conflict(hub: Hub) -> N
 
 def test_cancelling_a_routed_order_cancels_it_at_deliverr(hub: Hub) -> None:
     _, order_id, ref = routed(hub, "SKU-A")
-    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel")
+    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel", json={"reason": "r"})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
     hub.drain()
@@ -340,17 +341,25 @@ def test_cancelling_a_routed_order_cancels_it_at_deliverr(hub: Hub) -> None:
 def test_cancel_after_deliverr_shipped_asks_for_a_return(hub: Hub) -> None:
     purchase_id, order_id, ref = routed(hub, "SKU-A")
     hub.deliverr.drop_next_webhooks(1)
-    hub.deliverr.ship(ref)  # the hub does not hear of it
+    hub.deliverr.ship(ref, tracking_number="1ZGONE")  # the hub does not hear of it
     hub.depop.refund(purchase_id, "25.99", "5.00")
     hub.drain()
 
     order = hub.order_by_id(order_id)
     assert order["status"] == "cancelled"
-    assert order["needs_attention"]
-    assert order["attention_reason"] == "cancelled after shipment: return needed"
     (cancel,) = jobs(order, "fulfilment.cancel")
     assert (cancel["state"], cancel["attempts"]) == ("dead", 1)
     assert hub.deliverr_order(order_id)["status"] == "SHIPPED"
+    flags = [e["detail"]["reason"] for e in order["history"] if e["trigger"] == "flag"]
+    assert flags[0] == "cancelled after shipment: return needed"
+    # The refusal made the hub ask Deliverr, which reported the parcel: its unit left the
+    # shelf (on_hand falls) instead of going back to the available stock.
+    assert [j["state"] for j in jobs(order, "fulfilment.poll")] == ["done"]
+    assert order["attention_reason"].startswith("return needed: deliverr shipped")
+    assert [s["tracking_numbers"] for s in order["shipments"]] == [["1ZGONE"]]
+    assert not order["shipments"][0]["pushed_to_channel"]
+    assert mark_as_shipped_calls(hub, purchase_id) == []
+    assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 2, "reserved": 0, "available": 2}
 
 
 # -- routing without Deliverr ------------------------------------------------------------------

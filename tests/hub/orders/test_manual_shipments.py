@@ -106,7 +106,8 @@ def test_a_shipment_that_does_not_fit_is_refused_and_changes_nothing(hub: Hub) -
 
 def test_only_an_open_order_can_be_shipped_or_cancelled(hub: Hub) -> None:
     _, cancelled_id = manual_order(hub, "SKU-A")
-    assert hub.admin("POST", f"/admin/orders/{cancelled_id}/cancel").status_code == 200
+    cancelled = hub.admin("POST", f"/admin/orders/{cancelled_id}/cancel", json={"reason": "r"})
+    assert cancelled.status_code == 200
     refused = ship(hub, cancelled_id, [("SKU-A", 1)])
     assert refused.status_code == 409
     assert refused.json()["error"] == "illegal_transition"
@@ -114,7 +115,7 @@ def test_only_an_open_order_can_be_shipped_or_cancelled(hub: Hub) -> None:
     _, completed_id = manual_order(hub, "SKU-B")
     assert ship(hub, completed_id, [("SKU-B", 1)]).status_code == 201
     assert ship(hub, completed_id, [("SKU-B", 1)], "RM2GB").status_code == 409
-    again = hub.admin("POST", f"/admin/orders/{completed_id}/cancel")
+    again = hub.admin("POST", f"/admin/orders/{completed_id}/cancel", json={"reason": "r"})
     assert again.status_code == 409
     assert hub.order_by_id(completed_id)["status"] == "completed"
     missing = ship(hub, "ord_nope", [("SKU-B", 1)])
