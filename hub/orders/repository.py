@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from hub.orders.models import Order, OrderEvent, OrderLine
@@ -22,6 +25,58 @@ def by_channel_id(session: Session, channel: str, channel_order_id: str) -> Orde
             col(Order.channel) == channel, col(Order.channel_order_id) == channel_order_id
         )
     ).first()
+
+
+def by_channel_ids(
+    session: Session, channel: str, channel_order_ids: Sequence[str]
+) -> dict[str, Order]:
+    """The orders of `channel` among `channel_order_ids`, by channel order id: one look-up for
+    a page of them."""
+    if not channel_order_ids:
+        return {}
+    found = session.scalars(
+        select(Order).where(
+            col(Order.channel) == channel, col(Order.channel_order_id).in_(channel_order_ids)
+        )
+    )
+    return {order.channel_order_id: order for order in found}
+
+
+def insert_new(
+    session: Session,
+    orders: Sequence[dict[str, Any]],
+    lines: Mapping[str, Sequence[dict[str, Any]]],
+    history: Mapping[str, dict[str, Any]],
+) -> list[str]:
+    """Insert those of `orders` (rows) whose (channel, channel_order_id) is new, with their
+    `lines` and their `history` row (both by order id); the ids of the orders inserted.
+
+    Three statements for any number of orders: a row another writer inserted first is left
+    out by `ON CONFLICT DO NOTHING`, and so are its lines and history.
+    """
+    if not orders:
+        return []
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    created = list(
+        session.execute(
+            insert(Order)
+            .values(list(orders))
+            .on_conflict_do_nothing(index_elements=["channel", "channel_order_id"])
+            .returning(col(Order.id))
+        ).scalars()
+    )
+    new_lines = [line for order_id in created for line in lines.get(order_id, ())]
+    if new_lines:
+        session.execute(sa_insert(OrderLine), new_lines)
+    if created:
+        session.execute(sa_insert(OrderEvent), [history[order_id] for order_id in created])
+    return created
+
+
+def by_ids(session: Session, order_ids: Sequence[str]) -> dict[str, Order]:
+    if not order_ids:
+        return {}
+    return {o.id: o for o in session.scalars(select(Order).where(col(Order.id).in_(order_ids)))}
 
 
 def by_channel_line_ids(session: Session, channel: str, line_ids: Sequence[str]) -> Order | None:

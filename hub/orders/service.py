@@ -137,6 +137,71 @@ def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Orde
     return order, True
 
 
+def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str) -> list[Order]:
+    """`receive` for a page of orders none of which the caller found: the orders this call
+    created (one statement each for orders, lines and history). An order another writer
+    created meanwhile is left out; the caller takes it through `receive`.
+    """
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    lines: dict[str, list[dict[str, Any]]] = {}
+    history: dict[str, dict[str, Any]] = {}
+    for order in incoming:
+        order_id = new_id("ord")
+        rows.append(
+            {
+                "id": order_id,
+                "channel": order.channel,
+                "channel_order_id": order.channel_order_id,
+                "status": OrderState.CREATED.value,
+                "channel_status": order.channel_status,
+                "currency": order.currency,
+                "total_amount": order.total_amount,
+                "buyer_email": order.buyer_email,
+                "shipping_address": asdict(order.shipping_address)
+                if order.shipping_address
+                else None,
+                "attributes": _jsonable(order.attributes),
+                "placed_at": order.placed_at,
+                "needs_attention": False,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        lines[order_id] = [
+            {
+                "order_id": order_id,
+                "channel_line_id": line.channel_line_id,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "shipped_quantity": 0,
+                "cancelled_quantity": 0,
+                "unit_price": line.unit_price,
+                "parcel_ref": line.parcel_ref,
+                "attributes": _jsonable(line.attributes),
+            }
+            for line in order.lines
+        ]
+        history[order_id] = {
+            "order_id": order_id,
+            "trigger": "receive",
+            "from_state": None,
+            "to_state": OrderState.CREATED.value,
+            "source": source,
+            "detail": {},
+            "at": now,
+        }
+    created = repo.insert_new(session, rows, lines, history)
+    by_id = repo.by_ids(session, created)
+    received = [by_id[order_id] for order_id in created]
+    for new in received:
+        log.info("hub.orders.received", order_id=new.id, channel=new.channel)
+        if any(line["sku"] is None for line in lines[new.id]):
+            flag(session, new.id, "line has no SKU", source)
+    return received
+
+
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes as stored: Decimals and datetimes become strings."""
 
