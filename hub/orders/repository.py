@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from hub.orders.models import Order, OrderEvent, OrderLine
@@ -47,9 +48,10 @@ def insert_new(
     orders: Sequence[dict[str, Any]],
     lines: Mapping[str, Sequence[dict[str, Any]]],
     history: Mapping[str, dict[str, Any]],
-) -> list[str]:
+) -> list[Order]:
     """Insert those of `orders` (rows) whose (channel, channel_order_id) is new, with their
-    `lines` and their `history` row (both by order id); the ids of the orders inserted.
+    `lines` and their `history` row (both by order id); the orders inserted, as `RETURNING`
+    gave them.
 
     Three statements for any number of orders: a row another writer inserted first is left
     out by `ON CONFLICT DO NOTHING`, and so are its lines and history.
@@ -58,25 +60,19 @@ def insert_new(
         return []
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     created = list(
-        session.execute(
+        session.scalars(
             insert(Order)
             .values(list(orders))
             .on_conflict_do_nothing(index_elements=["channel", "channel_order_id"])
-            .returning(col(Order.id))
-        ).scalars()
+            .returning(Order)
+        )
     )
-    new_lines = [line for order_id in created for line in lines.get(order_id, ())]
+    new_lines = [line for order in created for line in lines.get(order.id, ())]
     if new_lines:
         session.execute(sa_insert(OrderLine), new_lines)
     if created:
-        session.execute(sa_insert(OrderEvent), [history[order_id] for order_id in created])
+        session.execute(sa_insert(OrderEvent), [history[order.id] for order in created])
     return created
-
-
-def by_ids(session: Session, order_ids: Sequence[str]) -> dict[str, Order]:
-    if not order_ids:
-        return {}
-    return {o.id: o for o in session.scalars(select(Order).where(col(Order.id).in_(order_ids)))}
 
 
 def by_channel_line_ids(session: Session, channel: str, line_ids: Sequence[str]) -> Order | None:
@@ -136,7 +132,11 @@ def compare_and_set_status(session: Session, order: Order, expected: str, new: s
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.refresh(order)
+    # The row is now what this statement made it: set the loaded copy to match, as committed
+    # values (nothing left to flush), instead of reading the row back.
+    set_committed_value(order, "status", new)
+    set_committed_value(order, "version", order.version + 1)
+    set_committed_value(order, "updated_at", now)
     return True
 
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from connectors.base import Capability, ChannelOrder, OrderLineView, OrderView, ShipmentView
@@ -27,7 +26,7 @@ from hub.jobs.registry import TryAgain
 from hub.orders import effects
 from hub.orders import repository as repo
 from hub.orders.jobs import ACCEPT, ACKNOWLEDGE, REJECT
-from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.orders.models import Order, OrderEvent
 from hub.runtime import Runtime
 from hub.types import utcnow
 from state_machines.order import Effect, OrderState, Trigger, may, next_state
@@ -89,52 +88,18 @@ def get(session: Session, order_id: str) -> Order:
 def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Order, bool]:
     """The hub's order for `incoming`, created if new; True when this call created it.
 
-    Two processes receiving the same order at once (a webhook and a reconciliation run) both
-    try the insert; the unique (channel, channel_order_id) lets exactly one win.
+    The insert comes first (`INSERT ... ON CONFLICT DO NOTHING RETURNING`): a new order, the
+    common case, costs no look-up, and of two processes receiving the same order at once (a
+    webhook and a reconciliation run) the unique (channel, channel_order_id) lets exactly one
+    win; the other reads the winner's order.
     """
-    existing = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
-    if existing is not None:
-        return existing, False
-    order = Order(
-        id=new_id("ord"),
-        channel=incoming.channel,
-        channel_order_id=incoming.channel_order_id,
-        status=OrderState.CREATED.value,
-        channel_status=incoming.channel_status,
-        currency=incoming.currency,
-        total_amount=incoming.total_amount,
-        buyer_email=incoming.buyer_email,
-        shipping_address=asdict(incoming.shipping_address) if incoming.shipping_address else None,
-        attributes=_jsonable(incoming.attributes),
-        placed_at=incoming.placed_at,
-    )
-    try:
-        with session.begin_nested():
-            session.add(order)
-            session.flush()
-            for line in incoming.lines:
-                session.add(
-                    OrderLine(
-                        order_id=order.id,
-                        channel_line_id=line.channel_line_id,
-                        sku=line.sku,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        parcel_ref=line.parcel_ref,
-                        attributes=_jsonable(line.attributes),
-                    )
-                )
-            session.flush()
-    except IntegrityError:
-        winner = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
-        if winner is None:
-            raise
-        return winner, False
-    _history(session, order, "receive", None, OrderState.CREATED, source)
-    log.info("hub.orders.received", order_id=order.id, channel=order.channel)
-    if any(line.sku is None for line in incoming.lines):
-        flag(session, order.id, "line has no SKU", source)
-    return order, True
+    created = receive_many(session, [incoming], source)
+    if created:
+        return created[0], True
+    winner = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
+    if winner is None:
+        raise StaleOrder(f"{incoming.channel} order {incoming.channel_order_id} vanished")
+    return winner, False
 
 
 def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str) -> list[Order]:
@@ -192,9 +157,7 @@ def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str
             "detail": {},
             "at": now,
         }
-    created = repo.insert_new(session, rows, lines, history)
-    by_id = repo.by_ids(session, created)
-    received = [by_id[order_id] for order_id in created]
+    received = repo.insert_new(session, rows, lines, history)
     for new in received:
         log.info("hub.orders.received", order_id=new.id, channel=new.channel)
         if any(line["sku"] is None for line in lines[new.id]):
