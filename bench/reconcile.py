@@ -42,7 +42,7 @@ from bench.support import postgres_database
 if TYPE_CHECKING:
     from hub.config import Settings
 
-ORDERS = 10_000
+ORDERS = int(os.environ.get("HUB_BENCH_RECONCILE_ORDERS", "10000"))
 PAGE = 200
 API_KEY = "bench-depop-api-key"
 SECRET = "bench-depop-webhook-secret"

@@ -180,9 +180,13 @@ def _apply_page(
     for incoming in batch:
         order = created.pop(incoming.channel_order_id, None)
         if order is not None and incoming.channel == run.channel:
-            orders.advance(session, runtime, order, source)
+            # The history rows each step adds wait for one flush at the end of the new orders
+            # instead of one insert per step: nothing the steps read depends on them.
+            with session.no_autoflush:
+                orders.advance(session, runtime, order, source)
             findings.append(Finding(created=True, drift=[_MISSING_ORDER]))
             continue
+        session.flush()
         findings.append(
             reconcile_order(
                 session,
@@ -192,6 +196,7 @@ def _apply_page(
                 known.get(incoming.channel_order_id) if incoming.channel == run.channel else None,
             )
         )
+    session.flush()
     return findings
 
 
