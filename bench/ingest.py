@@ -2,8 +2,9 @@
 latency, through the real hub app under uvicorn on loopback, on SQLite and on Postgres.
 
 Beside it, in the same run, a bare endpoint on the same server stack and database that only
-inserts the same raw row (no signature check, no dedupe, no job): the limit. The figure that
-matters is hub / bare throughput; the target is at least 0.8.
+inserts the same raw row (no signature check, no dedupe, no job): the limit; and a hello-world
+endpoint on the same stack that touches no database: the ceiling of the server itself. The
+figure that matters is hub / bare throughput; the target is at least 0.8.
 
 Each server runs in a subprocess of its own (`python -m bench.ingest --serve ...`) so the load
 generator does not share its interpreter; both are warmed up, then rounds alternate hub and
@@ -173,6 +174,18 @@ def _bare_app(url: str) -> FastAPI:
     return app
 
 
+def _hello_app() -> FastAPI:
+    """The same framework and server answering without reading the body or touching a
+    database: the ceiling of this stack on this machine."""
+    app = FastAPI()
+
+    @app.post("/webhooks/{channel}")
+    async def receive(channel: str) -> dict[str, object]:
+        return {"status": "accepted", "event_id": 0}
+
+    return app
+
+
 def serve(kind: str, url: str, port: int) -> None:
     """Serve the hub or the bare app on loopback until terminated."""
     import uvicorn
@@ -180,7 +193,7 @@ def serve(kind: str, url: str, port: int) -> None:
     from hub.logging import configure_logging
 
     configure_logging("json", "info")  # the hub's production logging, to a discarded stderr
-    app = _hub_app(url) if kind == "hub" else _bare_app(url)
+    app = {"hub": _hub_app, "bare": _bare_app}[kind](url) if kind != "hello" else _hello_app()
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
@@ -297,21 +310,28 @@ def sqlite_database() -> Iterator[str]:
 
 
 def _compare(backend: str, url: str, rounds: int = ROUNDS) -> list[dict[str, object]]:
-    results: dict[str, list[dict[str, float]]] = {"hub": [], "bare": []}
-    with server("hub", url) as hub, server("bare", url) as bare:
-        bases = {"hub": hub, "bare": bare}
+    results: dict[str, list[dict[str, float]]] = {"hub": [], "bare": [], "hello": []}
+    with server("hub", url) as hub, server("bare", url) as bare, server("hello", url) as hello:
+        bases = {"hub": hub, "bare": bare, "hello": hello}
         for kind, base in bases.items():
             asyncio.run(_load(base, signed_webhooks(WARMUP, f"{backend}-{kind}-warm"), CONCURRENCY))
         for n in range(rounds):
             for kind in ("hub", "bare") if n % 2 == 0 else ("bare", "hub"):
                 results[kind].append(measure(bases[kind], f"{backend}-{kind}-{n}"))
+        # The ceiling once per backend: it does not touch the database.
+        results["hello"].append(measure(hello, f"{backend}-hello"))
     rows: list[dict[str, object]] = []
-    for kind in ("hub", "bare"):
+    names = {
+        "hub": "hub /webhooks/depop",
+        "bare": "bare insert",
+        "hello": "hello world (no database): the ceiling",
+    }
+    for kind in ("hub", "bare", "hello"):
         runs = sorted(results[kind], key=lambda r: r["per_s"])
         middle = runs[len(runs) // 2]
         rows.append(
             {
-                "case": f"{backend}: {'hub /webhooks/depop' if kind == 'hub' else 'bare insert'}",
+                "case": f"{backend}: {names[kind]}",
                 "value": round(middle["per_s"]),
                 "unit": "webhooks/s",
                 "p50_ms": round(middle["p50_ms"], 2),
@@ -351,7 +371,7 @@ def run() -> list[dict[str, object]]:
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest")
-    parser.add_argument("--serve", choices=["hub", "bare"])
+    parser.add_argument("--serve", choices=["hub", "bare", "hello"])
     parser.add_argument("--url")
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)

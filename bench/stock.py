@@ -1,9 +1,11 @@
-"""Stock reservations per second on Postgres: 1, 8 and 32 concurrent clients, all on one hot SKU
-and spread over 1,000 SKUs.
+"""Stock reservations per second on Postgres: 1 and 8 concurrent clients, all on one hot SKU
+and spread over 1,000 SKUs, beside the floor measured in the same run.
 
-Each reservation is what an order's confirmation does: one transaction running the inventory
-service's `reserve` for one unit (the conditional UPDATE, the reservation and movement rows,
-the coalesced listing-sync job). Clients are forked processes, so the database, not one
+Each hub reservation is what an order's confirmation does: one transaction running the
+inventory service's `reserve` for one unit (the reservation and movement rows, the conditional
+UPDATE, the coalesced listing-sync job). The floor is the bare conditional UPDATE and its
+commit in raw psycopg on the same schema, the least a reservation can cost; `ratio` is hub /
+floor. Clients are forked processes, so the database, not one
 interpreter's lock, is what they contend for; each has its own connection and runs for a fixed
 time. Stock is ample, so every reservation should succeed; after each case the totals are
 checked against what the clients counted (`consistent`).
@@ -25,7 +27,7 @@ from multiprocessing.synchronize import Event
 
 from bench.support import postgres_database
 
-CLIENTS = (1, 8, 32)
+CLIENTS = (1, 8)
 SECONDS = 3.0
 SPREAD = 1_000  # SKUs in the spread case
 ORDERS_PER_CASE = 8_000  # ample for SECONDS at any client count on a laptop
@@ -113,11 +115,51 @@ def _client(
     results.put((ok, failed, finished, latencies))
 
 
-def _case(url: str, label: str, skus: list[str], clients: int) -> Row:
+def _floor_client(
+    url: str,
+    order_ids: list[str],
+    skus: list[str],
+    ready: Event,
+    go: Event,
+    deadline_after: float,
+    results: multiprocessing.Queue[tuple[int, int, float, list[float]]],
+) -> None:
+    """One floor client: the conditional UPDATE and COMMIT, raw psycopg, nothing else."""
+    import psycopg
+    import sqlalchemy as sa
+
+    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(dsn)
+    ready.set()
+    go.wait()
+    deadline = time.monotonic() + deadline_after
+    ok = failed = 0
+    latencies: list[float] = []
+    for n in range(len(order_ids)):
+        if time.monotonic() >= deadline:
+            break
+        started = time.perf_counter()
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "UPDATE stock_items SET reserved = reserved + 1, updated_at = now()"
+                " WHERE sku = %s AND on_hand - reserved >= 1",
+                (skus[n % len(skus)],),
+                prepare=True,
+            )
+            taken = cursor.rowcount == 1
+        conn.commit()
+        latencies.append(time.perf_counter() - started)
+        ok, failed = (ok + 1, failed) if taken else (ok, failed + 1)
+    finished = time.monotonic()
+    conn.close()
+    results.put((ok, failed, finished, latencies))
+
+
+def _case(url: str, label: str, skus: list[str], clients: int, *, floor: bool = False) -> Row:
     """`clients` processes reserving for SECONDS; one row of figures."""
     import sqlalchemy as sa
 
-    tag = f"{label}{clients}"
+    tag = f"{label}{clients}{'f' if floor else ''}"
     order_ids = _orders(url, tag, ORDERS_PER_CASE)
     context = multiprocessing.get_context("fork")
     results: multiprocessing.Queue[tuple[int, int, float, list[float]]] = context.Queue()
@@ -126,7 +168,7 @@ def _case(url: str, label: str, skus: list[str], clients: int) -> Row:
     share = len(order_ids) // clients
     processes = [
         context.Process(
-            target=_client,
+            target=_floor_client if floor else _client,
             args=(
                 url,
                 order_ids[i * share : (i + 1) * share],
@@ -164,7 +206,8 @@ def _case(url: str, label: str, skus: list[str], clients: int) -> Row:
         ).scalar_one()
     engine.dispose()
     return {
-        "case": f"{label}, {clients} client{'s' if clients > 1 else ''}",
+        "case": f"{label}, {clients} client{'s' if clients > 1 else ''}: "
+        + ("floor (bare UPDATE)" if floor else "hub"),
         "value": round(ok / elapsed),
         "unit": "reservations/s",
         "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
@@ -183,10 +226,25 @@ def run() -> list[Row]:
             return [{"case": "postgres: skipped (unreachable)", "value": None}]
         for label, count in (("hot SKU", 1), (f"{SPREAD:,} SKUs", SPREAD)):
             for clients in CLIENTS:
-                # Fresh SKUs per case, so earlier cases' reservations do not weigh on this one.
-                skus = [f"B-{label[:3]}-{clients}-{n:04d}" for n in range(count)]
-                _stock(url, skus, HOT_STOCK if count == 1 else HOT_STOCK // count)
-                rows.append(_case(url, label, skus, clients))
+                pair = []
+                for floor in (False, True):
+                    # Fresh SKUs per case, so earlier cases' reservations do not weigh on it.
+                    skus = [f"B-{label[:3]}-{clients}-{floor:d}-{n:04d}" for n in range(count)]
+                    _stock(url, skus, HOT_STOCK if count == 1 else HOT_STOCK // count)
+                    pair.append(_case(url, label, skus, clients, floor=floor))
+                hub, bare = pair
+                ratio = round(float(hub["value"]) / float(bare["value"]), 2)  # type: ignore[arg-type]
+                rows += [
+                    hub,
+                    bare,
+                    {
+                        "case": f"{label}, {clients} client{'s' * (clients > 1)}: hub / floor",
+                        "value": ratio,
+                        "unit": "ratio",
+                        "target": ">= 0.7",
+                        "met": ratio >= 0.7,
+                    },
+                ]
     return rows
 
 

@@ -1,11 +1,18 @@
-"""What the benchmarks share: a scratch Postgres database per run."""
+"""What the benchmarks share: a scratch Postgres database per run, and a count of the round
+trips a piece of work makes."""
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 @contextmanager
@@ -40,3 +47,60 @@ def postgres_database(prefix: str) -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@dataclass
+class RoundTrips:
+    """What a piece of work sent to the database, counted by SQLAlchemy's events."""
+
+    statements: int = 0
+    commits: int = 0
+    rollbacks: int = 0
+    pings: int = 0  # a pre-pinged pool's check at each checkout
+
+    @property
+    def total(self) -> int:
+        """Round trips: every statement, commit, rollback and ping is one (psycopg opens a
+        transaction with the first statement, so BEGIN costs none)."""
+        return self.statements + self.commits + self.rollbacks + self.pings
+
+
+@contextmanager
+def round_trips(engine: Engine) -> Iterator[RoundTrips]:
+    """Count what `engine` sends to its database while the block runs (any thread)."""
+    from sqlalchemy import event
+
+    counts = RoundTrips()
+    pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
+    lock = threading.Lock()
+
+    def statement(*_: Any) -> None:
+        with lock:
+            counts.statements += 1
+
+    def commit(*_: Any) -> None:
+        with lock:
+            counts.commits += 1
+
+    def rollback(*_: Any) -> None:
+        with lock:
+            counts.rollbacks += 1
+
+    def checkout(*_: Any) -> None:
+        if pre_ping:
+            with lock:
+                counts.pings += 1
+
+    hooks: list[tuple[Any, str, Any]] = [
+        (engine, "before_cursor_execute", statement),
+        (engine, "commit", commit),
+        (engine, "rollback", rollback),
+        (engine.pool, "checkout", checkout),
+    ]
+    for target, name, fn in hooks:
+        event.listen(target, name, fn)
+    try:
+        yield counts
+    finally:
+        for target, name, fn in hooks:
+            event.remove(target, name, fn)

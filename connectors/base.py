@@ -196,6 +196,9 @@ class FulfilmentRequest:
     # provider turns it into its own ship method through its configured mapping
     # (`connectors.shipmethods.ShipMethodMap`).
     shipping_service: str | None = None
+    # True when no earlier attempt can have sent this request (a job's first try): a provider
+    # that looks for the order an earlier attempt may have created can skip the look-up.
+    first_try: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,15 +105,16 @@ class DeliverrProvider:
     def create_order(self, request: FulfilmentRequest) -> str:
         """Deliverr's orderId for the hub order; an order already there is found, not duplicated.
 
-        The lookup by external id comes first on every call: a create that timed out after
-        Deliverr stored it would otherwise be created twice by its retry. Should Deliverr not
-        show it yet, the create's idempotency key makes Deliverr replay the first answer.
+        The lookup by external id comes first on every retry: a create that timed out after
+        Deliverr stored it would otherwise be created twice. Should Deliverr not show it yet,
+        the create's idempotency key makes Deliverr replay the first answer. A first try
+        (`request.first_try`) has nothing to find and skips the lookup: the key alone covers it.
         """
         with deadline(self._settings.call_deadline_seconds):
             return self._create(request)
 
     def _create(self, request: FulfilmentRequest) -> str:
-        existing = self.find_order(request.order_id)
+        existing = None if request.first_try else self.find_order(request.order_id)
         if existing is not None:
             return self._reuse(existing, request.order_id)
         context = f"create Deliverr order for {request.order_id}"

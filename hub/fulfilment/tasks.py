@@ -7,6 +7,7 @@ the same transaction that marks the job done.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -66,7 +67,8 @@ def route(ctx: JobContext) -> None:
         provider_name = fulfilment.choose_provider(
             session, order, lines, enabled, runtime.settings.default_provider
         )
-        request = fulfilment.request_for(order, lines)
+        # Only a job's first attempt knows no earlier one reached the provider.
+        request = replace(fulfilment.request_for(order, lines), first_try=ctx.job.attempts == 1)
     if unnamed:
         # No provider can pick a line without a SKU, and shipping the rest would split the
         # parcel: the order waits, flagged (again, after an operator's retry) for a person.

@@ -3,14 +3,26 @@ so concurrent reservations cannot oversell on any backend."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from hub.inventory.models import StockItem, StockMovement, StockReservation
-from hub.types import utcnow
+from hub.types import UTCDateTime, utcnow
 
 CHUNK = 1000  # SKUs per statement: well inside every backend's limit on bound parameters
 
@@ -19,18 +31,101 @@ def get(session: Session, sku: str, *, for_update: bool = False) -> StockItem | 
     return session.get(StockItem, sku, with_for_update=for_update, populate_existing=True)
 
 
-def take(session: Session, sku: str, quantity: int) -> bool:
-    """Reserve `quantity` of `sku` if that many are available; rowcount says whether it did."""
-    result = session.execute(
-        update(StockItem)
-        .where(
-            col(StockItem.sku) == sku,
-            col(StockItem.on_hand) - col(StockItem.reserved) >= quantity,
+def hold(session: Session, order_id: str, wanted: Mapping[str, int]) -> dict[str, int]:
+    """Reservation rows for `order_id` of the SKUs of `wanted` ({sku: quantity}) that have a
+    stock row and that the order does not hold yet; {sku: quantity} of the rows written.
+
+    One statement: `INSERT ... SELECT` from the stock rows (read, not locked) with `ON CONFLICT
+    DO NOTHING` on (order_id, sku), so a SKU held already and an untracked SKU are both left
+    out. The units are taken by `take_all` afterwards.
+    """
+    if not wanted:
+        return {}
+    quantity = case(
+        {sku: literal(q, Integer) for sku, q in wanted.items()}, value=col(StockItem.sku)
+    )
+    source = select(
+        literal(order_id, String).label("order_id"),
+        col(StockItem.sku),
+        quantity.label("quantity"),
+        literal(0, Integer).label("committed"),
+        literal(0, Integer).label("released"),
+        literal(utcnow(), UTCDateTime).label("created_at"),
+    ).where(col(StockItem.sku).in_(sorted(wanted)))
+    statement = (
+        _insert(session)(StockReservation)
+        .from_select(["order_id", "sku", "quantity", "committed", "released", "created_at"], source)
+        .on_conflict_do_nothing(index_elements=["order_id", "sku"])
+        .returning(col(StockReservation.sku), col(StockReservation.quantity))
+    )
+    return {sku: q for sku, q in session.execute(statement)}
+
+
+def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:
+    """Reserve each {sku: quantity} of `wanted` whose row has that many available; the SKUs
+    taken. One conditional UPDATE: a SKU that is short is left as it is, the caller undoes the
+    others (`undo_hold`) when it wants all or nothing.
+
+    Several rows are locked in SKU order on Postgres (a sorted `FOR UPDATE` sub-select), as
+    every other stock statement takes them, so two multi-line orders never deadlock.
+    """
+    quantity = case(
+        {sku: literal(q, Integer) for sku, q in wanted.items()}, value=col(StockItem.sku)
+    )
+    if len(wanted) == 1:
+        [sku] = wanted
+        rows = col(StockItem.sku) == sku
+    elif session.get_bind().dialect.name == "postgresql":
+        rows = col(StockItem.sku).in_(
+            select(col(StockItem.sku))
+            .where(col(StockItem.sku).in_(sorted(wanted)))
+            .order_by(col(StockItem.sku))
+            .with_for_update()
+            .scalar_subquery()
         )
-        .values(reserved=StockItem.reserved + quantity, updated_at=utcnow())
+    else:
+        rows = col(StockItem.sku).in_(sorted(wanted))
+    statement = (
+        update(StockItem)
+        .where(rows, col(StockItem.on_hand) - col(StockItem.reserved) >= quantity)
+        .values(reserved=col(StockItem.reserved) + quantity, updated_at=utcnow())
+        .returning(col(StockItem.sku))
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return set(session.execute(statement).scalars())
+
+
+def undo_hold(
+    session: Session,
+    order_id: str,
+    held: Mapping[str, int],
+    taken: Iterable[str],
+    movements: Sequence[int],
+) -> None:
+    """Undo what `hold`, `take_all` and `add_movements` wrote for a reservation that failed:
+    the units taken go back, the rows written go away (the rare path: one statement each)."""
+    for sku in sorted(taken):
+        give_back(session, sku, held[sku])
+    if held:
+        session.execute(
+            delete(StockReservation).where(
+                col(StockReservation.order_id) == order_id,
+                col(StockReservation.sku).in_(sorted(held)),
+            )
+        )
+    if movements:
+        session.execute(delete(StockMovement).where(col(StockMovement.id).in_(movements)))
+
+
+def tracked(session: Session, skus: Sequence[str]) -> set[str]:
+    """Those of `skus` that have a stock row."""
+    return set(
+        session.execute(select(col(StockItem.sku)).where(col(StockItem.sku).in_(skus))).scalars()
+    )
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def give_back(session: Session, sku: str, quantity: int) -> None:
@@ -77,7 +172,7 @@ def lock_many(session: Session, skus: Sequence[str]) -> dict[str, tuple[int, int
 
 def create_many(session: Session, skus: Sequence[str]) -> None:
     """Rows at 0 for `skus`; a row another transaction created meanwhile is left as it is."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = _insert(session)
     now = utcnow()
     for start in range(0, len(skus), CHUNK):
         rows = [
@@ -141,6 +236,30 @@ def add_movement(
             order_id=order_id,
             note=note,
         )
+    )
+
+
+def add_movements(
+    session: Session, reason: str, reserved: Mapping[str, int], *, order_id: str
+) -> list[int]:
+    """One movement per {sku: reserved_delta}, in one statement; their ids."""
+    at = utcnow()
+    rows = [
+        {
+            "sku": sku,
+            "reason": reason,
+            "on_hand_delta": 0,
+            "reserved_delta": delta,
+            "order_id": order_id,
+            "note": None,
+            "at": at,
+        }
+        for sku, delta in sorted(reserved.items())
+    ]
+    return list(
+        session.execute(
+            insert(StockMovement).values(rows).returning(col(StockMovement.id))
+        ).scalars()
     )
 
 

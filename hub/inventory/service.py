@@ -65,31 +65,31 @@ def reserve(
 ) -> Reservation:
     """Hold every (sku, quantity) for `order_id`, or nothing at all.
 
-    SKUs are taken in sorted order so two multi-line orders never deadlock on each other's rows.
-    Idempotent: SKUs the order already holds are not taken twice.
+    Idempotent: SKUs the order already holds are not taken twice. The rows that explain the
+    hold are written first and the stock rows are updated by one conditional statement after
+    them, so a hot SKU's row stays locked from that statement to the commit, not while the
+    rest is written; a SKU that turns out short undoes the rest (the rare path). The listing
+    syncs are queued last: their job rows are taken after the stock rows, in the order release
+    and counts take them, so the two never deadlock (and a failed hold queues none).
     """
     totals: Counter[str] = Counter()
     for sku, quantity in wanted:
         totals[sku] += quantity
-    held = {r.sku for r in repo.reservations(session, order_id)}
-    needed = [(sku, totals[sku]) for sku in sorted(totals) if sku not in held and totals[sku] > 0]
-    # With one SKU a failed conditional UPDATE has changed nothing: no savepoint to undo.
-    savepoint = session.begin_nested() if len(needed) > 1 else None
-    taken: list[tuple[str, int]] = []
-    for sku, quantity in needed:
-        if repo.take(session, sku, quantity):
-            taken.append((sku, quantity))
-        elif policy is UntrackedSkuPolicy.REJECT or repo.get(session, sku) is not None:
-            if savepoint is not None:
-                savepoint.rollback()
-            return Reservation(False, (sku,))
-    for sku, quantity in taken:
-        session.add(StockReservation(order_id=order_id, sku=sku, quantity=quantity))
-        repo.add_movement(session, sku, "reserve", reserved_delta=quantity, order_id=order_id)
-    if savepoint is not None:
-        savepoint.commit()
-    for sku, _ in taken:
-        request_listing_sync(session, sku, origin_channel)
+    wanted_now = {sku: q for sku, q in totals.items() if q > 0}
+    held = repo.hold(session, order_id, wanted_now)
+    # Not written: held already, or no stock row. The second is short only under REJECT.
+    untracked: set[str] = set()
+    if policy is UntrackedSkuPolicy.REJECT and len(held) < len(wanted_now):
+        missing = sorted(set(wanted_now) - set(held))
+        untracked = set(missing) - repo.tracked(session, missing)
+    movements = repo.add_movements(session, "reserve", held, order_id=order_id) if held else []
+    taken = repo.take_all(session, held) if held and not untracked else set()
+    short = untracked or set(held) - taken
+    if short:
+        repo.undo_hold(session, order_id, held, taken, movements)
+        return Reservation(False, (min(short),))
+    if held:
+        _request_listing_syncs(session, sorted(held), origin_channel)
     return Reservation(True)
 
 
@@ -231,12 +231,15 @@ def _tell_every_channel_unless_same_origin(
     return {**waiting, "skip_channel": None}
 
 
-def _request_listing_syncs(session: Session, skus: Sequence[str]) -> None:
-    """`request_listing_sync(sku, None)` for each of `skus`, with one look-up for the batch."""
+def _request_listing_syncs(
+    session: Session, skus: Sequence[str], origin_channel: str | None = None
+) -> None:
+    """`request_listing_sync(sku, origin_channel)` for each of `skus`, with one look-up for the
+    batch."""
     queue.enqueue_coalesced(
         session,
         LISTING_SYNC,
-        [(_key(sku), {"sku": sku, "skip_channel": None}) for sku in skus],
+        [(_key(sku), {"sku": sku, "skip_channel": origin_channel}) for sku in skus],
         merge=_tell_every_channel_unless_same_origin,
     )
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from hub.orders.models import Order, OrderEvent, OrderLine
@@ -22,6 +26,53 @@ def by_channel_id(session: Session, channel: str, channel_order_id: str) -> Orde
             col(Order.channel) == channel, col(Order.channel_order_id) == channel_order_id
         )
     ).first()
+
+
+def by_channel_ids(
+    session: Session, channel: str, channel_order_ids: Sequence[str]
+) -> dict[str, Order]:
+    """The orders of `channel` among `channel_order_ids`, by channel order id: one look-up for
+    a page of them."""
+    if not channel_order_ids:
+        return {}
+    found = session.scalars(
+        select(Order).where(
+            col(Order.channel) == channel, col(Order.channel_order_id).in_(channel_order_ids)
+        )
+    )
+    return {order.channel_order_id: order for order in found}
+
+
+def insert_new(
+    session: Session,
+    orders: Sequence[dict[str, Any]],
+    lines: Mapping[str, Sequence[dict[str, Any]]],
+    history: Mapping[str, dict[str, Any]],
+) -> list[Order]:
+    """Insert those of `orders` (rows) whose (channel, channel_order_id) is new, with their
+    `lines` and their `history` row (both by order id); the orders inserted, as `RETURNING`
+    gave them.
+
+    Three statements for any number of orders: a row another writer inserted first is left
+    out by `ON CONFLICT DO NOTHING`, and so are its lines and history.
+    """
+    if not orders:
+        return []
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    created = list(
+        session.scalars(
+            insert(Order)
+            .values(list(orders))
+            .on_conflict_do_nothing(index_elements=["channel", "channel_order_id"])
+            .returning(Order)
+        )
+    )
+    new_lines = [line for order in created for line in lines.get(order.id, ())]
+    if new_lines:
+        session.execute(sa_insert(OrderLine), new_lines)
+    if created:
+        session.execute(sa_insert(OrderEvent), [history[order.id] for order in created])
+    return created
 
 
 def by_channel_line_ids(session: Session, channel: str, line_ids: Sequence[str]) -> Order | None:
@@ -81,7 +132,11 @@ def compare_and_set_status(session: Session, order: Order, expected: str, new: s
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.refresh(order)
+    # The row is now what this statement made it: set the loaded copy to match, as committed
+    # values (nothing left to flush), instead of reading the row back.
+    set_committed_value(order, "status", new)
+    set_committed_value(order, "version", order.version + 1)
+    set_committed_value(order, "updated_at", now)
     return True
 
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from connectors.base import Capability, ChannelOrder, OrderLineView, OrderView, ShipmentView
@@ -27,7 +26,7 @@ from hub.jobs.registry import TryAgain
 from hub.orders import effects
 from hub.orders import repository as repo
 from hub.orders.jobs import ACCEPT, ACKNOWLEDGE, REJECT
-from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.orders.models import Order, OrderEvent
 from hub.runtime import Runtime
 from hub.types import utcnow
 from state_machines.order import Effect, OrderState, Trigger, may, next_state
@@ -89,52 +88,81 @@ def get(session: Session, order_id: str) -> Order:
 def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Order, bool]:
     """The hub's order for `incoming`, created if new; True when this call created it.
 
-    Two processes receiving the same order at once (a webhook and a reconciliation run) both
-    try the insert; the unique (channel, channel_order_id) lets exactly one win.
+    The insert comes first (`INSERT ... ON CONFLICT DO NOTHING RETURNING`): a new order, the
+    common case, costs no look-up, and of two processes receiving the same order at once (a
+    webhook and a reconciliation run) the unique (channel, channel_order_id) lets exactly one
+    win; the other reads the winner's order.
     """
-    existing = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
-    if existing is not None:
-        return existing, False
-    order = Order(
-        id=new_id("ord"),
-        channel=incoming.channel,
-        channel_order_id=incoming.channel_order_id,
-        status=OrderState.CREATED.value,
-        channel_status=incoming.channel_status,
-        currency=incoming.currency,
-        total_amount=incoming.total_amount,
-        buyer_email=incoming.buyer_email,
-        shipping_address=asdict(incoming.shipping_address) if incoming.shipping_address else None,
-        attributes=_jsonable(incoming.attributes),
-        placed_at=incoming.placed_at,
-    )
-    try:
-        with session.begin_nested():
-            session.add(order)
-            session.flush()
-            for line in incoming.lines:
-                session.add(
-                    OrderLine(
-                        order_id=order.id,
-                        channel_line_id=line.channel_line_id,
-                        sku=line.sku,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        parcel_ref=line.parcel_ref,
-                        attributes=_jsonable(line.attributes),
-                    )
-                )
-            session.flush()
-    except IntegrityError:
-        winner = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
-        if winner is None:
-            raise
-        return winner, False
-    _history(session, order, "receive", None, OrderState.CREATED, source)
-    log.info("hub.orders.received", order_id=order.id, channel=order.channel)
-    if any(line.sku is None for line in incoming.lines):
-        flag(session, order.id, "line has no SKU", source)
-    return order, True
+    created = receive_many(session, [incoming], source)
+    if created:
+        return created[0], True
+    winner = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
+    if winner is None:
+        raise StaleOrder(f"{incoming.channel} order {incoming.channel_order_id} vanished")
+    return winner, False
+
+
+def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str) -> list[Order]:
+    """`receive` for a page of orders none of which the caller found: the orders this call
+    created (one statement each for orders, lines and history). An order another writer
+    created meanwhile is left out; the caller takes it through `receive`.
+    """
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    lines: dict[str, list[dict[str, Any]]] = {}
+    history: dict[str, dict[str, Any]] = {}
+    for order in incoming:
+        order_id = new_id("ord")
+        rows.append(
+            {
+                "id": order_id,
+                "channel": order.channel,
+                "channel_order_id": order.channel_order_id,
+                "status": OrderState.CREATED.value,
+                "channel_status": order.channel_status,
+                "currency": order.currency,
+                "total_amount": order.total_amount,
+                "buyer_email": order.buyer_email,
+                "shipping_address": asdict(order.shipping_address)
+                if order.shipping_address
+                else None,
+                "attributes": _jsonable(order.attributes),
+                "placed_at": order.placed_at,
+                "needs_attention": False,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        lines[order_id] = [
+            {
+                "order_id": order_id,
+                "channel_line_id": line.channel_line_id,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "shipped_quantity": 0,
+                "cancelled_quantity": 0,
+                "unit_price": line.unit_price,
+                "parcel_ref": line.parcel_ref,
+                "attributes": _jsonable(line.attributes),
+            }
+            for line in order.lines
+        ]
+        history[order_id] = {
+            "order_id": order_id,
+            "trigger": "receive",
+            "from_state": None,
+            "to_state": OrderState.CREATED.value,
+            "source": source,
+            "detail": {},
+            "at": now,
+        }
+    received = repo.insert_new(session, rows, lines, history)
+    for new in received:
+        log.info("hub.orders.received", order_id=new.id, channel=new.channel)
+        if any(line["sku"] is None for line in lines[new.id]):
+            flag(session, new.id, "line has no SKU", source)
+    return received
 
 
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -121,14 +121,17 @@ def apply_batch(
 ) -> None:
     """Apply one batch of channel orders to the hub and add what they showed to `run`.
 
-    The batch goes in under one savepoint. When an order cannot be applied, the batch is
-    rolled back and applied again with a savepoint per order, so that order is reported in the
-    run and the others still count; the common case pays for one savepoint, not one per order.
+    The page costs one look-up for the orders the hub knows; the open orders it does not know
+    are inserted together (orders, lines, history: a statement each) before each goes on as a
+    webhook's order would. The batch goes in under one savepoint. When an order cannot be
+    applied, the batch is rolled back and applied again with a savepoint per order, so that
+    order is reported in the run and the others still count; the common case pays for one
+    savepoint, not one per order.
     A conflict with a concurrent writer is raised instead, so the job retries the run.
     """
     try:
         with session.begin_nested():
-            findings = [reconcile_order(session, runtime, run.id, o) for o in batch]
+            findings = _apply_page(session, runtime, run, batch)
     except _TRANSIENT:
         raise
     except Exception:
@@ -153,6 +156,51 @@ def apply_batch(
         run.mismatches = [*run.mismatches, *found]
     session.add(run)
 
+
+def _apply_page(
+    session: Session, runtime: Runtime, run: ReconcileRun, batch: Sequence[ChannelOrder]
+) -> list[Finding]:
+    source = f"reconcile:{run.id}"
+    known = orders_repo.by_channel_ids(
+        session, run.channel, [o.channel_order_id for o in batch if o.channel == run.channel]
+    )
+    missing: dict[str, ChannelOrder] = {}
+    for incoming in batch:
+        if (
+            incoming.channel == run.channel
+            and incoming.channel_order_id not in known
+            and incoming.status is ChannelOrderStatus.OPEN
+        ):
+            missing.setdefault(incoming.channel_order_id, incoming)
+    created = {
+        order.channel_order_id: order
+        for order in orders.receive_many(session, list(missing.values()), source)
+    }
+    findings: list[Finding] = []
+    for incoming in batch:
+        order = created.pop(incoming.channel_order_id, None)
+        if order is not None and incoming.channel == run.channel:
+            # The history rows each step adds wait for one flush at the end of the new orders
+            # instead of one insert per step: nothing the steps read depends on them.
+            with session.no_autoflush:
+                orders.advance(session, runtime, order, source)
+            findings.append(Finding(created=True, drift=[_MISSING_ORDER]))
+            continue
+        session.flush()
+        findings.append(
+            reconcile_order(
+                session,
+                runtime,
+                run.id,
+                incoming,
+                known.get(incoming.channel_order_id) if incoming.channel == run.channel else None,
+            )
+        )
+    session.flush()
+    return findings
+
+
+_MISSING_ORDER = ("missing_order", "created the order from the channel")
 
 # Another writer got there first, or the database hiccupped: the whole run is retried.
 _TRANSIENT = (orders.StaleOrder, OperationalError)
@@ -183,10 +231,19 @@ class Finding:
 
 
 def reconcile_order(
-    session: Session, runtime: Runtime, run_id: str, incoming: ChannelOrder
+    session: Session,
+    runtime: Runtime,
+    run_id: str,
+    incoming: ChannelOrder,
+    known: Order | None = None,
 ) -> Finding:
-    """One channel order: create it if missing, fix drift, say what was found and done."""
+    """One channel order: create it if missing, fix drift, say what was found and done.
+    `known` is the hub's order when the caller looked it up already."""
     source = f"reconcile:{run_id}"
+    if known is not None and incoming.status is not ChannelOrderStatus.CANCELLED:
+        # What intake would do for an order it holds that the channel did not cancel.
+        orders.update_channel_status(session, known, incoming.channel_status)
+        return _drift(session, known, incoming, run_id, source)
     if incoming.status is ChannelOrderStatus.SHIPPED and not orders_repo.by_channel_id(
         session, incoming.channel, incoming.channel_order_id
     ):
@@ -198,18 +255,28 @@ def reconcile_order(
     outcome = intake.take_order(session, runtime, incoming, source)
     found = Finding(created=outcome.created)
     if outcome.created:
-        found.drift.append(("missing_order", "created the order from the channel"))
+        found.drift.append(_MISSING_ORDER)
     for change in outcome.changes:
         kind = str(change["kind"])
         if kind != "created":
             found.drift.append((kind, _ACTIONS.get(kind, "applied the channel's state")))
     order = outcome.order
     if order is not None and not outcome.created:
-        if incoming.status is ChannelOrderStatus.OPEN:
-            found.drift.extend(_tracking_lost(session, order, run_id, source))
-        elif incoming.status is ChannelOrderStatus.SHIPPED:
-            found.drift.extend(_shipped_elsewhere(session, order, source))
+        found.drift.extend(_drift(session, order, incoming, run_id, source).drift)
         found.updated = bool(found.drift)
+    return found
+
+
+def _drift(
+    session: Session, order: Order, incoming: ChannelOrder, run_id: str, source: str
+) -> Finding:
+    """What an order the hub holds shows beside the channel's open or shipped order."""
+    found = Finding()
+    if incoming.status is ChannelOrderStatus.OPEN:
+        found.drift.extend(_tracking_lost(session, order, run_id, source))
+    elif incoming.status is ChannelOrderStatus.SHIPPED:
+        found.drift.extend(_shipped_elsewhere(session, order, source))
+    found.updated = bool(found.drift)
     return found
 
 

@@ -234,13 +234,25 @@ def test_create_that_timed_out_after_deliverr_stored_it_is_retried_into_one_orde
 
     assert len(hub.deliverr.orders) == 1
     assert hub.deliverr_order(order_id)["orderId"] == ref
-    # The first attempt looked up, created (timing out), and failed; the retry looked up again,
-    # found the stored order by externalOrderId, and created nothing.
+    # The first attempt created (timing out; with nothing to find, it did not look up) and
+    # failed; the retry looked up, found the stored order by externalOrderId, created nothing.
     lookups = hub.deliverr.calls_to("GET", f"{CREATE_PATH}/externalId/{order_id}")
-    assert [c.status for c in lookups] == [404, 200]
+    assert [c.status for c in lookups] == [200]
     assert creates(hub) == []  # the timed-out create never answered
     (route,) = jobs(hub.order_by_id(order_id), "fulfilment.route")
     assert (route["state"], route["attempts"]) == ("done", 2)
+
+
+def test_a_first_routing_attempt_creates_without_looking_up_and_a_retry_looks_first(
+    hub: Hub,
+) -> None:
+    hub.deliverr.fail_next(1, 503)
+    _, order_id, ref = routed(hub, "SKU-A")
+
+    lookups = hub.deliverr.calls_to("GET", f"{CREATE_PATH}/externalId/{order_id}")
+    assert [c.status for c in lookups] == [404]  # the retry's, before its create
+    assert creates(hub) == [503, 201]
+    assert hub.deliverr_order(order_id)["orderId"] == ref
 
 
 def test_create_survives_deliverr_5xx_and_429(hub: Hub) -> None:
