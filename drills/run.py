@@ -105,8 +105,15 @@ def drill_database(admin_url: str) -> Iterator[str]:
 
 
 class Drill:
-    def __init__(self, config: DrillConfig, cluster: Cluster, database_url: str) -> None:
+    def __init__(
+        self,
+        config: DrillConfig,
+        cluster: Cluster,
+        database_url: str,
+        progress: Callable[[str], None],
+    ) -> None:
         self.config = config
+        self.progress = progress
         self.cluster = cluster
         self.rng = random.Random(config.seed)
         self.engine = sa.create_engine(database_url, pool_pre_ping=True)
@@ -250,9 +257,10 @@ class Drill:
 
     def settle(self) -> bool:
         """Until nothing is left to do three checks running; False on the settle timeout."""
-        deadline = time.monotonic() + self.config.settle_timeout
+        started = time.monotonic()
         quiet = 0
-        while time.monotonic() < deadline:
+        told = 0.0
+        while (waited := time.monotonic() - started) < self.config.settle_timeout:
             self.cluster.revive()
             try:
                 left = self.outstanding()
@@ -261,6 +269,9 @@ class Drill:
             quiet = quiet + 1 if not any(left.values()) else 0
             if quiet >= 3:
                 return True
+            if waited - told >= 15:
+                told = waited
+                self.progress(f"drill: settling for {waited:.0f} s; left: {left}")
             time.sleep(1.0)
         return False
 
@@ -290,6 +301,7 @@ class Drill:
             for thread in background:
                 thread.join()
         timings["load"] = time.monotonic() - started
+        self.progress(f"drill: load done in {timings['load']:.0f} s; settling")
         injected = self.set_chaos(error_rate=0, throttle_rate=0, hang_rate=0, reset_rate=0)
         settle_started = time.monotonic()
         settled = self.settle()
@@ -350,6 +362,7 @@ def run_drill(config: DrillConfig, progress: Callable[[str], None] = print) -> D
             },
         )
         progress(f"drill: logs in {workdir}")
+        began = time.monotonic()
         cluster.start_simulators(
             [
                 f"--error-rate={config.error_rate}",
@@ -362,12 +375,14 @@ def run_drill(config: DrillConfig, progress: Callable[[str], None] = print) -> D
         try:
             cluster.migrate()
             cluster.start()
-            progress("drill: cluster up; loading")
-            drill = Drill(config, cluster, url)
+            up = time.monotonic() - began
+            progress(f"drill: cluster up in {up:.0f} s; loading")
+            drill = Drill(config, cluster, url, progress)
             try:
                 report = drill.run()
             finally:
                 drill.close()
+            report.timings = {"start-up": up, **report.timings}
         finally:
             cluster.stop()
         report.workdir = str(workdir)
