@@ -5,10 +5,10 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-SRC     := hub connectors state_machines tests bench alembic tools
+SRC     := hub connectors state_machines tests bench alembic tools drills
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format bench demo specs lock clean browser
+.PHONY: install run test lint format bench demo drill specs lock clean browser
 
 # setuptools warns at every editable install about same-named folders in the working directory;
 # here they are the package itself, so the banner would only be noise (PYTHONWARNINGS=ignore).
@@ -38,7 +38,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
-	$(BIN)/mypy hub connectors state_machines tests bench tools
+	$(BIN)/mypy hub connectors state_machines tests bench tools drills
 	$(BIN)/lint-imports
 
 format: $(STAMP)
@@ -50,6 +50,13 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/hub demo
+
+# The long fault drill on Postgres (docs/reliability.md has its last figures); the short one
+# runs in `make test` (tests/drills). HUB_TEST_POSTGRES_URL names the server, as for the tests.
+DRILL_ARGS ?= --orders 3000 --concurrency 32 --duration 480 --kill-interval 4 \
+	--terminate-interval 2 --settle-timeout 420
+drill: $(STAMP)
+	$(BIN)/python -m drills --postgres-url "$${HUB_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}" $(DRILL_ARGS)
 
 lock: $(STAMP)  ## pin every dependency (with the dev extra) for Python 3.11
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \

@@ -1,6 +1,11 @@
 """What every simulator shares: a record of the calls it received, fault injection, and
 delivery of its own webhooks to a configured target.
 
+Two kinds of fault injection: queued faults (`fail_next`, `timeout_next`) hit the next calls
+exactly, for tests that need one precise failure; `Chaos` rates hit any call at random, over
+real HTTP (a 500, a 429 with `Retry-After`, a hang, a connection dropped after the call took
+effect), for fault drills. Rates are set at start or at run time through `/_sim/chaos`.
+
 A simulator is a real implementation of an external API's behaviour (state, validation, errors)
 served as a FastAPI app. Tests and the demo drive the real connector client against it through
 httpx, so the code under test is the code that runs in production.
@@ -8,9 +13,13 @@ httpx, so the code under test is the code that runs in production.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import random
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +27,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sim"
 
@@ -48,6 +59,75 @@ class _Fault:
     after_processing: bool = False
 
 
+class Chaos(BaseModel):
+    """Rates (0..1) at which any API call, drawn at random, meets a fault. Control routes and
+    webhooks the simulator sends are never hit."""
+
+    error_rate: float = Field(0.0, ge=0, le=1)  # 500, not processed
+    throttle_rate: float = Field(0.0, ge=0, le=1)  # 429 with Retry-After, not processed
+    retry_after: int = Field(1, ge=0)  # the 429's Retry-After, seconds
+    hang_rate: float = Field(0.0, ge=0, le=1)  # held `hang_seconds`, then processed
+    hang_seconds: float = Field(15.0, ge=0)
+    reset_rate: float = Field(0.0, ge=0, le=1)  # processed, then the connection drops unanswered
+
+    def draw(self, rng: random.Random) -> str | None:
+        """The fault one call meets, or None."""
+        roll = rng.random()
+        for kind, rate in (
+            ("error", self.error_rate),
+            ("throttle", self.throttle_rate),
+            ("hang", self.hang_rate),
+            ("reset", self.reset_rate),
+        ):
+            if roll < rate:
+                return kind
+            roll -= rate
+        return None
+
+
+class _ChaosMiddleware:
+    """Applies the simulator's `Chaos` to each API call, as raw ASGI: only there can a
+    connection be dropped after the call took effect without any answer reaching the client."""
+
+    def __init__(self, app: ASGIApp, simulator: SimulatorBase) -> None:
+        self.app = app
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        sim = self.simulator
+        with sim.lock:
+            chaos = sim.chaos
+            fault = chaos.draw(sim.rng)
+            if fault is not None:
+                sim.faults_injected[fault] += 1
+        if fault == "error":
+            await JSONResponse({"error": "simulated failure"}, 500)(scope, receive, send)
+        elif fault == "throttle":
+            headers = {"Retry-After": str(chaos.retry_after)}
+            await JSONResponse({"error": "simulated throttle"}, 429, headers)(scope, receive, send)
+        elif fault == "hang":
+            await asyncio.sleep(chaos.hang_seconds)
+            await self.app(scope, receive, send)
+        elif fault == "reset":
+            await self.app(scope, receive, _swallow)
+            # Headers promising a body that never comes, then an error: the server closes the
+            # connection and the client sees it drop mid-answer, the call's effect already made.
+            await send({"type": "http.response.start", "status": 200, "headers": _PROMISED})
+            raise ConnectionResetError("simulated connection reset after the call took effect")
+        else:
+            await self.app(scope, receive, send)
+
+
+_PROMISED = [(b"content-type", b"application/json"), (b"content-length", b"1024")]
+
+
+async def _swallow(_message: Message) -> None:
+    """Sends nothing: the answer of a call whose connection is to drop."""
+
+
 @dataclass
 class SimulatorBase:
     """Subclasses build `self.app` and call `self.install(self.app)` once."""
@@ -61,6 +141,12 @@ class SimulatorBase:
     lock: threading.RLock = field(default_factory=threading.RLock)
     _faults: deque[_Fault] = field(default_factory=deque)
     _drop_webhooks: int = 0
+    chaos: Chaos = field(default_factory=Chaos)
+    faults_injected: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(default_factory=random.Random)
+    # A channel retries a webhook that got no 2xx answer; 1 sends each once.
+    webhook_attempts: int = 1
+    webhook_retry_wait: float = 0.2
 
     # -- fault injection --------------------------------------------------------------------
 
@@ -94,31 +180,66 @@ class SimulatorBase:
     # -- webhooks ---------------------------------------------------------------------------
 
     def deliver(self, body: bytes, headers: Mapping[str, str]) -> int | None:
-        """Send one webhook to the target; the target's status, or None when dropped."""
+        """Send one webhook to the target (up to `webhook_attempts` times while it gets no 2xx
+        answer); the target's last status, or None when dropped."""
         with self.lock:
             dropped = self._drop_webhooks > 0
             if dropped:
                 self._drop_webhooks -= 1
+        url = self.webhook_url
+        if dropped or url is None:
+            with self.lock:
+                self.sent_webhooks.append(SentWebhook(url or "", dict(headers), body, None))
+            return None
         status: int | None = None
-        if not dropped and self.webhook_url is not None:
-            client = self.webhook_client or httpx.Client(timeout=10.0)
-            try:
-                response = client.post(
-                    self.webhook_url,
-                    content=body,
-                    headers={"content-type": "application/json", **headers},
-                )
-                status = response.status_code
-            except httpx.HTTPError:
-                status = None
-            finally:
-                if self.webhook_client is None:
-                    client.close()
-        with self.lock:
-            self.sent_webhooks.append(
-                SentWebhook(self.webhook_url or "", dict(headers), body, status)
-            )
+        for attempt in range(max(1, self.webhook_attempts)):
+            if attempt:
+                time.sleep(self.webhook_retry_wait)
+            status = self._post_webhook(url, body, headers)
+            with self.lock:
+                self.sent_webhooks.append(SentWebhook(url, dict(headers), body, status))
+            if status is not None and status < 300:
+                break
         return status
+
+    def _post_webhook(self, url: str, body: bytes, headers: Mapping[str, str]) -> int | None:
+        client = self.webhook_client or httpx.Client(timeout=10.0)
+        try:
+            response = client.post(
+                url,
+                content=body,
+                headers={"content-type": "application/json", **headers},
+            )
+            return response.status_code
+        except httpx.HTTPError:
+            return None
+        finally:
+            if self.webhook_client is None:
+                client.close()
+
+    def replay_recent(self, copies: int, recent: int = 20) -> list[int | None]:
+        """Send one of the last `recent` webhooks again, `copies` times at once: the duplicate
+        and racing deliveries a channel makes when it retries; their statuses."""
+        with self.lock:
+            sent = self.sent_webhooks[-recent:]
+            if not sent:
+                return []
+            chosen = self.rng.choice(sent)
+        statuses: list[int | None] = [None] * copies
+
+        def send(index: int) -> None:
+            statuses[index] = self._post_webhook(chosen.url, chosen.body, chosen.headers)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with self.lock:
+            self.sent_webhooks.extend(
+                SentWebhook(chosen.url, chosen.headers, chosen.body, status) for status in statuses
+            )
+        return statuses
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -149,6 +270,36 @@ class SimulatorBase:
         def _drop(n: int = 1) -> dict[str, int]:
             self.drop_next_webhooks(n)
             return {"queued": n}
+
+        @control.get("/chaos")
+        def _chaos() -> dict[str, Any]:
+            with self.lock:
+                return {"chaos": self.chaos.model_dump(), "injected": dict(self.faults_injected)}
+
+        @control.put("/chaos")
+        def _set_chaos(chaos: Chaos) -> dict[str, Any]:
+            with self.lock:
+                self.chaos = chaos
+            return _chaos()
+
+        @control.post("/webhooks/replay")
+        def _replay(copies: int = 2) -> dict[str, list[int | None]]:
+            return {"statuses": self.replay_recent(copies)}
+
+        @control.get("/webhooks")
+        def _webhooks() -> list[dict[str, Any]]:
+            """Every delivery attempt: the body's SHA-256 (what the hub stores byte for byte)
+            and the status it got."""
+            with self.lock:
+                sent = list(self.sent_webhooks)
+            return [
+                {"sha256": hashlib.sha256(w.body).hexdigest(), "status": w.status} for w in sent
+            ]
+
+        @control.get("/calls")
+        def _calls() -> list[tuple[str, str, int]]:
+            with self.lock:
+                return [(c.method, c.path, c.status) for c in self.calls]
 
         app.mount(CONTROL_PREFIX, control)
 
@@ -193,3 +344,6 @@ class SimulatorBase:
             if fault is not None and fault.after_processing:
                 raise httpx.ReadTimeout("simulated timeout after the call took effect")
             return response
+
+        # Added last, so outermost: a call it fails never reaches the recording above.
+        app.add_middleware(_ChaosMiddleware, simulator=self)

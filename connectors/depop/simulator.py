@@ -966,6 +966,12 @@ class DepopSimulator(SimulatorBase):
         def sim_like(sku: str, unlike: bool = False) -> dict[str, str]:
             return {"event_id": self.like(sku, unlike=unlike)}
 
+        @app.get("/_sim/shipped-parcels")
+        def sim_shipped_parcels() -> dict[str, dict[str, dict[str, str]]]:
+            """Tracking recorded per purchase and parcel: what reached Depop, once each."""
+            with self.lock:
+                return json.loads(json.dumps(self.shipped_parcels))  # type: ignore[no-any-return]
+
         @app.post("/_sim/events/{event_id}/redeliver")
         def sim_redeliver(event_id: str) -> dict[str, int | None]:
             return {"status": self.redeliver(event_id)}
