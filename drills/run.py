@@ -357,7 +357,7 @@ def run_drill(config: DrillConfig, progress: Callable[[str], None] = print) -> D
                 "HUB_LOG_LEVEL": "warning",
                 "HUB_LOG_FORMAT": "json",
                 "HUB_JOB_BACKOFF_BASE": "0.05",
-                "HUB_JOB_BACKOFF_CAP": "2",
+                "HUB_JOB_MAX_BACKOFF_SECONDS": "2",
                 "HUB_JOB_LEASE_SECONDS": str(config.lease_seconds),
                 "HUB_WORKER_POLL_SECONDS": "0.05",
                 # Reconciliation every minute: its intake races the webhooks' intake.

@@ -210,7 +210,7 @@ def test_cancel_between_a_timed_out_create_and_its_retry_takes_back_what_deliver
     database: Database,
 ) -> None:
     # Retries wait long enough that the test decides when each one runs (`time_passes`).
-    hub = make_hub(database, job_backoff_base=1000.0, job_backoff_cap=1000.0)
+    hub = make_hub(database, job_backoff_base=1000.0, job_max_backoff_seconds=1000.0)
     try:
         hub.depop.add_product(SKU, quantity=3)
         hub.set_stock(SKU, 3)
