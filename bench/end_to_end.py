@@ -158,7 +158,7 @@ def _after_import(url: str, workers: int) -> dict[str, object]:
     worker.start()
     try:
         items = [{"sku": f"IMPORT-{n:05d}", "on_hand": 3} for n in range(IMPORTED)]
-        hub.admin("PUT", "/admin/stock", json={"items": items})
+        hub.admin("PUT", "/admin/stock", json={"items": items}, timeout=600)
         depop.purchase(SKUS[0])
         _wait_for_creates(deliverr.orders, 1)
     finally:
