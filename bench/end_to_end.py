@@ -42,6 +42,7 @@ IMPORTED = 5_000
 SKUS = [f"BENCH-{n:02d}" for n in range(20)]  # spread the orders' stock rows, as real sales do
 POLL = 0.01  # worker idle poll; the default 0.5 s would measure the poll, not the hub
 TIMEOUT = 300.0
+IMPORT_PATIENCE = 120.0  # an order still unrouted this long after the import: reported as such
 
 
 def _latencies(url: str) -> tuple[list[float], float]:
@@ -158,29 +159,33 @@ def _after_import(url: str, workers: int) -> dict[str, object]:
     worker.start()
     try:
         items = [{"sku": f"IMPORT-{n:05d}", "on_hand": 3} for n in range(IMPORTED)]
-        hub.admin("PUT", "/admin/stock", json={"items": items})
+        hub.admin("PUT", "/admin/stock", json={"items": items}, timeout=600)
         depop.purchase(SKUS[0])
-        _wait_for_creates(deliverr.orders, 1)
+        try:
+            _wait_for_creates(deliverr.orders, 1, IMPORT_PATIENCE)
+        except TimeoutError:
+            waited = None  # still behind the import's listing syncs: reported, not raised
+        else:
+            waited = _latencies(url)[0][0]
     finally:
         worker.stop()
         hub.close()
-    latencies, _ = _latencies(url)
     return {
         "case": f"one order right after a {IMPORTED:,}-SKU import, {workers} worker(s)",
         "backend": "postgres",
         "orders": 1,
-        "value": round(latencies[0] * 1000, 1),
-        "unit": "ms to Deliverr create",
+        "value": round(waited * 1000, 1) if waited is not None else None,
+        "unit": "ms to Deliverr create" if waited is not None else f"> {IMPORT_PATIENCE:.0f} s",
         "target": "<= quiet p50 + 1000",
     }
 
 
-def _wait_for_creates(deliverr_orders: Sized, count: int) -> None:
-    deadline = time.monotonic() + TIMEOUT
+def _wait_for_creates(deliverr_orders: Sized, count: int, patience: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + patience
     while len(deliverr_orders) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"{len(deliverr_orders)} of {count} Deliverr orders after {TIMEOUT} s"
+                f"{len(deliverr_orders)} of {count} Deliverr orders after {patience} s"
             )
         time.sleep(0.002)
 
@@ -207,16 +212,17 @@ def run() -> list[dict[str, object]]:
         assert url is not None
         after = _after_import(url, 2)
     quiet = float(rows[0]["p50_ms"])  # type: ignore[arg-type]
-    delay = float(after["value"]) - quiet  # type: ignore[arg-type]
-    rows.append({**after, "met": delay <= 1000})
+    waited = after["value"]
+    delay = float(waited) - quiet if isinstance(waited, float) else None
+    rows.append({**after, "met": delay is not None and delay <= 1000})
     rows.append(
         {
             "case": "delay the import caused (beside the quiet p50, same poll)",
             "backend": "postgres",
-            "value": round(delay, 1),
-            "unit": "ms",
+            "value": round(delay, 1) if delay is not None else None,
+            "unit": "ms" if delay is not None else f"> {IMPORT_PATIENCE:.0f} s",
             "target": "<= 1000",
-            "met": delay <= 1000,
+            "met": delay is not None and delay <= 1000,
         }
     )
     return rows

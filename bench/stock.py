@@ -172,8 +172,9 @@ def _case(url: str, label: str, skus: list[str], clients: int, *, floor: bool = 
             args=(
                 url,
                 order_ids[i * share : (i + 1) * share],
-                # each client starts at another SKU, so spread clients rarely meet
-                skus[i % len(skus) :] + skus[: i % len(skus)],
+                # Clients start evenly apart: one SKU apart, they would walk the list in
+                # lock-step, each queueing on the row its neighbour just took.
+                skus[i * len(skus) // clients :] + skus[: i * len(skus) // clients],
                 readies[i],
                 go,
                 SECONDS,
