@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from connectors import base
 from connectors.base import Capability, ChannelOrder, OrderLineView, OrderView, ShipmentView
 from connectors.registry import NotConfigured
 from hub.errors import DomainError
@@ -107,6 +109,16 @@ def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Orde
     existing = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
     if existing is not None:
         return existing, False
+    money_problems = base.money_problems(incoming)
+    as_sent: dict[str, str] = {}
+    total = _storable(incoming.total_amount, "total", as_sent)
+    prices = [
+        _storable(line.unit_price, f"line {line.channel_line_id}", as_sent)
+        for line in incoming.lines
+    ]
+    attributes = _jsonable(incoming.attributes)
+    if as_sent:
+        attributes["amounts_as_sent"] = as_sent
     order = Order(
         id=new_id("ord"),
         channel=incoming.channel,
@@ -114,24 +126,24 @@ def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Orde
         status=OrderState.CREATED.value,
         channel_status=incoming.channel_status,
         currency=incoming.currency,
-        total_amount=incoming.total_amount,
+        total_amount=total,
         buyer_email=incoming.buyer_email,
         shipping_address=asdict(incoming.shipping_address) if incoming.shipping_address else None,
-        attributes=_jsonable(incoming.attributes),
+        attributes=attributes,
         placed_at=incoming.placed_at,
     )
     try:
         with session.begin_nested():
             session.add(order)
             session.flush()
-            for line in incoming.lines:
+            for line, price in zip(incoming.lines, prices, strict=True):
                 session.add(
                     OrderLine(
                         order_id=order.id,
                         channel_line_id=line.channel_line_id,
                         sku=line.sku,
                         quantity=line.quantity,
-                        unit_price=line.unit_price,
+                        unit_price=price,
                         parcel_ref=line.parcel_ref,
                         attributes=_jsonable(line.attributes),
                     )
@@ -146,7 +158,30 @@ def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Orde
     log.info("hub.orders.received", order_id=order.id, channel=order.channel)
     if any(line.sku is None for line in incoming.lines):
         flag(session, order.id, "line has no SKU", source, code=NO_SKU_CODE)
+    if money_problems:
+        # Kept, and held where it is (nothing acknowledged, accepted or routed) until a person
+        # has looked: a negative price or an absurd total is a channel's bug or an attack,
+        # and shipping against it cannot be undone.
+        flag(
+            session,
+            order.id,
+            "money out of range: " + "; ".join(money_problems),
+            source,
+            code=MONEY_OUT_OF_RANGE,
+        )
     return order, True
+
+
+# Amounts with more digits either side of the point than this are kept as sent in the order's
+# attributes, and as 0 in the money columns, which every backend then holds exactly.
+_MAX_EXPONENT = 100
+
+
+def _storable(amount: Decimal, what: str, as_sent: dict[str, str]) -> Decimal:
+    if amount.is_finite() and -_MAX_EXPONENT < amount.adjusted() < _MAX_EXPONENT:
+        return amount
+    as_sent[what] = str(amount)
+    return Decimal(0)
 
 
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
