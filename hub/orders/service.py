@@ -268,7 +268,9 @@ def flag(
     Raising a reason that is open already refreshes it instead of adding a second: the same
     code and text, or for a job's failure the same job. The order's `attention_reason` is its
     newest open reason."""
-    order = repo.get(session, order_id)
+    # The order's row lock makes two transactions raising the same reason take turns, so the
+    # second sees the first's flag and refreshes it instead of adding a twin.
+    order = repo.get(session, order_id, for_update=True)
     if order is None:
         return None
     for open_flag in repo.flags(session, order_id, open_only=True):
