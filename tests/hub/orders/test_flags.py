@@ -4,6 +4,7 @@ Driven through signed webhooks and the admin API, on both backends."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,3 +188,29 @@ def test_migration_gives_each_flagged_order_one_open_flag_and_downgrades(
         assert (bool(kept[0]), kept[1]) == (True, service.OVERSOLD)
     finally:
         command.upgrade(config, "head")
+
+
+def test_racing_raisers_of_one_reason_leave_one_open_flag(postgres_database: Database) -> None:
+    hub = make_hub(postgres_database, fake=True)
+    try:
+        hub.set_stock("SKU-1", 5)
+        order = place(hub, "A-1")
+        raisers = 8
+        ready = threading.Barrier(raisers)
+
+        def raise_it() -> None:
+            with hub.db.transaction() as session:
+                ready.wait()
+                service.flag(session, order["id"], "address looks wrong", "webhook:fake:evt-9")
+
+        threads = [threading.Thread(target=raise_it) for _ in range(raisers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        assert [f["message"] for f in hub.order_by_id(order["id"])["flags"]] == [
+            "address looks wrong"
+        ]
+    finally:
+        hub.close()
