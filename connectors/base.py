@@ -161,6 +161,36 @@ class ChannelOrder:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
+# The largest amount the canonical model takes as a price or a total: far beyond any real
+# order, and well inside what the hub's money column and every provider's API hold exactly.
+MAX_AMOUNT = Decimal(10) ** 12
+
+
+def amount_problem(amount: Decimal) -> str | None:
+    """Why `amount` is no price or total an order can have, or None. A channel's figure is
+    carried into the canonical model as sent, whatever it is: the hub decides what to do."""
+    if not amount.is_finite():
+        return f"{amount} is not a finite number"
+    if amount < 0:
+        return f"{amount} is negative"
+    if amount > MAX_AMOUNT:
+        return f"{amount} is over {MAX_AMOUNT:,}"
+    return None
+
+
+def money_problems(order: ChannelOrder) -> list[str]:
+    """What is wrong with the order's money: each out-of-range price or total, named."""
+    found = []
+    for line in order.lines:
+        problem = amount_problem(line.unit_price)
+        if problem:
+            found.append(f"unit price of line {line.channel_line_id}: {problem}")
+    problem = amount_problem(order.total_amount)
+    if problem:
+        found.append(f"total: {problem}")
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # Fulfilment, as a provider reports it.
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
 from hub.inbox.models import InboundEvent, WebhookDelivery
 from hub.inventory.models import StockItem, StockMovement, StockReservation
 from hub.jobs.models import Job, JobAttempt, SchedulerLease
-from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
 from hub.ratelimit import RateLimitSlot
 from hub.reconcile.models import ReconcileRun
 
@@ -17,6 +17,7 @@ __all__ = [
     "JobAttempt",
     "Order",
     "OrderEvent",
+    "OrderFlag",
     "OrderLine",
     "RateLimitSlot",
     "ReconcileRun",

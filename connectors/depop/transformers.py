@@ -61,9 +61,11 @@ def order_status(raw: str) -> ChannelOrderStatus:
 
 
 class _Wire(BaseModel):
-    """Depop adds fields over time; unknown ones are kept rather than rejected."""
+    """Depop adds fields over time; unknown ones are kept rather than rejected. An amount that
+    is no number ("NaN", "Infinity") is read as sent, so the order is kept and the hub flags
+    its money instead of losing the whole event as unreadable."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=True)
 
 
 class DepopShippingAddress(_Wire):

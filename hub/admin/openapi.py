@@ -51,6 +51,16 @@ _SHIPMENT = {
     "lines": [_SHIPMENT_LINE],
     "pushed_to_channel": True,
 }
+_FLAG = {
+    "id": 7,
+    "code": "job_failed",
+    "message": "fulfilment.route failed: deliverr refused the order: unknown SKU",
+    "source": "job:12",
+    "created_at": "2026-11-23T10:00:05Z",
+    "resolved_at": "2026-11-23T11:20:00Z",
+    "resolved_by": "job:12",
+    "note": None,
+}
 _ORDER = {
     "id": _ORDER_ID,
     "channel": "depop",
@@ -69,6 +79,7 @@ _ORDER = {
     "updated_at": "2026-11-24T08:30:02Z",
     "lines": [_LINE],
     "shipments": [_SHIPMENT],
+    "flags": [],
     "buyer_email": "ada@example.com",
     "shipping_address": {
         "name": "Ada Lovelace",
@@ -204,8 +215,11 @@ EXAMPLES: dict[str, Any] = {
     "HistoryEntry": _HISTORY[1],
     "JobSummary": _JOB_SUMMARY,
     "EventSummary": _EVENT_SUMMARY,
+    "FlagPublic": _FLAG,
+    "ResolveIn": {"flag_id": 7, "note": "refunded the buyer by hand"},
     "OrderDetail": {
         **_ORDER,
+        "flag_history": [_FLAG],
         "history": _HISTORY,
         "jobs": [_JOB_SUMMARY],
         "events": [_EVENT_SUMMARY],

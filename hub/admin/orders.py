@@ -25,6 +25,7 @@ from hub.orders.schemas import (
     ActionAccepted,
     CancelIn,
     EventSummary,
+    FlagPublic,
     HistoryEntry,
     JobSummary,
     ManualShipmentIn,
@@ -33,6 +34,7 @@ from hub.orders.schemas import (
     OrderPage,
     OrderPublic,
     RejectIn,
+    ResolveIn,
     SerialsIn,
     ShipmentLinePublic,
     ShipmentPublic,
@@ -50,7 +52,7 @@ _CONFLICT: dict[int | str, dict[str, str]] = {
 def present(
     session: Session, orders: Sequence[Order], *, personal: bool = False
 ) -> list[OrderPublic]:
-    """Orders with their lines and shipments, in three queries whatever their number; the
+    """Orders with their lines, shipments and open flags, in four queries whatever their number; the
     buyer's email and address only when `personal` (a token that may change things)."""
     ids = [o.id for o in orders]
     lines = defaultdict(list)
@@ -60,6 +62,9 @@ def present(
     all_shipments = fulfilment_repo.shipments_for(session, ids)
     for s in all_shipments:
         shipments[s.order_id].append(s)
+    flags = defaultdict(list)
+    for f in repo.flags_for(session, ids):
+        flags[f.order_id].append(FlagPublic.model_validate(f, from_attributes=True))
     slines = defaultdict(list)
     for sl in fulfilment_repo.shipment_lines(
         session, [s.id for s in all_shipments if s.id is not None]
@@ -108,6 +113,7 @@ def present(
                 )
                 for s in shipments[o.id]
             ],
+            flags=flags[o.id],
             buyer_email=o.buyer_email if personal else None,
             shipping_address=o.shipping_address if personal else None,
         )
@@ -120,6 +126,10 @@ def detail(session: Session, order_id: str, *, personal: bool = False) -> OrderD
     public = present(session, [order], personal=personal)[0]
     return OrderDetail(
         **public.model_dump(),
+        flag_history=[
+            FlagPublic.model_validate(f, from_attributes=True)
+            for f in repo.flags(session, order_id)
+        ],
         history=[
             HistoryEntry(
                 **e.model_dump(
@@ -298,6 +308,32 @@ def add_serials(
             order_id,
             order_id=order_id,
             detail={"shipment": shipment_id, "serial_numbers": serials},
+        )
+    with runtime.db.reader() as session:
+        return detail(session, order_id, personal=True)
+
+
+@router.post(
+    "/{order_id}/resolve",
+    response_model=OrderDetail,
+    responses=_NOT_FOUND | {409: {"description": "No such open flag (not_flagged)"}},
+)
+def resolve_flag(
+    order_id: str, body: ResolveIn, runtime: RuntimeDep, actor: ActorDep
+) -> OrderDetail:
+    """Settle one open flag (`flag_id`), or all of them, with a note. An order held by a flag
+    (money out of range) goes on once no such flag is left."""
+    with runtime.db.transaction() as session:
+        order = service.get(session, order_id)
+        resolved = service.resolve(session, runtime, order, actor.source, body.note, body.flag_id)
+        audit.record(
+            session,
+            actor,
+            "order.resolve_flag",
+            order_id,
+            order_id=order_id,
+            reason=body.note,
+            detail={"flags": [{"id": f.id, "code": f.code, "reason": f.message} for f in resolved]},
         )
     with runtime.db.reader() as session:
         return detail(session, order_id, personal=True)

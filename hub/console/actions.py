@@ -19,6 +19,7 @@ from hub.inbox import service as inbox
 from hub.inventory import service as inventory
 from hub.jobs import queue
 from hub.jobs.models import JobState
+from hub.orders import repository as orders_repo
 from hub.orders import service as orders
 from hub.reconcile import service as reconcile
 from hub.runtime import Runtime
@@ -118,16 +119,25 @@ def give_serials(
         )
 
 
-def resolve_flag(runtime: Runtime, actor: Actor, order_id: str, note: str) -> None:
-    """A person looked at a flagged order and settled it: the flag is cleared and the note
-    kept in the order's history."""
+def resolve_flag(
+    runtime: Runtime, actor: Actor, order_id: str, note: str, flag_id: int | None = None
+) -> None:
+    """A person looked at one reason an order is flagged (`flag_id`, else its newest open one)
+    and settled it: that flag is resolved, the note kept in the order's history, and the
+    order's other reasons stay open."""
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
-        if not order.needs_attention:
-            raise ActionRefused("this order is not flagged")
-        flagged_for = order.attention_reason
-        orders.note(session, order, "resolved", actor.source, {"note": note, "flag": flagged_for})
-        orders.clear_flag(session, order, actor.source)
+        still_open = orders_repo.flags(session, order_id, open_only=True)
+        chosen = [f for f in still_open if flag_id is None or f.id == flag_id][-1:]
+        if not chosen:
+            raise ActionRefused(
+                "this order is not flagged" if not still_open else "that flag is not open"
+            )
+        [settled] = chosen
+        orders.note(
+            session, order, "resolved", actor.source, {"note": note, "flag": settled.message}
+        )
+        orders.resolve(session, runtime, order, actor.source, note, settled.id)
         audit.record(
             session,
             actor,
@@ -135,7 +145,7 @@ def resolve_flag(runtime: Runtime, actor: Actor, order_id: str, note: str) -> No
             order_id,
             order_id=order_id,
             reason=note,
-            detail={"flag": flagged_for},
+            detail={"flag": settled.message, "flag_id": settled.id, "code": settled.code},
         )
 
 

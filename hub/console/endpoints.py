@@ -479,7 +479,6 @@ def order_page(
         "reject": may(status, Trigger.REJECT),
         "retry_fulfilment": status == OrderState.CONFIRMED,
         "ship": may(status, Trigger.SHIP),
-        "resolve": detail.needs_attention,
     }
     return render(
         request,
@@ -545,12 +544,17 @@ def retry_fulfilment(
 
 @router.post("/orders/{order_id}/resolve")
 def resolve(
-    order_id: str, request: Request, runtime: RuntimeDep, actor: WriterDep, note: Reason
+    order_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    actor: WriterDep,
+    note: Reason,
+    flag_id: Annotated[int | None, Form(ge=1, lt=2**31)] = None,
 ) -> RedirectResponse:
     return attempt(
         request,
         f"/console/orders/{order_id}",
-        lambda: actions.resolve_flag(runtime, actor, order_id, _reason(note)),
+        lambda: actions.resolve_flag(runtime, actor, order_id, _reason(note), flag_id),
         "Flag resolved.",
     )
 

@@ -40,6 +40,7 @@ from state_machines.order import Effect, IllegalTransition, OrderState, Trigger,
 
 MANUAL = "manual"
 NO_SKU = "line has no SKU"
+NEEDS_INPUT = "needs_input"  # the flag of a shipment the channel holds back for a person's answer
 
 ROUTE = OrderJob("fulfilment.route", "route")
 CANCEL = OrderJob("fulfilment.cancel", "cancel-fulfilment")
@@ -484,7 +485,7 @@ def hold_tracking(session: Session, order_id: str, shipment_id: int, reason: str
         _held_by(shipment_id),
         {"shipment": shipment_id, "reason": reason},
     )
-    orders.flag(session, order_id, reason, _held_by(shipment_id))
+    orders.flag(session, order_id, reason, _held_by(shipment_id), code=NEEDS_INPUT)
 
 
 def add_serials(
@@ -525,19 +526,10 @@ def add_serials(
         source,
         {"shipment": shipment_id, "serial_numbers": {k: list(v) for k, v in serials.items()}},
     )
-    if _held(session, order, shipment_id):
-        orders.clear_flag(session, order, source)
+    orders.clear_flag(session, order, source, raised_by=_held_by(shipment_id))
     PUSH_TRACKING.enqueue(
         session, order.id, {"shipment_id": shipment_id}, shipment_id, "serials", new_id("s")
     )
-
-
-def _held(session: Session, order: Order, shipment_id: int) -> bool:
-    """Whether the order's open flag is the one a held push of this shipment raised."""
-    if not order.needs_attention:
-        return False
-    flags = [e for e in orders_repo.history(session, order.id) if e.trigger == "flag"]
-    return bool(flags) and flags[-1].source == _held_by(shipment_id)
 
 
 def shipment_views(

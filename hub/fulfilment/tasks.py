@@ -35,7 +35,7 @@ def _flag_with_reason(session: Session, job: Job, error: str) -> None:
     """A provider's refusal is flagged in its own words (for Deliverr, the seed's explanation
     of the error code), which is what the person fixing the order needs to read."""
     if job.order_id is not None:
-        orders.flag(session, job.order_id, error, f"job:{job.id}")
+        orders.flag(session, job.order_id, error, f"job:{job.id}", code=orders.JOB_FAILED)
 
 
 def _order_id(ctx: JobContext) -> str:
@@ -77,8 +77,7 @@ def route(ctx: JobContext) -> None:
             order = orders.get(session, order_id)
             detail = {"reason": fulfilment.NO_SKU, "lines": unnamed}
             orders.note(session, order, "not_routed", source, detail)
-            if order.attention_reason != fulfilment.NO_SKU:
-                orders.flag(session, order_id, fulfilment.NO_SKU, source)
+            orders.flag(session, order_id, fulfilment.NO_SKU, source, code=orders.NO_SKU_CODE)
             ctx.finish(session)
         return
     ref: str | None = None

@@ -87,6 +87,19 @@ async def receive_webhook(channel: str, request: Request) -> WebhookReceipt:
         await run_in_threadpool(
             _note, runtime, channel, DeliveryOutcome.DUPLICATE, None, remote, receipt.event_id
         )
+    elif receipt.failed is not None:
+        # Stored and answered 2xx (the channel must not resend what it cannot fix), and listed
+        # with the rejected ones, where a person looks for deliveries that went wrong.
+        log.warning("hub.inbox.failed_at_intake", channel=channel, event_id=receipt.event_id)
+        await run_in_threadpool(
+            _note,
+            runtime,
+            channel,
+            DeliveryOutcome.FAILED,
+            receipt.failed,
+            remote,
+            receipt.event_id,
+        )
     return WebhookReceipt(status=receipt.status, event_id=receipt.event_id)
 
 
@@ -237,13 +250,14 @@ deliveries_router = APIRouter(
 @deliveries_router.get("/deliveries", response_model=DeliveryPage)
 def list_deliveries(
     session: ReaderDep,
-    outcome: Literal["rejected", "duplicate"] | None = None,
+    outcome: Literal["rejected", "duplicate", "failed"] | None = None,
     channel: str | None = None,
     cursor: RowCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryPage:
     """Webhook deliveries that stored no new event, newest first: rejected ones (why, when,
-    from which address) and duplicates. Kept eight days."""
+    from which address) and duplicates; and those stored but failed at intake (unreadable, or
+    an id or type no column holds), whose `event_id` can be replayed. Kept eight days."""
     rows = repo.deliveries(
         session, outcome=outcome, channel=channel, before_id=cursor, limit=limit + 1
     )

@@ -10,6 +10,9 @@ from sqlmodel import Field, SQLModel
 
 from hub.types import UTCDateTime, utcnow
 
+EXTERNAL_ID_LIMIT = 160
+EVENT_TYPE_LIMIT = 64
+
 
 class InboundStatus(StrEnum):
     PENDING = "pending"
@@ -28,8 +31,8 @@ class InboundEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
-    external_id: str = Field(max_length=160)
-    event_type: str = Field(max_length=64)
+    external_id: str = Field(max_length=EXTERNAL_ID_LIMIT)
+    event_type: str = Field(max_length=EVENT_TYPE_LIMIT)
     body: bytes = Field(sa_type=LargeBinary)
     status: str = Field(default=InboundStatus.PENDING, max_length=16)
     error: str | None = None
@@ -42,12 +45,13 @@ class InboundEvent(SQLModel, table=True):
 class DeliveryOutcome(StrEnum):
     DUPLICATE = "duplicate"  # authenticated, already stored
     REJECTED = "rejected"  # not authenticated, or for a channel not configured: nothing stored
+    FAILED = "failed"  # authenticated and stored, but failed at once: unreadable or unstorable
 
 
 class WebhookDelivery(SQLModel, table=True):
-    """A webhook delivery that stored no new event: when, from where, and why. Accepted ones
-    are the inbound events themselves. Kept for `DELIVERY_RETENTION`; never the body or a
-    header, which may carry a secret."""
+    """A webhook delivery that stored no new event, or stored one failed at intake: when, from
+    where, and why. Other accepted ones are the inbound events themselves. Kept for
+    `DELIVERY_RETENTION`; never the body or a header, which may carry a secret."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_at", "at"),)
@@ -57,5 +61,5 @@ class WebhookDelivery(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     reason: str | None = Field(default=None, max_length=200)
     remote_addr: str | None = Field(default=None, max_length=64)
-    event_id: int | None = None  # the stored event a duplicate repeated
+    event_id: int | None = None  # the stored event a duplicate repeated, or the failed one
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

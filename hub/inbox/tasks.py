@@ -11,6 +11,7 @@ from connectors.base import EventKind, MalformedPayload, Permanent, WebhookIdent
 from connectors.registry import NotConfigured
 from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as repo
+from hub.inbox import service
 from hub.inbox.models import InboundStatus
 from hub.inbox.service import PROCESS
 from hub.jobs import queue
@@ -26,7 +27,9 @@ log = structlog.get_logger("hub.inbox")
 
 
 def _failed(session: Session, job: Job, error: str) -> None:
-    repo.settle(session, int(job.payload["event_id"]), InboundStatus.FAILED, error=error)
+    repo.settle(
+        session, int(job.payload["event_id"]), InboundStatus.FAILED, error=service.storable(error)
+    )
 
 
 @job_handler(PROCESS, on_dead=_failed, priority=Priority.ORDER)
@@ -51,7 +54,12 @@ def process(ctx: JobContext) -> None:
         event = receiver.parse(body, identity)
     except MalformedPayload as exc:
         with runtime.db.transaction() as session:
-            repo.settle(session, event_id, InboundStatus.FAILED, error=f"unreadable: {exc}")
+            repo.settle(
+                session,
+                event_id,
+                InboundStatus.FAILED,
+                error=service.storable(f"unreadable: {exc}"),
+            )
             ctx.finish(session)
         return
     fetched = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from hub.jobs import queue
+from hub.jobs import queue, registry
 from hub.jobs.models import Job
 from hub.runtime import Runtime
 
@@ -21,4 +21,6 @@ class JobContext:
         """Mark the job done inside the transaction that applies its effects, so the effects
         and the completion commit together or not at all (and not at all if the lease is lost)."""
         queue.complete(session, self.job)
+        for hook in registry.done_hooks():
+            hook(session, self.job)
         self.finished = True

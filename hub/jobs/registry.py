@@ -4,6 +4,7 @@ them. Each domain's `tasks.py` registers its kinds at import; the job engine kno
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 Handler = Callable[["JobContext"], None]
 # Runs in the transaction that marks the job dead: it records what the failure means.
 DeadHook = Callable[[Session, Job, str], None]
+# Runs in the transaction that marks a job done by its handler: it records what success means.
+DoneHook = Callable[[Session, Job], None]
 
 
 class TryAgain(Exception):
@@ -54,6 +57,7 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {}
 _default_on_dead: list[DeadHook] = []
+_on_done: list[DoneHook] = []
 # Domains whose schedules depend on the runtime (one reconciliation per enabled channel).
 _SCHEDULERS: list[Callable[[Runtime], Iterable[Schedule]]] = []
 
@@ -70,13 +74,27 @@ def job_handler(
     places its jobs in the queue (lower sooner; HUB_JOB_PRIORITIES overrides it)."""
 
     def register(func: Handler) -> Handler:
-        if name in KINDS and KINDS[name].handler is not func:
+        if name in KINDS and KINDS[name].handler.__wrapped__ is not func:  # type: ignore[attr-defined]
             raise ValueError(f"job kind {name!r} registered twice")
-        KINDS[name] = JobKind(name, func, on_dead, periodic, int(priority))
+        KINDS[name] = JobKind(name, _finishing(func), on_dead, periodic, int(priority))
         priorities.declare(name, priority)
         return func
 
     return register
+
+
+def _finishing(func: Handler) -> Handler:
+    """`func`, then the job marked done with the done hooks if `func` returned without doing
+    so (nothing left to do is a success too)."""
+
+    @functools.wraps(func)
+    def run(ctx: JobContext) -> None:
+        func(ctx)
+        if not ctx.finished:
+            with ctx.runtime.db.transaction() as session:
+                ctx.finish(session)
+
+    return run
 
 
 def default_on_dead(hook: DeadHook) -> DeadHook:
@@ -93,6 +111,18 @@ def on_dead(kind: str) -> DeadHook | None:
     if found is not None and found.on_dead is not None:
         return found.on_dead
     return _default_on_dead[0] if _default_on_dead else None
+
+
+def on_done(hook: DoneHook) -> DoneHook:
+    """Register what any job's success means to a domain (a flag its earlier death raised is
+    resolved, say); run as the handler finishes the job, in the transaction of its effects."""
+    if hook not in _on_done:
+        _on_done.append(hook)
+    return hook
+
+
+def done_hooks() -> tuple[DoneHook, ...]:
+    return tuple(_on_done)
 
 
 def schedules(

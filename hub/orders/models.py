@@ -79,3 +79,22 @@ class OrderEvent(SQLModel, table=True):
     source: str = Field(max_length=128)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class OrderFlag(SQLModel, table=True):
+    """One reason a person should look at an order, with who raised it and, once its cause is
+    gone or an operator settled it, who resolved it and why. An order needs attention while it
+    has an open flag; `Order.needs_attention` and `attention_reason` summarise the open ones."""
+
+    __tablename__ = "order_flags"
+    __table_args__ = (Index("ix_order_flags_order", "order_id", "resolved_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", max_length=40)
+    code: str = Field(max_length=48)
+    message: str
+    source: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = Field(default=None, max_length=128)
+    note: str | None = None

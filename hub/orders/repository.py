@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
-from hub.orders.models import Order, OrderEvent, OrderLine
+from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
 from hub.types import utcnow
 
 
@@ -216,4 +216,33 @@ def lines_for(session: Session, order_ids: Sequence[str]) -> Sequence[OrderLine]
         return []
     return session.scalars(
         select(OrderLine).where(col(OrderLine.order_id).in_(order_ids)).order_by(col(OrderLine.id))
+    ).all()
+
+
+def flags(session: Session, order_id: str, *, open_only: bool = False) -> Sequence[OrderFlag]:
+    """An order's flags, oldest first."""
+    query = select(OrderFlag).where(col(OrderFlag.order_id) == order_id)
+    if open_only:
+        query = query.where(col(OrderFlag.resolved_at).is_(None))
+    return session.scalars(query.order_by(col(OrderFlag.id))).all()
+
+
+def flags_for(session: Session, order_ids: Sequence[str]) -> Sequence[OrderFlag]:
+    """The open flags of several orders, oldest first."""
+    if not order_ids:
+        return []
+    return session.scalars(
+        select(OrderFlag)
+        .where(col(OrderFlag.order_id).in_(order_ids), col(OrderFlag.resolved_at).is_(None))
+        .order_by(col(OrderFlag.id))
+    ).all()
+
+
+def open_flags_raised_by(session: Session, order_id: str, source: str) -> Sequence[OrderFlag]:
+    return session.scalars(
+        select(OrderFlag).where(
+            col(OrderFlag.order_id) == order_id,
+            col(OrderFlag.source) == source,
+            col(OrderFlag.resolved_at).is_(None),
+        )
     ).all()

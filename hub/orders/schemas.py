@@ -45,6 +45,19 @@ class ShipmentPublic(BaseModel):
     pushed_to_channel: bool
 
 
+class FlagPublic(BaseModel):
+    """One reason to look at an order: what, raised by whom, and how it was settled."""
+
+    id: int
+    code: str
+    message: str
+    source: str
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    note: str | None = None
+
+
 class OrderPublic(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -93,6 +106,9 @@ class OrderPublic(BaseModel):
     updated_at: datetime
     lines: list[OrderLinePublic]
     shipments: list[ShipmentPublic]
+    # The open reasons to look at the order, oldest first; `needs_attention` is true while
+    # there is one, and `attention_reason` is the newest.
+    flags: list[FlagPublic] = []
     # Personal data: shown to HUB_ADMIN_TOKENS only; null for a read-only token.
     buyer_email: str | None = None
     shipping_address: dict[str, Any] | None = None
@@ -125,6 +141,8 @@ class EventSummary(BaseModel):
 
 
 class OrderDetail(OrderPublic):
+    # Every flag the order had, open and resolved, oldest first.
+    flag_history: list[FlagPublic] = []
     history: list[HistoryEntry]
     jobs: list[JobSummary]
     events: list[EventSummary]
@@ -234,3 +252,14 @@ class ActionAccepted(BaseModel):
     order_id: str
     status: str
     queued: list[str] = []
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"flag_id": 12, "note": "refunded the buyer by hand"}},
+    )
+
+    # The open flag to resolve; null resolves every open flag of the order.
+    flag_id: int | None = Field(default=None, ge=1, lt=2**31)
+    note: str = Field(min_length=1, max_length=500)

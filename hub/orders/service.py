@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
 from sqlmodel import Session
 
+from connectors import base
 from connectors.base import Capability, ChannelOrder, OrderLineView, OrderView, ShipmentView
 from connectors.registry import NotConfigured
 from hub.errors import DomainError
@@ -26,7 +28,7 @@ from hub.jobs.registry import TryAgain
 from hub.orders import effects
 from hub.orders import repository as repo
 from hub.orders.jobs import ACCEPT, ACKNOWLEDGE, REJECT
-from hub.orders.models import Order, OrderEvent
+from hub.orders.models import Order, OrderEvent, OrderFlag
 from hub.runtime import Runtime
 from hub.types import utcnow
 from state_machines.order import Effect, OrderState, Trigger, may, next_state
@@ -34,6 +36,18 @@ from state_machines.order import Effect, OrderState, Trigger, may, next_state
 log = structlog.get_logger("hub.orders")
 
 OVERSOLD = "oversold: restock or refund"
+
+# What a flag is about. A flag of a job's failure is resolved when that job succeeds (on an
+# operator's retry); an oversold one when stock fills the order; a stuck one when the order
+# moves; the others by a person.
+ATTENTION = "attention"
+JOB_FAILED = "job_failed"
+OVERSOLD_CODE = "oversold"
+NO_SKU_CODE = "no_sku"
+STUCK = "stuck"
+MONEY_OUT_OF_RANGE = "money_out_of_range"
+# Codes that hold the order (not acknowledged, accepted or routed) until a person resolves them.
+HOLDING = frozenset({MONEY_OUT_OF_RANGE})
 
 # A paid order that found no stock stays acknowledged (never confirmed without its units) and
 # flagged until a restock fills it or a refund cancels it.
@@ -111,8 +125,19 @@ def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str
     rows: list[dict[str, Any]] = []
     lines: dict[str, list[dict[str, Any]]] = {}
     history: dict[str, dict[str, Any]] = {}
+    problems: dict[str, list[str]] = {}
     for order in incoming:
         order_id = new_id("ord")
+        problems[order_id] = base.money_problems(order)
+        as_sent: dict[str, str] = {}
+        total = _storable(order.total_amount, "total", as_sent)
+        prices = [
+            _storable(line.unit_price, f"line {line.channel_line_id}", as_sent)
+            for line in order.lines
+        ]
+        attributes = _jsonable(order.attributes)
+        if as_sent:
+            attributes["amounts_as_sent"] = as_sent
         rows.append(
             {
                 "id": order_id,
@@ -121,12 +146,12 @@ def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str
                 "status": OrderState.CREATED.value,
                 "channel_status": order.channel_status,
                 "currency": order.currency,
-                "total_amount": order.total_amount,
+                "total_amount": total,
                 "buyer_email": order.buyer_email,
                 "shipping_address": asdict(order.shipping_address)
                 if order.shipping_address
                 else None,
-                "attributes": _jsonable(order.attributes),
+                "attributes": attributes,
                 "placed_at": order.placed_at,
                 "needs_attention": False,
                 "version": 1,
@@ -142,11 +167,11 @@ def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str
                 "quantity": line.quantity,
                 "shipped_quantity": 0,
                 "cancelled_quantity": 0,
-                "unit_price": line.unit_price,
+                "unit_price": price,
                 "parcel_ref": line.parcel_ref,
                 "attributes": _jsonable(line.attributes),
             }
-            for line in order.lines
+            for line, price in zip(order.lines, prices, strict=True)
         ]
         history[order_id] = {
             "order_id": order_id,
@@ -161,8 +186,31 @@ def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str
     for new in received:
         log.info("hub.orders.received", order_id=new.id, channel=new.channel)
         if any(line["sku"] is None for line in lines[new.id]):
-            flag(session, new.id, "line has no SKU", source)
+            flag(session, new.id, "line has no SKU", source, code=NO_SKU_CODE)
+        if problems[new.id]:
+            # Kept, and held where it is (nothing acknowledged, accepted or routed) until a
+            # person has looked: a negative price or an absurd total is a channel's bug or an
+            # attack, and shipping against it cannot be undone.
+            flag(
+                session,
+                new.id,
+                "money out of range: " + "; ".join(problems[new.id]),
+                source,
+                code=MONEY_OUT_OF_RANGE,
+            )
     return received
+
+
+# Amounts with more digits either side of the point than this are kept as sent in the order's
+# attributes, and as 0 in the money columns, which every backend then holds exactly.
+_MAX_EXPONENT = 100
+
+
+def _storable(amount: Decimal, what: str, as_sent: dict[str, str]) -> Decimal:
+    if amount.is_finite() and -_MAX_EXPONENT < amount.adjusted() < _MAX_EXPONENT:
+        return amount
+    as_sent[what] = str(amount)
+    return Decimal(0)
 
 
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,6 +249,8 @@ def fire(
     if not repo.compare_and_set_status(session, order, before, after):
         raise StaleOrder(f"order {order.id} is no longer {before}")
     _history(session, order, trigger.value, before, after, source, detail)
+    if after != before:
+        clear_flag(session, order, source, code=STUCK)  # it moved: no longer stuck
     log.info("hub.orders.transition", order_id=order.id, trigger=trigger.value, to=after.value)
     effects.dispatch(session, order, after, source)
     return after
@@ -239,26 +289,126 @@ def note(
     _history(session, order, what, order.status, order.status, source, detail)
 
 
-def flag(session: Session, order_id: str, reason: str, source: str) -> None:
-    """Ask a person to look at the order; the reason is what they will read first."""
-    order = repo.get(session, order_id)
+def flag(
+    session: Session, order_id: str, reason: str, source: str, *, code: str = ATTENTION
+) -> OrderFlag | None:
+    """Ask a person to look at the order: one open flag per reason, kept with its source.
+
+    Raising a reason that is open already refreshes it instead of adding a second: the same
+    code and text, or for a job's failure the same job. The order's `attention_reason` is its
+    newest open reason."""
+    # The order's row lock makes two transactions raising the same reason take turns, so the
+    # second sees the first's flag and refreshes it instead of adding a twin.
+    order = repo.get(session, order_id, for_update=True)
     if order is None:
-        return
-    order.needs_attention = True
-    order.attention_reason = reason
+        return None
+    for open_flag in repo.flags(session, order_id, open_only=True):
+        same_job = code == JOB_FAILED and open_flag.source == source
+        if open_flag.code == code and (same_job or open_flag.message == reason):
+            if open_flag.message != reason:
+                open_flag.message = reason
+                session.add(open_flag)
+                _summarise(session, order)
+            return open_flag
+    raised = OrderFlag(order_id=order_id, code=code, message=reason, source=source[:128])
+    session.add(raised)
+    session.flush()
+    _summarise(session, order)
+    _history(
+        session, order, "flag", order.status, order.status, source, {"reason": reason, "code": code}
+    )
+    log.warning("hub.orders.flagged", order_id=order_id, reason=reason, code=code)
+    return raised
+
+
+def clear_flag(
+    session: Session,
+    order: Order,
+    source: str,
+    *,
+    code: str | None = None,
+    raised_by: str | None = None,
+    flag_id: int | None = None,
+    note: str | None = None,
+) -> list[OrderFlag]:
+    """Resolve the order's open flags that match (all of them when nothing is named): their
+    cause is gone, or `source` (an operator) settled them with `note`. The resolved ones."""
+    if not order.needs_attention:
+        return []
+    resolved = [
+        f
+        for f in repo.flags(session, order.id, open_only=True)
+        if (code is None or f.code == code)
+        and (raised_by is None or f.source == raised_by)
+        and (flag_id is None or f.id == flag_id)
+    ]
+    now = utcnow()
+    for f in resolved:
+        f.resolved_at = now
+        f.resolved_by = source[:128]
+        f.note = note
+        session.add(f)
+        detail = {"flag": f.id, "code": f.code, "reason": f.message}
+        _history(
+            session,
+            order,
+            "unflag",
+            order.status,
+            order.status,
+            source,
+            detail | ({"note": note} if note else {}),
+        )
+    if resolved:
+        session.flush()
+        _summarise(session, order)
+    return resolved
+
+
+def has_flag(session: Session, order: Order, code: str) -> bool:
+    """Whether the order has an open flag of `code`."""
+    return order.needs_attention and any(
+        f.code == code for f in repo.flags(session, order.id, open_only=True)
+    )
+
+
+def _summarise(session: Session, order: Order) -> None:
+    """Keep the order's summary of its open flags (what lists, filters and the metric read)."""
+    still_open = repo.flags(session, order.id, open_only=True)
+    order.needs_attention = bool(still_open)
+    order.attention_reason = still_open[-1].message if still_open else None
     order.updated_at = utcnow()
     session.add(order)
-    _history(session, order, "flag", order.status, order.status, source, {"reason": reason})
-    log.warning("hub.orders.flagged", order_id=order_id, reason=reason)
 
 
-def clear_flag(session: Session, order: Order, source: str) -> None:
-    if not order.needs_attention:
-        return
-    order.needs_attention = False
-    order.attention_reason = None
-    session.add(order)
-    _history(session, order, "unflag", order.status, order.status, source)
+class NotFlagged(DomainError):
+    status = 409
+    code = "not_flagged"
+
+
+def resolve(
+    session: Session,
+    runtime: Runtime,
+    order: Order,
+    source: str,
+    note: str,
+    flag_id: int | None = None,
+) -> list[OrderFlag]:
+    """An operator settles one open flag (or all, when `flag_id` is None) with a note. An order
+    held by a flag (money out of range) goes on once no such flag is left."""
+    resolved = clear_flag(session, order, source, flag_id=flag_id, note=note)
+    if not resolved:
+        what = "no open flag" if flag_id is None else f"no open flag {flag_id}"
+        raise NotFlagged(f"order {order.id} has {what}")
+    if any(f.code in HOLDING for f in resolved) and not _held(session, order):
+        advance(session, runtime, order, source)
+    return resolved
+
+
+def _held(session: Session, order: Order) -> bool:
+    """Whether an open flag holds the order where it is until a person resolves it."""
+    return order.needs_attention and any(
+        f.code in HOLDING for f in repo.flags(session, order.id, open_only=True)
+    )
 
 
 def update_channel_status(session: Session, order: Order, channel_status: str) -> None:
@@ -280,6 +430,8 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
     that cannot be fulfilled is rejected where the channel lets the seller reject, and held,
     flagged, where the buyer has paid already (Depop).
     """
+    if _held(session, order):
+        return
     can = capabilities(runtime, order.channel)
     rejects = Capability.REJECT in can
     if order.status == OrderState.CREATED:
@@ -303,8 +455,7 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
         )
         short = result.short
     if not missing_sku and not short:
-        if order.attention_reason == OVERSOLD:
-            clear_flag(session, order, source)  # restocked: the order goes on
+        clear_flag(session, order, source, code=OVERSOLD_CODE)  # restocked: the order goes on
         if Capability.ACCEPT in can:
             ACCEPT.enqueue(session, order.id)
         else:
@@ -321,12 +472,11 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
     if missing_sku:
         # The channel took the buyer's money already (Depop): the order stands, a person decides.
         fire(session, order, Trigger.CONFIRM, source, detail={"unfulfillable": reason})
-        flag(session, order.id, "line has no SKU", source)
+        flag(session, order.id, "line has no SKU", source, code=NO_SKU_CODE)
         return
     # Paid, but the units went elsewhere: it stays unconfirmed, so nothing ships, until a
     # restock fills it (the fill_waiting job runs advance again) or a refund cancels it.
-    if order.attention_reason != OVERSOLD:
-        flag(session, order.id, OVERSOLD, source)
+    flag(session, order.id, OVERSOLD, source, code=OVERSOLD_CODE)
 
 
 def request_reject(session: Session, order: Order, reason: str) -> None:

@@ -18,7 +18,7 @@ from hub.inventory import service as inventory
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
 from hub.jobs.priorities import Priority
-from hub.jobs.registry import Periodic, default_on_dead, job_handler
+from hub.jobs.registry import Periodic, default_on_dead, job_handler, on_done
 from hub.jobs.schedules import interval
 from hub.orders import repository as repo
 from hub.orders import service
@@ -53,7 +53,26 @@ def _order_id(ctx: JobContext) -> str:
 def flag_order_of_dead_job(session: Session, job: Job, error: str) -> None:
     """A job about an order that gave up leaves the order flagged with why."""
     if job.order_id is not None:
-        service.flag(session, job.order_id, f"{job.kind} failed: {error}", f"job:{job.id}")
+        service.flag(
+            session,
+            job.order_id,
+            f"{job.kind} failed: {error}",
+            f"job:{job.id}",
+            code=service.JOB_FAILED,
+        )
+
+
+@on_done
+def resolve_flags_of_job(session: Session, job: Job) -> None:
+    """A job that failed before (and flagged its order when it died) succeeded: the failure is
+    no longer a reason to look at the order."""
+    if job.order_id is None or job.last_error is None:
+        return
+    order = repo.get(session, job.order_id)
+    if order is not None:
+        service.clear_flag(
+            session, order, f"job:{job.id}", code=service.JOB_FAILED, raised_by=f"job:{job.id}"
+        )
 
 
 @job_handler(ACKNOWLEDGE.kind, priority=Priority.ORDER)
@@ -78,7 +97,13 @@ def _release_on_dead(session: Session, job: Job, error: str) -> None:
     if job.order_id is None:
         return
     inventory.release(session, job.order_id)
-    service.flag(session, job.order_id, f"accept failed: {error}", f"job:{job.id}")
+    service.flag(
+        session,
+        job.order_id,
+        f"accept failed: {error}",
+        f"job:{job.id}",
+        code=service.JOB_FAILED,
+    )
 
 
 @job_handler(ACCEPT.kind, on_dead=_release_on_dead, priority=Priority.ORDER)
@@ -154,6 +179,7 @@ def flag_stuck_orders(ctx: JobContext) -> None:
                     order.id,
                     f"stuck: {state} for more than {hours:g} h, waiting for {waiting_for}",
                     _source(ctx),
+                    code=service.STUCK,
                 )
                 metrics.STUCK_ORDERS.labels(state).inc()
         ctx.finish(session)

@@ -142,7 +142,13 @@ ENVELOPE_KEYS = {
 }
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    # Ids and types no column holds: long, with NULs and lone surrogates.
+    | st.text(st.characters(exclude_categories=()), min_size=60, max_size=300),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -159,6 +165,8 @@ FIXED_BODIES = {
     "invalid-utf8": b"\xff\xfe\x00\x81",
     "deeply-nested": b"[" * 50_000 + b"]" * 50_000,
     "nul-character": b'{"id": "a\\u0000b", "eventId": "a\\u0000b", "event": "x\\u0000"}',
+    "lone-surrogate": b'{"id": "a\\ud800", "eventId": "\\udfff", "event": "x\\ud800", '
+    b'"event_type": "\\ud800", "type": "\\udc00"}',
     "long-identifiers": json.dumps(
         {key: "x" * 5000 for keys in ENVELOPE_KEYS.values() for key in keys}
     ).encode(),
@@ -184,7 +192,7 @@ def assert_settled_without_a_crash(hub: Hub) -> None:
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_malformed_webhooks_answer_4xx_or_are_stored_as_failed(
+def test_malformed_authenticated_webhooks_are_stored_and_answered_2xx(
     webhook_hub: Hub, channel: str
 ) -> None:
     for name, body in FIXED_BODIES.items():
@@ -192,13 +200,10 @@ def test_malformed_webhooks_answer_4xx_or_are_stored_as_failed(
             f"/webhooks/{channel}", content=body, headers=authenticated(channel, body)
         )
 
-        assert response.status_code < 500, (name, response.text)
-        if response.status_code >= 400:
-            assert set(response.json()) == {"error", "detail"}, name
-        else:
-            event_id = response.json()["event_id"]
-            event = webhook_hub.admin("GET", f"/admin/events/{event_id}").json()
-            assert event["body"] == body.decode("utf-8", "replace"), name
+        assert response.status_code == 200, (name, response.text)
+        event_id = response.json()["event_id"]
+        event = webhook_hub.admin("GET", f"/admin/events/{event_id}").json()
+        assert event["body"] == body.decode("utf-8", "replace"), name
     assert_settled_without_a_crash(webhook_hub)
 
 
@@ -215,7 +220,7 @@ def test_webhooks_over_a_mebibyte_answer_413_and_store_nothing(webhook_hub: Hub)
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_envelopes_with_wrong_types_answer_4xx_or_are_stored_as_failed(
+def test_authenticated_envelopes_with_wrong_types_are_stored_and_answered_2xx(
     webhook_hub: Hub, channel: str
 ) -> None:
     keys = ENVELOPE_KEYS[channel]
@@ -233,7 +238,7 @@ def test_envelopes_with_wrong_types_answer_4xx_or_are_stored_as_failed(
         response = webhook_hub.client.post(
             f"/webhooks/{channel}", content=body, headers=authenticated(channel, body)
         )
-        assert response.status_code < 500, (envelope, response.text)
+        assert response.status_code == 200, (envelope, response.text)
 
     post()
     assert_settled_without_a_crash(webhook_hub)

@@ -25,6 +25,7 @@ from connectors.base import Permanent
 from hub.app import create_app
 from hub.console import STATIC
 from hub.db import Database
+from hub.orders import service as orders
 from hub.sim import serve
 from tests.conftest import IN_CI
 from tests.harness import ADMIN_TOKEN, Hub, make_hub
@@ -157,9 +158,35 @@ def test_an_operator_retries_a_dead_job(hub: Hub, page: Any) -> None:
     assert "queued to run again" in page.get_by_role("status").inner_text()
     hub.drain()
 
-    assert hub.order_by_id(order["id"])["status"] == "confirmed"
+    after = hub.order_by_id(order["id"])
+    assert after["status"] == "confirmed"
+    assert not after["needs_attention"], "the dead job's flag went when the job succeeded"
     page.goto("/console/audit")
     assert "job.retry" in page.locator("table").inner_text()
+
+
+def test_an_operator_resolves_one_flag_of_two_with_a_note(hub: Hub, page: Any) -> None:
+    hub.set_stock("SKU-1", 3)
+    order = place(hub, "F-1", ("SKU-1", 1))
+    with hub.db.transaction() as session:
+        orders.flag(session, order["id"], "address looks wrong", "admin:desk")
+        orders.flag(session, order["id"], "buyer asked for a gift wrap", "admin:desk")
+
+    sign_in(page)
+    page.goto(f"/console/orders/{order['id']}")
+    flag = page.locator("ul.flags li", has_text="address looks wrong")
+    flag.get_by_label("What was done").fill("called the buyer")
+    flag.get_by_role("button", name="Resolve flag: address looks wrong").click()
+
+    assert page.get_by_role("status").inner_text() == "Flag resolved."
+    still_open = page.locator("section", has=page.locator("#h-flags")).inner_text()
+    assert "buyer asked for a gift wrap" in still_open
+    assert "address looks wrong" not in still_open
+    page.get_by_text("Resolved flags (1)").click()
+    assert "called the buyer" in page.locator("details", has_text="Resolved flags").inner_text()
+    after = hub.order_by_id(order["id"])
+    assert [f["message"] for f in after["flags"]] == ["buyer asked for a gift wrap"]
+    assert after["attention_reason"] == "buyer asked for a gift wrap"
 
 
 def test_an_operator_imports_a_csv_after_a_preview(hub: Hub, page: Any, tmp_path: Path) -> None:
@@ -229,11 +256,19 @@ def _console_pages(hub: Hub) -> dict[str, str]:
     hub.admin("POST", "/admin/reconcile/depop")
     hub.drain()
     shipped = hub.order_by_id(shipped["id"])
+    flagged = hub.order("fake", "P-1003")
+    with hub.db.transaction() as session:
+        orders.flag(session, flagged["id"], "address looks wrong", "admin:desk")
+        orders.flag(session, flagged["id"], "buyer asked for a gift wrap", "admin:desk")
+        stored = orders.get(session, flagged["id"])
+        orders.clear_flag(session, stored, "admin:desk", code="attention", note="wrapped")
+        orders.flag(session, flagged["id"], "called twice about the size", "admin:desk")
     return {
         "login": "/console/login",
         "overview": "/console",
         "orders": "/console/orders",
         "order": f"/console/orders/{shipped['id']}",
+        "flagged-order": f"/console/orders/{flagged['id']}",
         "jobs": "/console/jobs",
         "job": f"/console/jobs/{shipped['jobs'][0]['id']}",
         "stock": "/console/stock",
