@@ -80,7 +80,7 @@ class Process:
             self.popen.wait()
             self.kills += 1
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def stop(self, timeout: float = 120.0) -> int | None:
         """SIGTERM and wait (SIGKILL after `timeout`); the exit status."""
         if self.popen is None:
             return None
