@@ -312,7 +312,7 @@ class Drill:
         settle_started = time.monotonic()
         settled = self.settle()
         timings["settle"] = time.monotonic() - settle_started
-        statuses = {p.name: p.stop() for p in self.cluster.processes}
+        statuses = self.cluster.stop_hub()
         observed = self.observe()
         ledger = audit(self.engine, observed)
         ledger.figures["purchases refused by Depop (listing sold out)"] = self.refused
