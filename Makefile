@@ -54,7 +54,7 @@ demo: $(STAMP)
 # The long fault drill on Postgres (docs/reliability.md has its last figures); the short one
 # runs in `make test` (tests/drills). HUB_TEST_POSTGRES_URL names the server, as for the tests.
 DRILL_ARGS ?= --orders 3000 --concurrency 32 --duration 480 --kill-interval 4 \
-	--terminate-interval 2 --settle-timeout 420
+	--terminate-interval 2 --settle-timeout 600 --reconcile-cron "*/10 * * * *"
 drill: $(STAMP)
 	$(BIN)/python -m drills --postgres-url "$${HUB_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}" $(DRILL_ARGS)
 

@@ -109,8 +109,11 @@ class _ChaosMiddleware:
             headers = {"Retry-After": str(chaos.retry_after)}
             await JSONResponse({"error": "simulated throttle"}, 429, headers)(scope, receive, send)
         elif fault == "hang":
+            # The request is read first, as a server has it before a slow handler runs, so
+            # the call takes effect even when the client gave up waiting meanwhile.
+            replay = await _buffered(receive)
             await asyncio.sleep(chaos.hang_seconds)
-            await self.app(scope, receive, send)
+            await self.app(scope, replay, send)
         elif fault == "reset":
             await self.app(scope, receive, _swallow)
             # Headers promising a body that never comes, then an error: the server closes the
@@ -122,6 +125,27 @@ class _ChaosMiddleware:
 
 
 _PROMISED = [(b"content-type", b"application/json"), (b"content-length", b"1024")]
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request now; a `receive` that gives it again, then waits for ever (a
+    client that left must not cancel the call)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        messages.append(message)
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return replay
 
 
 async def _swallow(_message: Message) -> None:

@@ -50,6 +50,12 @@ _DEFAULTS = {f.name: f.default for f in fields(DrillConfig)}
 @click.option("--skus", default=_DEFAULTS["skus"], show_default=True)
 @click.option("--settle-timeout", default=_DEFAULTS["settle_timeout"], show_default=True)
 @click.option("--worker-concurrency", default=_DEFAULTS["worker_concurrency"], show_default=True)
+@click.option(
+    "--reconcile-cron",
+    default=_DEFAULTS["reconcile_cron"],
+    show_default=True,
+    help="HUB_RECONCILE_CRON for the drill's hub.",
+)
 @click.option("--seed", default=None, type=int)
 @click.option(
     "--workdir",

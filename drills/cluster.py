@@ -80,12 +80,16 @@ class Process:
             self.popen.wait()
             self.kills += 1
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def terminate(self) -> None:
+        if self.popen is not None and self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 120.0) -> int | None:
         """SIGTERM and wait (SIGKILL after `timeout`); the exit status."""
         if self.popen is None:
             return None
         if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -195,10 +199,16 @@ class Cluster:
             process.start()
         return [p.name for p in revived]
 
+    def stop_hub(self) -> dict[str, int | None]:
+        """SIGTERM every hub process (each finishes the job in hand); their exit statuses."""
+        # All at once: each worker may be finishing a job, and they finish side by side.
+        for process in self.processes:
+            process.terminate()
+        return {p.name: p.stop() for p in self.processes}
+
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM every hub process (each finishes the job in hand), then the simulators;
-        the hub processes' exit statuses."""
-        statuses = {p.name: p.stop() for p in self.processes}
+        """Stop the hub's processes, then the simulators; the hub processes' exit statuses."""
+        statuses = self.stop_hub()
         if self.simulators is not None:
             self.simulators.stop()
         return statuses

@@ -55,6 +55,9 @@ class DrillConfig:
     settle_timeout: float = 240.0
     worker_concurrency: int = 4
     lease_seconds: float = 25.0
+    # Each run re-reads every order in its window and its intake races the webhooks' intake;
+    # with thousands of orders, a run a minute is most of the hub's work.
+    reconcile_cron: str = "* * * * *"
     seed: int | None = None
     workdir: Path | None = None  # logs; a temporary directory when None
 
@@ -309,7 +312,7 @@ class Drill:
         settle_started = time.monotonic()
         settled = self.settle()
         timings["settle"] = time.monotonic() - settle_started
-        statuses = {p.name: p.stop() for p in self.cluster.processes}
+        statuses = self.cluster.stop_hub()
         observed = self.observe()
         ledger = audit(self.engine, observed)
         ledger.figures["purchases refused by Depop (listing sold out)"] = self.refused
@@ -360,8 +363,7 @@ def run_drill(config: DrillConfig, progress: Callable[[str], None] = print) -> D
                 "HUB_JOB_MAX_BACKOFF_SECONDS": "2",
                 "HUB_JOB_LEASE_SECONDS": str(config.lease_seconds),
                 "HUB_WORKER_POLL_SECONDS": "0.05",
-                # Reconciliation every minute: its intake races the webhooks' intake.
-                "HUB_RECONCILE_CRON": "* * * * *",
+                "HUB_RECONCILE_CRON": config.reconcile_cron,
             },
         )
         progress(f"drill: logs in {workdir}")
