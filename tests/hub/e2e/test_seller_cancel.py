@@ -157,7 +157,9 @@ def test_cancel_after_deliverr_shipped_commits_the_unit_and_gives_no_waiting_ord
     deliverr_id = hub.deliverr_order(order_id)["orderId"]
     hub.deliverr.drop_next_webhooks(1)
     hub.deliverr.ship(deliverr_id, tracking_number="1ZGONE")  # the hub has not heard of it
-    # A second buyer pays for the SKU the hub has none left of: the order waits for stock.
+    # A second buyer pays for the SKU the hub has none left of (Depop's listing still showed
+    # one): the order waits for stock.
+    hub.depop.add_product(SKU, quantity=1)
     waiting_purchase = hub.depop.purchase(SKU)
     hub.drain()
     waiting = hub.order("depop", waiting_purchase)
@@ -193,6 +195,7 @@ def test_cancel_after_deliverr_shipped_commits_the_unit_and_gives_no_waiting_ord
 
 def test_units_freed_by_deliverr_agreeing_go_to_the_order_waiting_for_them(hub: Hub) -> None:
     _, order_id = depop_order_at_deliverr(hub, on_hand=1)
+    hub.depop.add_product(SKU, quantity=1)  # Depop's listing still showed one
     waiting_purchase = hub.depop.purchase(SKU)
     hub.drain()
     assert hub.order("depop", waiting_purchase)["status"] == "acknowledged"
