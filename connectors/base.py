@@ -245,7 +245,9 @@ class EventKind(StrEnum):
     LINES_CANCELLED = "lines_cancelled"  # `line_ids` (channel line ids) were cancelled
     ORDER_CHANGED = "order_changed"  # something changed; fetch the order to learn what (refunds)
     ORDER_NOTICE = "order_notice"  # recorded in the history only (completed, shipped, returned)
-    FULFILMENT_UPDATE = "fulfilment_update"  # `fulfilment` is set
+    # `fulfilment` is set; or, from a provider whose events carry ids only, `channel_order_id`
+    # names the provider's order and the hub reads it (`FulfilmentProvider.get_order`)
+    FULFILMENT_UPDATE = "fulfilment_update"
     IGNORED = "ignored"  # authentic but not ours to act on; `note` says why
 
 
