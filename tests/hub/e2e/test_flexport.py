@@ -1,0 +1,88 @@
+"""What Flexport needs beyond Deliverr's journeys, through the whole hub: the SKU map kept in
+the database (refreshed on a schedule and on a miss, an unmapped SKU holding the order
+flagged), and the events feed read by reconciliation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from hub.db import Database
+from hub.fulfilment.skumaps import DatabaseSkuMaps
+from hub.jobs.scheduler import Scheduler
+from hub.types import utcnow
+from tests.harness import Hub, make_hub
+
+
+@pytest.fixture
+def hub(database: Database) -> Iterator[Hub]:
+    h = make_hub(database, default_provider="flexport")
+    yield h
+    h.close()
+
+
+def fire(hub: Hub, scheduler: Scheduler, schedule: str, *, slots_later: int = 0) -> None:
+    """Run `schedule` as its firing in the slot `slots_later` hours from now would."""
+    found = next(s for s in scheduler.schedules if s.name == schedule)
+    assert scheduler.fire(found, utcnow() + timedelta(hours=slots_later))
+    hub.drain()
+
+
+def purchase(hub: Hub, *skus: str) -> str:
+    for sku in skus:
+        hub.depop.add_product(sku, quantity=3)
+        hub.set_stock(sku, 3)
+    purchase_id = hub.depop.purchase(*skus)
+    hub.drain()
+    return purchase_id
+
+
+def test_an_order_with_a_sku_not_at_flexport_waits_flagged_until_the_product_exists(
+    hub: Hub,
+) -> None:
+    purchase_id = purchase(hub, "SKU-Z")
+    order = hub.order("depop", purchase_id)
+    assert order["status"] == "confirmed"
+    assert order["needs_attention"]
+    assert order["attention_reason"] == "SKU not at Flexport: SKU-Z"
+    assert order["fulfilment_provider"] is None
+    assert hub.flexport.orders == {}
+    # The miss re-read the product list before giving up.
+    assert hub.flexport.calls_to("GET", "/logistics/api/2024-07/products")
+
+    dsku = hub.flexport.add_product("SKU-Z")
+    response = hub.admin("POST", f"/admin/orders/{order['id']}/retry-fulfilment")
+    assert response.status_code == 202, response.text
+    hub.drain()
+
+    order = hub.order_by_id(order["id"])
+    assert order["fulfilment_provider"] == "flexport"
+    assert not order["needs_attention"]
+    at_flexport = hub.flexport.order_by_external_id(order["id"])
+    assert at_flexport is not None
+    assert at_flexport["lineItems"] == [{"logisticsSku": dsku, "quantity": 1}]
+
+
+def test_the_sku_map_lives_in_the_database_and_is_refreshed_on_schedule(hub: Hub) -> None:
+    store = DatabaseSkuMaps(hub.db)
+    assert store.load("flexport") == {}
+    scheduler = Scheduler(hub.runtime)
+    fire(hub, scheduler, "refresh-sku-maps")
+    mapped = dict(store.load("flexport"))
+    assert mapped["SKU-A"] == hub.flexport.products["SKU-A"]
+
+    # Flexport's catalogue changes: a product gone, one added.
+    del hub.flexport.products["SKU-A"]
+    hub.flexport.add_product("SKU-NEW")
+    fire(hub, scheduler, "refresh-sku-maps", slots_later=1)
+    mapped = dict(store.load("flexport"))
+    assert "SKU-A" not in mapped
+    assert mapped["SKU-NEW"] == hub.flexport.products["SKU-NEW"]
+
+    # An order of a mapped SKU needs no read of the product list.
+    before = len(hub.flexport.calls_to("GET", "/logistics/api/2024-07/products"))
+    purchase(hub, "SKU-NEW")
+    assert len(hub.flexport.calls_to("GET", "/logistics/api/2024-07/products")) == before
+    assert len(hub.flexport.orders) == 1
