@@ -61,3 +61,5 @@ class Connector(Generic[S]):
     # Settings for a simulated account whose every URL is under `base_url`, with fresh random
     # credentials.
     simulated: Callable[[str], S]
+    # Its own commands under `hub <name> ...` (a click group), loaded only when the CLI starts.
+    commands: Callable[[], Any] | None = None

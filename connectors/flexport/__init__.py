@@ -43,6 +43,12 @@ def _simulator(settings: FlexportSettings) -> SimulatorBase:
     )
 
 
+def _commands() -> object:
+    from connectors.flexport.commands import flexport
+
+    return flexport
+
+
 def _simulated(base_url: str) -> FlexportSettings:
     return FlexportSettings(
         base_url=base_url,
@@ -58,6 +64,7 @@ CONNECTOR = Connector(
     build=_build,
     simulator=_simulator,
     simulated=_simulated,
+    commands=_commands,
 )
 
 __all__ = ["CONNECTOR", "FlexportProvider", "FlexportSettings", "FlexportWebhooks"]
