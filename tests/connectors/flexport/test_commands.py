@@ -57,9 +57,8 @@ def test_subscribe_refuses_a_url_flexport_would_not_deliver_to(
     served: tuple[FlexportSimulator, dict[str, str]],
 ) -> None:
     sim, env = served
-    result = CliRunner().invoke(
-        main, ["flexport", "subscribe", "--url", "http://hub.example.com/webhooks/flexport"], env=env
-    )
+    plain = "http://hub.example.com/webhooks/flexport"
+    result = CliRunner().invoke(main, ["flexport", "subscribe", "--url", plain], env=env)
     assert result.exit_code != 0
     assert "https://" in result.output
     assert sim.webhooks == []
