@@ -8,9 +8,17 @@ from hub.inbox import tasks as inbox_tasks
 from hub.inventory import tasks as inventory_tasks
 from hub.orders import effects
 from hub.orders import tasks as order_tasks
+from hub.reconcile import feeds as reconcile_feeds
 from hub.reconcile import tasks as reconcile_tasks
 
-__all__ = ["fulfilment_tasks", "inbox_tasks", "inventory_tasks", "order_tasks", "reconcile_tasks"]
+__all__ = [
+    "fulfilment_tasks",
+    "inbox_tasks",
+    "inventory_tasks",
+    "order_tasks",
+    "reconcile_feeds",
+    "reconcile_tasks",
+]
 
 if effects.unhandled():
     raise RuntimeError(f"entry effects without a handler: {effects.unhandled()}")

@@ -86,3 +86,32 @@ def test_the_sku_map_lives_in_the_database_and_is_refreshed_on_schedule(hub: Hub
     purchase(hub, "SKU-NEW")
     assert len(hub.flexport.calls_to("GET", "/logistics/api/2024-07/products")) == before
     assert len(hub.flexport.orders) == 1
+
+
+def test_a_shipment_whose_webhooks_were_lost_is_read_from_the_events_feed(hub: Hub) -> None:
+    purchase_id = purchase(hub, "SKU-A", "SKU-B")
+    order = hub.order("depop", purchase_id)
+    ref = str(order["fulfilment_ref"])
+    scheduler = Scheduler(hub.runtime)
+    fire(hub, scheduler, "read-provider-feeds")  # nothing there yet: the cursor stays unset
+
+    hub.flexport.drop_next_webhooks(3)  # Shipment.Shipped twice, Order.Shipped
+    hub.flexport.ship(ref, [("SKU-A", 1)], tracking_number="LOST-1")
+    hub.flexport.ship(ref, [("SKU-B", 1)], tracking_number="LOST-2")
+    hub.drain()
+    assert hub.order_by_id(order["id"])["status"] == "confirmed"
+
+    fire(hub, scheduler, "read-provider-feeds", slots_later=1)
+    order = hub.order_by_id(order["id"])
+    assert order["status"] == "completed"
+    assert [s["tracking_numbers"] for s in order["shipments"]] == [["LOST-1"], ["LOST-2"]]
+    polls = [j for j in order["jobs"] if j["kind"] == "fulfilment.poll"]
+    assert [j["state"] for j in polls] == ["done"]  # three events, one read
+    feed = hub.flexport.calls_to("GET", "/logistics/api/2024-07/events")
+    # The second run went on from the cursor the first page's Link header gave.
+    assert feed[-1].query.get("page_info") == str(len(hub.flexport.events))
+
+    # Another run finds nothing new and reads no order.
+    fire(hub, scheduler, "read-provider-feeds", slots_later=2)
+    order = hub.order_by_id(order["id"])
+    assert len([j for j in order["jobs"] if j["kind"] == "fulfilment.poll"]) == 1
