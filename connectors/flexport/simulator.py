@@ -31,7 +31,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,9 +54,13 @@ DOCS = "https://logistics-api.flexport.com/logistics/api/2024-07/documentation/s
 TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
     422: "Unprocessable Entity",
+    423: "Locked",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
 }
 ACCOUNT_ID = "sim-logistics-account"
 
@@ -65,8 +69,9 @@ class SimulationError(ValueError):
     """A driving call the simulated Flexport cannot carry out."""
 
 
-def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {
+def problem_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """An RFC 7807 body as Flexport writes one."""
+    return {
         "status": status,
         "type": f"{DOCS}/{TITLES[status].replace(' ', '')}",
         "title": TITLES[status],
@@ -74,7 +79,17 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
         "instance": str(uuid.uuid4()),
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def problem(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=headers,
+    )
 
 
 def _refuse(status: int, problems: list[str]) -> JSONResponse:
@@ -183,6 +198,7 @@ class FlexportSimulator(SimulatorBase):
         self._keys: dict[str, _Remembered] = {}
         self._errors_next_create: list[tuple[str, bool]] = []
         self._creates_to_time_out = 0
+        self._problems: list[tuple[int, str, dict[str, str]]] = []
         self._ids = itertools.count(127_405_001)
         self._package_ids = itertools.count(1)
         self._tracking = itertools.count(1)
@@ -190,6 +206,22 @@ class FlexportSimulator(SimulatorBase):
         self._webhook_ids = itertools.count(1)
         self.app = FastAPI(title="Flexport Logistics API simulator")
         self._routes()
+
+        @self.app.middleware("http")
+        async def _fail_with_problem(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            if request.url.path.startswith(CONTROL_PREFIX):
+                return await call_next(request)
+            with self.lock:
+                failure = self._problems.pop(0) if self._problems else None
+            if failure is None:
+                return await call_next(request)
+            status, detail, headers = failure
+            # The index's 401 carries a `code` and `message` beside the problem's fields.
+            extra: dict[str, Any] = {"code": 401, "message": detail} if status == 401 else {}
+            return problem(status, detail, headers=headers, **extra)
+
         enforce(self.app, CONTRACT, _refuse)
         self.install(self.app)
 
@@ -205,6 +237,16 @@ class FlexportSimulator(SimulatorBase):
         """The next create stores its order in ERROR with this error type."""
         with self.lock:
             self._errors_next_create.append((error_type, retriable))
+
+    def throttle_next(self, retry_after: int) -> None:
+        """The next API call answers 429 with `Retry-After: retry_after` (seconds)."""
+        with self.lock:
+            self._problems.append((429, "Rate limit exceeded", {"Retry-After": str(retry_after)}))
+
+    def fail_next_with_problem(self, status: int, detail: str) -> None:
+        """The next API call answers `status` with a problem+json naming `detail`, unprocessed."""
+        with self.lock:
+            self._problems.append((status, detail, {}))
 
     def timeout_next_create(self, n: int = 1) -> None:
         """The next `n` creates store the order, then time out before answering."""

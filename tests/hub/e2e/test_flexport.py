@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
 from hub.db import Database
 from hub.fulfilment.skumaps import DatabaseSkuMaps
+from hub.jobs.models import JobAttempt
 from hub.jobs.scheduler import Scheduler
 from hub.types import utcnow
 from tests.harness import Hub, make_hub
@@ -115,3 +118,19 @@ def test_a_shipment_whose_webhooks_were_lost_is_read_from_the_events_feed(hub: H
     fire(hub, scheduler, "read-provider-feeds", slots_later=2)
     order = hub.order_by_id(order["id"])
     assert len([j for j in order["jobs"] if j["kind"] == "fulfilment.poll"]) == 1
+
+
+def test_a_problems_detail_is_kept_on_the_job_attempt_it_failed(hub: Hub) -> None:
+    hub.flexport.fail_next_with_problem(503, "warehouse system maintenance")
+    purchase_id = purchase(hub, "SKU-A")
+    order = hub.order("depop", purchase_id)
+    (route,) = [j for j in order["jobs"] if j["kind"] == "fulfilment.route"]
+    assert (route["state"], route["attempts"]) == ("done", 2)
+    with hub.db.reader() as session:
+        attempts = session.scalars(
+            select(JobAttempt)
+            .where(col(JobAttempt.job_id) == route["id"])
+            .order_by(col(JobAttempt.attempt))
+        ).all()
+    assert [(a.outcome, a.status_code) for a in attempts] == [("retry", 503), ("ok", None)]
+    assert "Service Unavailable: warehouse system maintenance" in (attempts[0].error or "")
