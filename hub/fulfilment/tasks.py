@@ -138,7 +138,9 @@ def push_tracking(ctx: JobContext) -> None:
     shipment_id = int(ctx.job.payload["shipment_id"])
     with runtime.db.reader() as session:
         order = orders.get(session, order_id)
-        view = fulfilment.view(session, order_id)
+        view = fulfilment.with_channel_carriers(
+            fulfilment.view(session, order_id), runtime.settings.carrier_names
+        )
     pushed = next((s for s in view.shipments if s.shipment_id == str(shipment_id)), None)
     if pushed is None or (pushed.pushed_to_channel and not ctx.job.payload.get("force")):
         return

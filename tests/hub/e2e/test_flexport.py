@@ -134,3 +134,25 @@ def test_a_problems_detail_is_kept_on_the_job_attempt_it_failed(hub: Hub) -> Non
         ).all()
     assert [(a.outcome, a.status_code) for a in attempts] == [("retry", 503), ("ok", None)]
     assert "Service Unavailable: warehouse system maintenance" in (attempts[0].error or "")
+
+
+def test_a_carrier_reaches_each_channel_under_the_name_configured_for_it(
+    database: Database,
+) -> None:
+    hub = make_hub(
+        database, default_provider="flexport", carrier_names={"depop": {" dhl ": "DHL Express"}}
+    )
+    try:
+        purchase_id = purchase(hub, "SKU-A")
+        ref = str(hub.order("depop", purchase_id)["fulfilment_ref"])
+        hub.flexport.ship(ref, carrier="DHL", tracking_number="JD1")
+        hub.drain()
+        order = hub.order("depop", purchase_id)
+        assert order["status"] == "completed"
+        assert order["shipments"][0]["carrier"] == "DHL"  # the hub keeps Flexport's words
+        (parcel,) = hub.depop.orders[purchase_id]["line_items"][:1]
+        marked = hub.depop.calls_to("POST", f"/api/v1/orders/{purchase_id}/parcels/")
+        assert [c.json for c in marked] == [{"tracking_number": "JD1", "carrier": "DHL Express"}]
+        assert parcel["parcel_id"] in marked[0].path
+    finally:
+        hub.close()
