@@ -193,10 +193,6 @@ class FlexportProvider:
             raise self._failure(response, f"look up Flexport order for {external_order_id}")
         return self._order(response)
 
-    def get_order_by_external_id(self, external_order_id: str) -> FulfilmentStatus | None:
-        order = self.find_order(external_order_id)
-        return self._status(order) if order is not None else None
-
     def retry_order(self, provider_order_id: str) -> str:
         """Ask Flexport to try an order in a retriable error again; its id."""
         response = self._call("POST", f"/orders/{_segment(provider_order_id)}/retry")
