@@ -90,6 +90,12 @@ class Capability(StrEnum):
     TRACKING_PER_PARCEL = "tracking_per_parcel"  # tracking is reported per channel parcel
     SERIAL_NUMBERS = "serial_numbers"  # channel: wants serials per unit; provider: reports them
     LISTINGS = "listings"  # the channel shows an available quantity the hub keeps current
+    # provider: names products by its own ids; the hub keeps the seller's SKU -> provider id
+    # map in its database (`SkuMapStore`) and has it refreshed on a schedule (`SkuMapping`)
+    SKU_MAP = "sku_map"
+    # provider: publishes a feed of its events that reconciliation reads from a cursor
+    # (`EventFeed`), so an order whose webhook was lost still moves
+    EVENT_FEED = "event_feed"
 
 
 class Unauthenticated(Exception):
@@ -272,7 +278,9 @@ class EventKind(StrEnum):
     LINES_CANCELLED = "lines_cancelled"  # `line_ids` (channel line ids) were cancelled
     ORDER_CHANGED = "order_changed"  # something changed; fetch the order to learn what (refunds)
     ORDER_NOTICE = "order_notice"  # recorded in the history only (completed, shipped, returned)
-    FULFILMENT_UPDATE = "fulfilment_update"  # `fulfilment` is set
+    # `fulfilment` is set; or, from a provider whose events carry ids only, `channel_order_id`
+    # names the provider's order and the hub reads it (`FulfilmentProvider.get_order`)
+    FULFILMENT_UPDATE = "fulfilment_update"
     IGNORED = "ignored"  # authentic but not ours to act on; `note` says why
 
 
@@ -431,6 +439,45 @@ class SalesChannel(Protocol):
     def update_listing(self, sku: str, available: int, *, resume: Resume = None) -> None:
         """Show `available` units of `sku` (0: mark as sold / out of stock); `ListingNotFound`
         when the channel does not list it."""
+        ...
+
+
+class SkuMapStore(Protocol):
+    """Durable home of a provider's SKU map (the hub keeps it in its database)."""
+
+    def load(self, provider: str) -> Mapping[str, str]:
+        """The seller's SKU -> the provider's product id, as last stored."""
+        ...
+
+    def replace(self, provider: str, mapping: Mapping[str, str]) -> None:
+        """Store `mapping` as the whole map of `provider`."""
+        ...
+
+
+@runtime_checkable
+class SkuMapping(Protocol):
+    """A provider with `Capability.SKU_MAP`: it reads its product list into its `SkuMapStore`."""
+
+    def refresh_sku_map(self) -> int:
+        """Read every product from the provider and store the map; how many SKUs it maps."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One page of a provider's event feed: the provider order ids its events name, and the
+    cursor to read on from (None: the feed has nothing further yet; keep the one you had)."""
+
+    provider_order_ids: tuple[str, ...]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class EventFeed(Protocol):
+    """A provider with `Capability.EVENT_FEED`."""
+
+    def read_events(self, cursor: str | None) -> FeedPage:
+        """The page after `cursor` (None: the feed's start, as the provider defines it)."""
         ...
 
 

@@ -11,9 +11,10 @@ from connectors.aboutyou import CONNECTOR as ABOUTYOU
 from connectors.connector import Connector
 from connectors.deliverr import CONNECTOR as DELIVERR
 from connectors.depop import CONNECTOR as DEPOP
+from connectors.flexport import CONNECTOR as FLEXPORT
 from connectors.topi import CONNECTOR as TOPI
 
-CONNECTORS: list[Connector[Any]] = [DEPOP, TOPI, ABOUTYOU, DELIVERR]
+CONNECTORS: list[Connector[Any]] = [DEPOP, TOPI, ABOUTYOU, DELIVERR, FLEXPORT]
 
 
 def by_name() -> Mapping[str, Connector[Any]]:

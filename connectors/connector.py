@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from connectors.base import FulfilmentProvider, LeasedTokenStore, SalesChannel
+from connectors.base import FulfilmentProvider, LeasedTokenStore, SalesChannel, SkuMapStore
 from connectors.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class Lent:
     token_store: LeasedTokenStore | None = None  # where renewed credentials are kept
     limiter: RateLimiter | None = None  # None: the connector limits this process only
     sleep: Callable[[float], None] = time.sleep  # how it waits between polls
+    sku_maps: SkuMapStore | None = None  # where a provider's SKU map is kept (Capability.SKU_MAP)
 
 
 S = TypeVar("S", bound=ConnectorSettings)
@@ -60,3 +61,5 @@ class Connector(Generic[S]):
     # Settings for a simulated account whose every URL is under `base_url`, with fresh random
     # credentials.
     simulated: Callable[[str], S]
+    # Its own commands under `hub <name> ...` (a click group), loaded only when the CLI starts.
+    commands: Callable[[], Any] | None = None

@@ -174,7 +174,22 @@ def send(
         raise Retriable(f"{method} {url}: 429 rate limited", after=retry_after(response))
     if response.status_code >= 500:
         raise Retriable(
-            f"{method} {url}: {response.status_code} {response.text[:200]}",
+            f"{method} {url}: {response.status_code} {_said(response)}",
             after=retry_after(response),
         )
     return response
+
+
+def _said(response: httpx.Response) -> str:
+    """What a failed answer says: an RFC 7807 problem's title and detail (its `type` URI would
+    fill the room), else the start of the body."""
+    if response.headers.get("content-type", "").startswith("application/problem+json"):
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = None
+        if isinstance(problem, dict):
+            parts = [str(problem[k]) for k in ("title", "detail") if problem.get(k)]
+            if parts:
+                return ": ".join(parts)[:500]
+    return response.text[:200]

@@ -57,6 +57,7 @@ class _Fault:
     status: int = 500
     body: Any = None
     after_processing: bool = False
+    method: str | None = None  # None: whatever call comes next
 
 
 class Chaos(BaseModel):
@@ -178,6 +179,14 @@ class SimulatorBase:
         """The next `n` API calls answer `status` without being processed."""
         with self.lock:
             self._faults.extend(_Fault("status", status=status, body=body) for _ in range(n))
+
+    def fail_after_next(self, method: str, status: int = 500) -> None:
+        """The next `method` call takes effect, then answers `status` (a create that stored
+        the order and failed before saying so); other calls pass meanwhile."""
+        with self.lock:
+            self._faults.append(
+                _Fault("status", status=status, after_processing=True, method=method)
+            )
 
     def timeout_next(self, n: int, *, after_processing: bool = True) -> None:
         """The next `n` API calls time out; with `after_processing` the call took effect first."""
@@ -339,7 +348,9 @@ class SimulatorBase:
             except ValueError:
                 payload = raw.decode("utf-8", "replace")
             with self.lock:
-                fault = self._faults.popleft() if self._faults else None
+                fault = next((f for f in self._faults if f.method in (None, request.method)), None)
+                if fault is not None:
+                    self._faults.remove(fault)
             if fault is not None and not fault.after_processing:
                 if fault.kind == "timeout":
                     raise httpx.ReadTimeout("simulated timeout")
@@ -354,6 +365,10 @@ class SimulatorBase:
                 )
             else:
                 response = await call_next(request)
+                if fault is not None and fault.kind == "status":
+                    response = JSONResponse(
+                        fault.body or {"error": "simulated failure"}, status_code=fault.status
+                    )
             with self.lock:
                 self.calls.append(
                     RecordedCall(
@@ -365,7 +380,7 @@ class SimulatorBase:
                         response.status_code,
                     )
                 )
-            if fault is not None and fault.after_processing:
+            if fault is not None and fault.kind == "timeout" and fault.after_processing:
                 raise httpx.ReadTimeout("simulated timeout after the call took effect")
             return response
 

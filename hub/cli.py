@@ -409,6 +409,18 @@ def simulate_order(
         sys.exit(1)
 
 
+def _connector_commands() -> None:
+    """Each catalogued connector's own commands, as `hub <connector> ...`."""
+    from connectors.catalog import CONNECTORS
+
+    for connector in CONNECTORS:
+        if connector.commands is not None:
+            main.add_command(connector.commands())
+
+
+_connector_commands()
+
+
 @main.command()
 def demo() -> None:
     """Play a few orders through the whole hub with every channel simulated in-process."""

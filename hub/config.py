@@ -70,6 +70,12 @@ class HubSettings(BaseSettings):
     reconcile_first_window_days: int = 7  # how far back the very first run looks
     fulfilment_poll_after_minutes: int = 360  # poll a routed order this long without news
     maintenance_interval_seconds: int = 900
+    # Carrier names as each channel knows them: {"channel": {"provider's carrier": "name"}}
+    # (JSON; matched without regard to case or blanks). Providers like Flexport report the
+    # carrier as free text; a name not listed goes to the channel as the provider wrote it.
+    carrier_names: dict[str, dict[str, str]] = {}
+    # How often providers that name products by their own ids have their SKU map re-read.
+    sku_map_refresh_seconds: int = 3600
     # Hours an order may stay in a state before a person is asked to look (JSON object).
     stuck_after_hours: dict[str, float] = {
         "created": 2,

@@ -1,4 +1,4 @@
-"""`hub demo`: the whole hub on a fresh SQLite file, every channel and Deliverr simulated and
+"""`hub demo`: the whole hub on a fresh SQLite file, every channel and 3PL simulated and
 served over HTTP on loopback (`hub.sim`), and a handful of order lives played end to end.
 
 Nothing is mocked. The simulators are the connectors' own fakes of each external API; the
@@ -21,6 +21,7 @@ from typing import TextIO
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr.simulator import DeliverrSimulator
 from connectors.depop.simulator import DepopSimulator
+from connectors.flexport.simulator import FlexportSimulator
 from connectors.topi.simulator import SimLine, TopiSimulator
 from hub.sim import SimulatedHub, fresh_simulated_hub
 
@@ -52,6 +53,7 @@ class Demo:
         self.topi = hub.simulator("topi", TopiSimulator)
         self.aboutyou = hub.simulator("aboutyou", AboutYouSimulator)
         self.deliverr = hub.simulator("deliverr", DeliverrSimulator)
+        self.flexport = hub.simulator("flexport", FlexportSimulator)
         self.out = out
         self.outcomes: list[Outcome] = []
         self.checks: list[tuple[str, bool]] = []
@@ -105,10 +107,10 @@ class Demo:
 
     def stock_up(self) -> str:
         stock = {"TEE-01": 3, "LAPTOP-14": 2, "CHARGER-65W": 2, "SNEAKER-42": 1, "HOODIE-L1": 1}
-        stock |= {"CAP-07": 1, "LAPTOP-16": 0}
+        stock |= {"CAP-07": 1, "LAPTOP-16": 0, "MUG-01": 2}
         for sku, on_hand in stock.items():
             self.hub.admin("PUT", f"/admin/stock/{sku}", json={"on_hand": on_hand})
-        for sku in ("TEE-01", "CAP-07"):
+        for sku in ("TEE-01", "CAP-07", "MUG-01"):
             self.depop.add_product(sku, quantity=stock[sku])
         for sku in ("SNEAKER-42", "HOODIE-L1"):
             self.aboutyou.add_product(sku, stock[sku])
@@ -123,6 +125,32 @@ class Demo:
         status = self.ship("depop", purchase, None)
         self.record(outcome)
         return f"order {purchase} {status}"
+
+    def depop_via_flexport(self) -> str:
+        # The seller's mugs are stored at Flexport: its product exists there, and a routing
+        # rule sends mug orders to it while the rest go to the default provider.
+        dsku = self.flexport.add_product("MUG-01")
+        self.hub.admin(
+            "POST", "/admin/routing-rules", json={"provider": "flexport", "sku_pattern": "MUG-*"}
+        )
+        purchase = self.depop.purchase("MUG-01")
+        self.hub.settle()
+        outcome = Outcome("Depop: shipped by Flexport", "depop", purchase, "completed")
+        order = self.hub.order("depop", purchase)
+        if order is None or order["fulfilment_provider"] != "flexport":
+            self.record(outcome)
+            return "never reached Flexport"
+        at_flexport = self.flexport.order_by_external_id(order["id"]) or {}
+        self.check(
+            "Flexport was asked for its own SKU of the seller's product",
+            [line["logisticsSku"] for line in at_flexport.get("lineItems", [])] == [dsku],
+        )
+        # Flexport's webhooks name the order only; the hub reads it for its packages.
+        self.flexport.ship(str(order["fulfilment_ref"]))
+        self.hub.settle()
+        self.record(outcome)
+        shipped = self.hub.order("depop", purchase)
+        return f"order {purchase} {shipped['status'] if shipped else 'missing'} via Flexport"
 
     def depop_duplicate(self) -> str:
         event_id = next(iter(self.depop.sent_events))
@@ -215,6 +243,7 @@ class Demo:
             ("Counting stock and listing it", self.stock_up),
             ("Depop: a buyer pays for a T-shirt; Deliverr ships it", self.depop_paid_order),
             ("Depop: the same webhook arrives again", self.depop_duplicate),
+            ("Depop: a mug stored at Flexport; Flexport ships it", self.depop_via_flexport),
             ("topi: two laptops and a charger, shipped in two packages", self.topi_two_parcels),
             ("topi: a laptop the hub has none of", self.topi_out_of_stock),
             ("ABOUT YOU: sneakers ordered, then cancelled", self.aboutyou_cancelled),
@@ -277,8 +306,8 @@ def run_demo(out: TextIO | None = None) -> int:
     started = time.perf_counter()
     with fresh_simulated_hub() as hub:
         demo = Demo(hub, stream)
-        demo.say("The order hub on a fresh SQLite file; Depop, topi, ABOUT YOU and Deliverr")
-        demo.say("simulated and served on loopback. Every call below crosses real HTTP.")
+        demo.say("The order hub on a fresh SQLite file; Depop, topi, ABOUT YOU, Deliverr and")
+        demo.say("Flexport simulated and served on loopback. Every call below crosses real HTTP.")
         demo.say("")
         demo.play()
         passed = demo.report()

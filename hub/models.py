@@ -2,13 +2,13 @@
 
 from hub.audit import AuditEntry
 from hub.credentials import StoredCredential
-from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
+from hub.fulfilment.models import ProviderSku, RoutingRule, Shipment, ShipmentLine
 from hub.inbox.models import InboundEvent, WebhookDelivery
 from hub.inventory.models import StockItem, StockMovement, StockReservation
 from hub.jobs.models import Job, JobAttempt, SchedulerLease
 from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
 from hub.ratelimit import RateLimitSlot
-from hub.reconcile.models import ReconcileRun
+from hub.reconcile.models import ProviderFeedCursor, ReconcileRun
 
 __all__ = [
     "AuditEntry",
@@ -19,6 +19,8 @@ __all__ = [
     "OrderEvent",
     "OrderFlag",
     "OrderLine",
+    "ProviderFeedCursor",
+    "ProviderSku",
     "RateLimitSlot",
     "ReconcileRun",
     "RoutingRule",

@@ -9,6 +9,7 @@ from hub.inventory import tasks as inventory_tasks
 from hub.jobs import retention as job_retention
 from hub.orders import effects
 from hub.orders import tasks as order_tasks
+from hub.reconcile import feeds as reconcile_feeds
 from hub.reconcile import tasks as reconcile_tasks
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "inventory_tasks",
     "job_retention",
     "order_tasks",
+    "reconcile_feeds",
     "reconcile_tasks",
 ]
 

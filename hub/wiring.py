@@ -20,6 +20,7 @@ from connectors.registry import Registry
 from hub.config import Settings
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
+from hub.fulfilment.skumaps import DatabaseSkuMaps
 from hub.jobs import priorities
 from hub.ratelimit import DatabaseRateLimiter
 from hub.runtime import Runtime
@@ -41,12 +42,19 @@ def build_registry(
     http = http or {}
     limiter = limiter if limiter is not None else shared_limiter(db)
     store = DatabaseTokenStore(db)
+    sku_maps = DatabaseSkuMaps(db)
     registry = Registry()
     for connector in CONNECTORS:
         configured = settings.connectors[connector.name]
         if not configured.configured:
             continue
-        lent = Lent(http=http.get(connector.name), token_store=store, limiter=limiter, sleep=sleep)
+        lent = Lent(
+            http=http.get(connector.name),
+            token_store=store,
+            limiter=limiter,
+            sleep=sleep,
+            sku_maps=sku_maps,
+        )
         built = connector.build(configured, lent)
         if connector.role is Role.CHANNEL:
             assert isinstance(built, SalesChannel), connector.name

@@ -24,6 +24,8 @@ from connectors.deliverr import DeliverrSettings
 from connectors.deliverr.simulator import DeliverrSimulator
 from connectors.depop import DepopSettings
 from connectors.depop.simulator import DepopSimulator
+from connectors.flexport import FlexportSettings
+from connectors.flexport.simulator import FlexportSimulator
 from connectors.topi import TopiSettings
 from connectors.topi.simulator import TopiSimulator
 from hub.config import HubSettings, Settings
@@ -43,6 +45,7 @@ HOSTS = {
     "topi_identity": "https://identity.topi.eu/oauth2/token",
     "deliverr": "https://api.deliverr.com",
     "aboutyou": "https://partner.aboutyou.com",
+    "flexport": "https://logistics-api.flexport.com",
 }
 
 ADMIN_TOKEN = "test-admin-token"
@@ -51,6 +54,7 @@ DEPOP_KEY, DEPOP_SECRET = "depop-key", "depop-webhook-secret"
 TOPI_ID, TOPI_SECRET = "topi-client", "topi-client-secret"
 TOPI_WHSEC = "whsec_dG9waS13ZWJob29rLXNlY3JldC1rZXk="
 DELIVERR_TOKEN, DELIVERR_HOOK = "deliverr-access", "deliverr-webhook-token"
+FLEXPORT_TOKEN, FLEXPORT_HOOK = "flexport-access", "flexport-webhook-token"
 AY_KEY, AY_HOOK = "aboutyou-api-key", "aboutyou-webhook-key"
 AY_RETURN_LABEL = "aboutyou-return-label"
 
@@ -88,6 +92,11 @@ def all_settings(database_url: str, **overrides: Any) -> Settings:
             access_token=SecretStr(DELIVERR_TOKEN),
             webhook_token=SecretStr(DELIVERR_HOOK),
         ),
+        flexport=FlexportSettings(
+            base_url=HOSTS["flexport"],
+            access_token=SecretStr(FLEXPORT_TOKEN),
+            webhook_token=SecretStr(FLEXPORT_HOOK),
+        ),
         aboutyou=AboutYouSettings(
             base_url=HOSTS["aboutyou"],
             api_key=SecretStr(AY_KEY),
@@ -106,6 +115,7 @@ class Hub:
     topi: TopiSimulator
     deliverr: DeliverrSimulator
     aboutyou: AboutYouSimulator
+    flexport: FlexportSimulator
     wired: SimulatedHub
     fake: FakeChannel | None = None
 
@@ -182,6 +192,7 @@ def make_hub(
     *,
     fake: bool = False,
     deliverr: bool = True,
+    flexport: bool = True,
     **hub_overrides: Any,
 ) -> Hub:
     """A hub over `database` with every channel configured against its simulator."""
@@ -190,6 +201,8 @@ def make_hub(
     runtime = wired.runtime
     if not deliverr:
         runtime.connectors.providers.pop("deliverr")
+    if not flexport:
+        runtime.connectors.providers.pop("flexport")
     fake_channel = None
     if fake:
         fake_channel = FakeChannel()
@@ -202,6 +215,7 @@ def make_hub(
         wired.simulator("topi", TopiSimulator),
         wired.simulator("deliverr", DeliverrSimulator),
         wired.simulator("aboutyou", AboutYouSimulator),
+        wired.simulator("flexport", FlexportSimulator),
         wired,
         fake_channel,
     )

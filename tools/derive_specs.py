@@ -25,6 +25,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -396,6 +397,174 @@ def derive_asyncapi(
     return strip_prose(subset)  # type: ignore[no-any-return]
 
 
+# -- an index of schemas and operations, where the vendor publishes no OpenAPI document ----------
+
+# The index's scalar type names (a generated client's) as JSON Schema.
+_INDEX_SCALARS: dict[str, dict[str, Any]] = {
+    "String": {"type": "string"},
+    "Float": {"type": "number"},
+    "Integer": {"type": "integer"},
+    "Boolean": {"type": "boolean"},
+    "Time": {"type": "string", "format": "date-time"},
+    "Date": {"type": "string", "format": "date"},
+    "Object": {},
+}
+_INDEX_QUERY_TYPES = {"limit": {"type": "integer"}, "offset": {"type": "integer"}}
+
+
+def _index_type(name: str) -> dict[str, Any]:
+    """One index type (`String`, `Array<X>`, `Hash<String, X>`, a schema name) as JSON Schema."""
+    if name in _INDEX_SCALARS:
+        return dict(_INDEX_SCALARS[name])
+    if name.startswith("Array<") and name.endswith(">"):
+        return {"type": "array", "items": _index_type(name[6:-1])}
+    if name.startswith("Hash<") and name.endswith(">"):
+        value = name[5:-1].split(",", 1)[1].strip()
+        return {"type": "object", "additionalProperties": _index_type(value)}
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _index_schema(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An index schema as JSON Schema: an enum; a `Maybe*` wrapper (one `allOf` member) as that
+    member or null; an object with its required flags (extra properties allowed: later
+    versions add fields)."""
+    if entry["kind"] == "enum":
+        values = list(entry["enum"])
+        kinds = {"integer" if isinstance(v, int) else "string" for v in values}
+        return {"type": kinds.pop() if len(kinds) == 1 else sorted(kinds), "enum": values}
+    parents = list(entry.get("allOf", []))
+    if name.startswith("Maybe") and len(parents) == 1:
+        return _nullable({"$ref": f"#/components/schemas/{parents[0]}"})
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for prop, spec in entry.get("properties", {}).items():
+        schema = _index_type(spec["type"])
+        properties[prop] = _nullable(schema) if spec.get("nullable") else schema
+        if spec.get("required"):
+            required.append(prop)
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _index_params(template: str, operation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{([^}]+)\}", template)
+    ]
+    params.extend(
+        {"name": name, "in": "query", "schema": _INDEX_QUERY_TYPES.get(name, {"type": "string"})}
+        for name in operation["query"]
+    )
+    return params
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def derive_index(manifest: Mapping[str, Any], specs: Path) -> dict[str, Any]:
+    """An OpenAPI 3.1 subset built from an index of a generated client's schemas and
+    operations (the manifest's `index` section), for a vendor whose description is published
+    only through such a client.
+
+    The index names each operation's path (under a fixed version, replaced by `version_prefix`
+    with a `{version}` segment), its body schema and what it returns, but no status codes: the
+    manifest gives each operation's success status (`success`, else 200) and the error answers
+    every operation may give (`errors`: status to schema, `application/problem+json`); an
+    error schema the index lacks (`added_errors`) is built from `problem_like` with its status
+    left open, and recorded with the manifest's reason.
+    """
+    section = manifest["index"]
+    path = specs / section["source"]
+    source, sha = load_source(path)
+    schemas: Mapping[str, Any] = source["schemas"]
+    by_snake = {_snake(name): name for name in schemas}
+    wanted = {(o["method"].upper(), o["path"]): o for o in section["operations"]}
+    found: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for operation in source["operations"]:
+        template = operation["path"].replace(section["source_prefix"], section["version_prefix"])
+        key = (operation["method"].upper(), template)
+        if key in wanted:
+            found[key] = operation
+    if missing := set(wanted) - set(found):
+        raise ManifestError(f"{path.name} has no operation(s) {sorted(missing)}")
+    components: dict[str, Any] = {}
+    problem = "application/problem+json"
+    errors = dict(section.get("errors", {}))
+    added = dict(section.get("added_errors", {}))
+    for status, why in sorted(added.items()):
+        like = _index_schema(section["problem_like"], schemas[section["problem_like"]])
+        like["properties"]["status"] = {"type": "integer"}
+        like["x-derived-note"] = why
+        components[f"Problem{status}"] = like
+        errors[status] = f"Problem{status}"
+    paths: dict[str, Any] = {}
+    for (method, template), operation in sorted(found.items()):
+        entry = wanted[(method, template)]
+        answer: dict[str, Any] = {"description": ""}
+        returns = operation["returns"]
+        if returns:
+            answer["content"] = {"application/json": {"schema": _index_type(returns)}}
+        responses: dict[str, Any] = {str(entry.get("success", 200)): answer}
+        for status, schema in sorted(errors.items()):
+            responses[status] = {
+                "description": "",
+                "content": {problem: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+            }
+        spec: dict[str, Any] = {
+            "operationId": operation["operation"],
+            "parameters": _index_params(template, operation),
+            "responses": responses,
+        }
+        if operation["body_param"]:
+            body = by_snake.get(operation["body_param"])
+            if body is None:
+                raise ManifestError(f"no schema for body {operation['body_param']!r}")
+            spec["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _index_type(body)}},
+            }
+        paths.setdefault(template, {})[method.lower()] = spec
+    roots: list[Any] = [paths, components]
+    roots.extend({"$ref": f"#/components/schemas/{name}"} for name in section.get("schemas", []))
+    pending = [ref for root in roots for ref in _refs(root)]
+    while pending:
+        name = pending.pop().rsplit("/", 1)[1]
+        if name in components:
+            continue
+        if name not in schemas:
+            raise ManifestError(f"{path.name} has no schema {name!r}")
+        components[name] = _index_schema(name, schemas[name])
+        pending.extend(_refs(components[name]))
+    provenance = source.get("_provenance", {})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": section["title"],
+            "version": str(provenance.get("spec_version_embedded", "")),
+            "x-derived-from": {
+                "file": path.name,
+                "title": section["title"],
+                "version": str(provenance.get("spec_version_embedded", "")),
+                "sha256": sha,
+            },
+        },
+        "servers": [{"url": section["server"]}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
 def render(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -413,6 +582,8 @@ def derive(manifest_path: Path, specs: Path) -> dict[Path, str]:
     if "openapi" in manifest:
         openapi = derive_openapi(manifest, specs)
         out[manifest_path.parent / f"{name}.openapi.json"] = render(openapi)
+    if "index" in manifest:
+        out[manifest_path.parent / f"{name}.openapi.json"] = render(derive_index(manifest, specs))
     if "asyncapi" in manifest:
         asyncapi = derive_asyncapi(manifest, specs, openapi)
         out[manifest_path.parent / f"{name}.asyncapi.json"] = render(asyncapi)

@@ -1,5 +1,6 @@
-"""Routing rules (which provider ships which orders) and shipments (what left, with its
-tracking, and whether the channel was told)."""
+"""Routing rules (which provider ships which orders), shipments (what left, with its
+tracking, and whether the channel was told), and the SKU maps of providers that name products
+by their own ids."""
 
 from __future__ import annotations
 
@@ -52,3 +53,14 @@ class ShipmentLine(SQLModel, table=True):
     sku: str | None = Field(default=None, max_length=128)
     quantity: int
     serial_numbers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class ProviderSku(SQLModel, table=True):
+    """The seller's SKU as one provider names it (Capability.SKU_MAP), as last read from it."""
+
+    __tablename__ = "provider_skus"
+
+    provider: str = Field(primary_key=True, max_length=32)
+    sku: str = Field(primary_key=True, max_length=128)
+    provider_sku: str = Field(max_length=128)
+    refreshed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
+from hub.fulfilment.models import ProviderSku, RoutingRule, Shipment, ShipmentLine
 from hub.orders.models import Order
+from hub.types import utcnow
 from state_machines.order import Trigger, sources
 
 
@@ -68,3 +69,33 @@ def routed_without_update(session: Session, older_than: datetime) -> Sequence[Or
             func.coalesce(Order.fulfilment_checked_at, Order.updated_at) < older_than,
         )
     ).all()
+
+
+def sku_map(session: Session, provider: str) -> dict[str, str]:
+    """The seller's SKU -> `provider`'s product id, as last stored."""
+    rows = session.execute(
+        select(col(ProviderSku.sku), col(ProviderSku.provider_sku)).where(
+            col(ProviderSku.provider) == provider
+        )
+    ).all()
+    return {sku: provider_sku for sku, provider_sku in rows}
+
+
+def replace_sku_map(session: Session, provider: str, mapping: Mapping[str, str]) -> None:
+    """Make `mapping` the whole stored map of `provider`: rows it lacks go, the rest are set."""
+    now = utcnow()
+    stored = sku_map(session, provider)
+    gone = [sku for sku in stored if sku not in mapping]
+    if gone:
+        session.execute(
+            delete(ProviderSku).where(
+                col(ProviderSku.provider) == provider, col(ProviderSku.sku).in_(gone)
+            )
+        )
+    for sku, provider_sku in mapping.items():
+        row = session.get(ProviderSku, (provider, sku))
+        if row is None:
+            session.add(ProviderSku(provider=provider, sku=sku, provider_sku=provider_sku))
+        else:
+            row.provider_sku, row.refreshed_at = provider_sku, now
+            session.add(row)

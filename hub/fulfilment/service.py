@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from sqlmodel import Session
 
@@ -560,6 +561,19 @@ def shipment_views(
         )
         for s in shipments
     )
+
+
+def with_channel_carriers(view: OrderView, names: Mapping[str, Mapping[str, str]]) -> OrderView:
+    """The view with each shipment's carrier as the order's channel names it (HUB_CARRIER_NAMES);
+    a carrier the channel's map does not list keeps the provider's name."""
+    known = {k.strip().lower(): v for k, v in names.get(view.channel, {}).items()}
+    if not known:
+        return view
+    shipments = tuple(
+        replace(s, carrier=known.get(s.carrier.strip().lower(), s.carrier)) if s.carrier else s
+        for s in view.shipments
+    )
+    return replace(view, shipments=shipments)
 
 
 def view(session: Session, order_id: str) -> OrderView:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import structlog
 from sqlmodel import Session
 
-from connectors.base import FlowNotSupported, NeedsInput, Pending
+from connectors.base import Capability, FlowNotSupported, NeedsInput, Pending, SkuMapping
 from hub.fulfilment import repository as repo
 from hub.fulfilment import service as fulfilment
 from hub.fulfilment.service import CANCEL, CANCEL_AT_CHANNEL, POLL, PUSH_TRACKING, ROUTE
@@ -27,8 +28,11 @@ from hub.orders import service as orders
 from hub.types import utcnow
 from state_machines.order import OrderState
 
+log = structlog.get_logger("hub.fulfilment")
+
 POLL_QUIET = "maintenance.poll_quiet_fulfilment"
 POLL_QUIET_FULFILMENT = "poll-quiet-fulfilment"  # the schedule
+REFRESH_SKU_MAPS = "fulfilment.refresh_sku_maps"
 
 
 def _flag_with_reason(session: Session, job: Job, error: str) -> None:
@@ -209,7 +213,9 @@ def push_tracking(ctx: JobContext) -> None:
     shipment_id = int(ctx.job.payload["shipment_id"])
     with runtime.db.reader() as session:
         order = orders.get(session, order_id)
-        view = fulfilment.view(session, order_id)
+        view = fulfilment.with_channel_carriers(
+            fulfilment.view(session, order_id), runtime.settings.carrier_names
+        )
     pushed = next((s for s in view.shipments if s.shipment_id == str(shipment_id)), None)
     if pushed is None or (pushed.pushed_to_channel and not ctx.job.payload.get("force")):
         return
@@ -249,3 +255,23 @@ def poll_quiet_fulfilment(ctx: JobContext) -> None:
                 continue
             POLL.enqueue(session, order.id, None, slot)
         ctx.finish(session)
+
+
+@job_handler(
+    REFRESH_SKU_MAPS,
+    priority=Priority.BULK,
+    periodic=Periodic(
+        "refresh-sku-maps", lambda settings: interval(settings.sku_map_refresh_seconds)
+    ),
+)
+def refresh_sku_maps(ctx: JobContext) -> None:
+    """Re-read the product list of every provider that names products by its own ids, so a
+    product added or renamed there is mapped before an order needs it (a miss re-reads too)."""
+    runtime = ctx.runtime
+    mapped: dict[str, int] = {}
+    for name, provider in sorted(runtime.connectors.providers.items()):
+        if Capability.SKU_MAP in provider.capabilities and isinstance(provider, SkuMapping):
+            mapped[name] = provider.refresh_sku_map()
+    with runtime.db.transaction() as session:
+        ctx.finish(session)
+    log.info("hub.fulfilment.sku_maps_refreshed", mapped=mapped)

@@ -63,16 +63,22 @@ def process(ctx: JobContext) -> None:
             ctx.finish(session)
         return
     fetched = None
+    report = event.fulfilment
     wanted = intake.order_to_fetch(event)
     if wanted is not None:
         fetched = runtime.connectors.channel(channel).fetch_order(wanted)
     elif event.kind is EventKind.ORDER_CHANGED:
         raise Permanent(f"{identity.event_type} names no order")
+    elif event.kind is EventKind.FULFILMENT_UPDATE and report is None:
+        # A provider whose events carry ids only: the order it names is read for its state.
+        if event.channel_order_id is None:
+            raise Permanent(f"{identity.event_type} names no order")
+        report = runtime.connectors.provider(channel).get_order(event.channel_order_id)
     source = f"webhook:{channel}:{identity.external_id}"
     with runtime.db.transaction() as session:
         if event.kind is EventKind.FULFILMENT_UPDATE:
-            assert event.fulfilment is not None
-            order, shipments = fulfilment.apply_report(session, channel, event.fulfilment, source)
+            assert report is not None
+            order, shipments = fulfilment.apply_report(session, channel, report, source)
             changes = [{"kind": "shipment", "id": s.id} for s in shipments]
             outcome = intake.Outcome(order=order, changes=changes)
         else:

@@ -27,3 +27,13 @@ class ReconcileRun(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ProviderFeedCursor(SQLModel, table=True):
+    """Where reading a provider's event feed (Capability.EVENT_FEED) goes on from."""
+
+    __tablename__ = "provider_feed_cursors"
+
+    provider: str = Field(primary_key=True, max_length=32)
+    cursor: str | None = None
+    read_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

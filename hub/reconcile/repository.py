@@ -1,4 +1,4 @@
-"""All SQL about reconciliation runs."""
+"""All SQL about reconciliation runs and providers' event feed cursors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from hub.reconcile.models import ReconcileRun
+from hub.reconcile.models import ProviderFeedCursor, ReconcileRun
+from hub.types import utcnow
 
 
 def get(session: Session, run_id: str) -> ReconcileRun | None:
@@ -53,3 +54,18 @@ def last_mismatch_counts(session: Session) -> list[tuple[str, int]]:
         )
     ).all()
     return [(str(channel), len(found or [])) for channel, found in rows]
+
+
+def feed_cursor(session: Session, provider: str) -> str | None:
+    """Where reading `provider`'s event feed goes on from (None: its start)."""
+    row = session.get(ProviderFeedCursor, provider)
+    return row.cursor if row is not None else None
+
+
+def save_feed_cursor(session: Session, provider: str, cursor: str) -> None:
+    row = session.get(ProviderFeedCursor, provider)
+    if row is None:
+        session.add(ProviderFeedCursor(provider=provider, cursor=cursor))
+        return
+    row.cursor, row.read_at = cursor, utcnow()
+    session.add(row)

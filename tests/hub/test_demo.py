@@ -8,7 +8,7 @@ import sys
 
 
 def test_hub_demo_drives_every_order_to_its_end_and_exits_0() -> None:
-    prefixes = ("HUB_", "DEPOP_", "TOPI_", "DELIVERR_", "ABOUTYOU_")
+    prefixes = ("HUB_", "DEPOP_", "TOPI_", "DELIVERR_", "ABOUTYOU_", "FLEXPORT_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     result = subprocess.run(
         [sys.executable, "-c", "from hub.cli import main; main()", "demo"],
@@ -23,4 +23,5 @@ def test_hub_demo_drives_every_order_to_its_end_and_exits_0() -> None:
     assert "WRONG" not in result.stdout
     for story in ("cancelled", "rejected", "partially_fulfilled", "missing_order"):
         assert story in result.stdout
+    assert "via Flexport" in result.stdout
     assert result.stderr == "", result.stderr

@@ -31,7 +31,7 @@ def hub(database: Database) -> Iterator[Hub]:
 @pytest.fixture
 def manual_hub(database: Database) -> Iterator[Hub]:
     """Deliverr not configured: every order is routed to `manual`."""
-    h = make_hub(database, deliverr=False)
+    h = make_hub(database, deliverr=False, flexport=False)
     yield h
     h.close()
 

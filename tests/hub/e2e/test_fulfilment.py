@@ -377,8 +377,8 @@ def test_cancel_after_deliverr_shipped_asks_for_a_return(hub: Hub) -> None:
 # -- routing without Deliverr ------------------------------------------------------------------
 
 
-def test_without_deliverr_orders_are_routed_to_manual(database: Database) -> None:
-    hub = make_hub(database, deliverr=False)
+def test_without_a_provider_orders_are_routed_to_manual(database: Database) -> None:
+    hub = make_hub(database, deliverr=False, flexport=False)
     try:
         hub.depop.add_product("SKU-A", quantity=3)
         purchase_id = hub.depop.purchase("SKU-A")

@@ -152,7 +152,7 @@ def test_unknown_channel_answers_404_channel_not_configured(hub: Hub) -> None:
 def test_channel_without_credentials_answers_404_channel_not_configured(
     database: Database,
 ) -> None:
-    hub = make_hub(database, deliverr=False)
+    hub = make_hub(database, deliverr=False, flexport=False)
     try:
         response = hub.client.post(
             "/webhooks/deliverr", content=b"{}", headers={"x-deliverr-token": "anything"}

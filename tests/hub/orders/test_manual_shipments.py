@@ -15,7 +15,7 @@ from tests.harness import Hub, make_hub
 
 @pytest.fixture
 def hub(database: Database) -> Iterator[Hub]:
-    h = make_hub(database, deliverr=False)
+    h = make_hub(database, deliverr=False, flexport=False)
     yield h
     h.close()
 
