@@ -154,6 +154,60 @@ async def _swallow(_message: Message) -> None:
 
 
 @dataclass
+class _Remembered:
+    """An idempotency key: the request it came with and, once answered, its answer."""
+
+    digest: str
+    done: threading.Event = field(default_factory=threading.Event)
+    status: int = 0
+    body: Any = None
+
+
+class IdempotencyKeys:
+    """Requests remembered by their idempotency key, as an API that honours one does: a repeat
+    of the same request waits while the first runs, then gets its answer again; the same key
+    with another request is refused. A request that got no answer (it raised) is forgotten."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, _Remembered] = {}
+
+    def run(
+        self,
+        key: str | None,
+        payload: Any,
+        answer: Callable[[], tuple[int, Any]],
+        reused: Callable[[], tuple[int, Any]],
+    ) -> tuple[int, Any, bool]:
+        """(status, body, replayed): `answer()` once per key, `reused()` for another request
+        under a key already taken."""
+        if key is None:
+            status, body = answer()
+            return status, body, False
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            seen = self._keys.get(key)
+            if seen is None:
+                remembered = self._keys[key] = _Remembered(digest)
+        if seen is not None:
+            if seen.digest != digest:
+                status, body = reused()
+                return status, body, False
+            seen.done.wait()
+            return seen.status, seen.body, True
+        try:
+            status, body = answer()
+        except BaseException:
+            with self._lock:
+                del self._keys[key]
+            remembered.done.set()
+            raise
+        remembered.status, remembered.body = status, body
+        remembered.done.set()
+        return status, body, False
+
+
+@dataclass
 class SimulatorBase:
     """Subclasses build `self.app` and call `self.install(self.app)` once."""
 

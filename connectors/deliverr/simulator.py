@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -56,7 +55,7 @@ from connectors.deliverr.transformers import (
     DeliverrOrderStatus,
     format_time,
 )
-from connectors.simulation import CONTROL_PREFIX, SimulatorBase
+from connectors.simulation import CONTROL_PREFIX, IdempotencyKeys, SimulatorBase
 
 _SCHEMAS = CONTRACT.document["components"]["schemas"]
 CARRIERS = frozenset(_SCHEMAS["ShippingCarrierType"]["enum"])
@@ -125,16 +124,6 @@ class _SimOrder:
         return out
 
 
-@dataclass
-class _Remembered:
-    """An idempotency key: the request it came with and, once answered, its answer."""
-
-    digest: str
-    done: threading.Event = field(default_factory=threading.Event)
-    status: int = 0
-    body: Any = None
-
-
 class _ShipItem(BaseModel):
     sku: str
     quantity: int
@@ -187,10 +176,6 @@ def _blank(value: Any) -> bool:
     return not isinstance(value, str) or not value.strip()
 
 
-def _digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
 def product_id(sku: str) -> str:
     """The Deliverr SKU (DSKU, `D` and ten characters) the simulator assigns to a seller SKU,
     stable across runs."""
@@ -228,7 +213,7 @@ class DeliverrSimulator(SimulatorBase):
         self.orders: dict[str, _SimOrder] = {}
         self.pending_webhooks: list[bytes] = []
         self._by_external: dict[str, str] = {}
-        self._keys: dict[str, _Remembered] = {}
+        self._keys = IdempotencyKeys()
         self._next_create_errors: list[DeliverrErrorCode] = []
         self._creates_to_time_out = 0
         self._create_delays: list[float] = []
@@ -475,31 +460,12 @@ class DeliverrSimulator(SimulatorBase):
     def _create(self, payload: dict[str, Any], key: str | None) -> tuple[int, Any, bool]:
         """(status, body, replayed) of one create; blocks while an earlier request with the
         same idempotency key is still running, then replays its answer."""
-        remembered: _Remembered | None = None
-        if key is not None:
-            with self.lock:
-                seen = self._keys.get(key)
-                if seen is None:
-                    remembered = self._keys[key] = _Remembered(_digest(payload))
-            if seen is not None:
-                if seen.digest != _digest(payload):
-                    status, body = _error_body(422, "idempotency-key reused for another request")
-                    return status, body, False
-                seen.done.wait()
-                return seen.status, seen.body, True
-        try:
-            status, body = self._store(payload)
-        except BaseException:
-            # Deliverr answered nothing, so nothing is remembered under the key.
-            if remembered is not None:
-                with self.lock:
-                    del self._keys[key]  # type: ignore[arg-type]
-                remembered.done.set()
-            raise
-        if remembered is not None:
-            remembered.status, remembered.body = status, body
-            remembered.done.set()
-        return status, body, False
+        return self._keys.run(
+            key,
+            payload,
+            lambda: self._store(payload),
+            lambda: _error_body(422, "idempotency-key reused for another request"),
+        )
 
     def _store(self, payload: dict[str, Any]) -> Answer:
         with self.lock:

@@ -29,7 +29,6 @@ import base64
 import hashlib
 import itertools
 import json
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from connectors.contracts import enforce
 from connectors.flexport.spec import CONTRACT
 from connectors.flexport.transformers import InternalStatus, format_time
-from connectors.simulation import CONTROL_PREFIX, SimulatorBase
+from connectors.simulation import CONTROL_PREFIX, IdempotencyKeys, SimulatorBase
 
 PROBLEM = "application/problem+json"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -151,14 +150,6 @@ class _SimOrder:
         return out
 
 
-@dataclass
-class _Remembered:
-    digest: str
-    done: threading.Event = field(default_factory=threading.Event)
-    status: int = 0
-    body: Any = None
-
-
 class _ShipItem(BaseModel):
     sku: str
     quantity: int
@@ -195,7 +186,7 @@ class FlexportSimulator(SimulatorBase):
         self.webhooks: list[dict[str, Any]] = []
         self.pending_webhooks: list[bytes] = []
         self._by_external: dict[str, str] = {}
-        self._keys: dict[str, _Remembered] = {}
+        self._keys = IdempotencyKeys()
         self._errors_next_create: list[tuple[str, bool]] = []
         self._creates_to_time_out = 0
         self._problems: list[tuple[int, str, dict[str, str]]] = []
@@ -378,30 +369,14 @@ class FlexportSimulator(SimulatorBase):
         return request.headers.get("authorization") == f"Bearer {self.access_token}"
 
     def _create(self, payload: dict[str, Any], key: str | None) -> tuple[int, Any, bool]:
-        remembered: _Remembered | None = None
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        if key is not None:
-            with self.lock:
-                seen = self._keys.get(key)
-                if seen is None:
-                    remembered = self._keys[key] = _Remembered(digest)
-            if seen is not None:
-                if seen.digest != digest:
-                    return 422, "idempotency-key reused for another request", False
-                seen.done.wait()
-                return seen.status, seen.body, True
-        try:
-            status, body = self._store(payload)
-        except BaseException:
-            if remembered is not None:
-                with self.lock:
-                    del self._keys[key]  # type: ignore[arg-type]
-                remembered.done.set()
-            raise
-        if remembered is not None:
-            remembered.status, remembered.body = status, body
-            remembered.done.set()
-        return status, body, False
+        """(status, body, replayed) of one create; blocks while an earlier request with the
+        same idempotency key is still running, then replays its answer."""
+        return self._keys.run(
+            key,
+            payload,
+            lambda: self._store(payload),
+            lambda: (422, "idempotency-key reused for another request"),
+        )
 
     def _store(self, payload: dict[str, Any]) -> tuple[int, Any]:
         with self.lock:
