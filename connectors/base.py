@@ -46,6 +46,10 @@ class FlowNotSupported(ConnectorError):
     """The external system has no such operation (Depop has no acknowledge call, for example)."""
 
 
+class ProviderOrderNotFound(Permanent):
+    """The fulfilment provider holds no order under this id: nothing of it can ship."""
+
+
 class ListingNotFound(Permanent):
     """The channel does not list this SKU: there is no quantity to update there."""
 

@@ -31,6 +31,7 @@ from connectors.base import (
     FulfilmentStatus,
     MalformedPayload,
     Permanent,
+    ProviderOrderNotFound,
     TokenStore,
     WebhookReceiver,
 )
@@ -152,7 +153,9 @@ class DeliverrProvider:
         with deadline(self._settings.call_deadline_seconds):
             response = self._call("GET", f"{ORDERS_PATH}/{_segment(provider_order_id)}")
         if response.status_code == 404:
-            raise Permanent(f"Deliverr has no order {provider_order_id}", code="not_found")
+            raise ProviderOrderNotFound(
+                f"Deliverr has no order {provider_order_id}", code="not_found"
+            )
         if not response.is_success:
             raise self._failure(response, f"get Deliverr order {provider_order_id}")
         return to_fulfilment_status(self._order(response))
@@ -173,7 +176,9 @@ class DeliverrProvider:
         if response.is_success:
             return
         if response.status_code == 404:
-            raise Permanent(f"Deliverr has no order {provider_order_id}", code="not_found")
+            raise ProviderOrderNotFound(
+                f"Deliverr has no order {provider_order_id}", code="not_found"
+            )
         if response.status_code in (400, 409, 422):
             status = self.get_order(provider_order_id).raw_status
             if status in SHIPPED_STATUSES:

@@ -36,6 +36,7 @@ from connectors.base import (
     MalformedPayload,
     NeedsInput,
     Permanent,
+    ProviderOrderNotFound,
     SkuMapStore,
     WebhookReceiver,
 )
@@ -152,7 +153,9 @@ class FlexportProvider:
         with deadline(self._settings.call_deadline_seconds):
             response = self._call("GET", f"/orders/{_segment(provider_order_id)}")
             if response.status_code == 404:
-                raise Permanent(f"Flexport has no order {provider_order_id}", code="not_found")
+                raise ProviderOrderNotFound(
+                    f"Flexport has no order {provider_order_id}", code="not_found"
+                )
             if not response.is_success:
                 raise self._failure(response, f"get Flexport order {provider_order_id}")
             return self._status(self._order(response))
@@ -166,7 +169,9 @@ class FlexportProvider:
             if response.is_success:
                 return
             if response.status_code == 404:
-                raise Permanent(f"Flexport has no order {provider_order_id}", code="not_found")
+                raise ProviderOrderNotFound(
+                    f"Flexport has no order {provider_order_id}", code="not_found"
+                )
             if response.status_code in (400, 409, 422):
                 current = self._call("GET", path)
                 if current.is_success:

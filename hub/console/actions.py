@@ -134,9 +134,6 @@ def resolve_flag(
                 "this order is not flagged" if not still_open else "that flag is not open"
             )
         [settled] = chosen
-        orders.note(
-            session, order, "resolved", actor.source, {"note": note, "flag": settled.message}
-        )
         orders.resolve(session, runtime, order, actor.source, note, settled.id)
         audit.record(
             session,

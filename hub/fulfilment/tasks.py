@@ -13,7 +13,14 @@ from datetime import timedelta
 import structlog
 from sqlmodel import Session
 
-from connectors.base import Capability, FlowNotSupported, NeedsInput, Pending, SkuMapping
+from connectors.base import (
+    Capability,
+    FlowNotSupported,
+    NeedsInput,
+    Pending,
+    ProviderOrderNotFound,
+    SkuMapping,
+)
 from hub.fulfilment import repository as repo
 from hub.fulfilment import service as fulfilment
 from hub.fulfilment.service import CANCEL, CANCEL_AT_CHANNEL, POLL, PUSH_TRACKING, ROUTE
@@ -128,7 +135,10 @@ def cancel(ctx: JobContext) -> None:
             raise TryAgain(f"order {order_id} is being routed")
     routed = _provider_order(ctx)
     if routed is not None:
-        runtime.connectors.provider(routed[0]).cancel_order(routed[1])
+        try:
+            runtime.connectors.provider(routed[0]).cancel_order(routed[1])
+        except ProviderOrderNotFound:
+            pass  # an order the provider does not hold can never ship: it gave the units up
     provider, ref = routed or (None, None)
     reason = ctx.job.payload.get("channel_reason")
     with runtime.db.transaction() as session:

@@ -17,6 +17,9 @@ from hub.types import utcnow
 
 
 def get(session: Session, order_id: str, *, for_update: bool = False) -> Order | None:
+    # The row is read again over the session's copy (populate_existing): changes to that copy
+    # not yet written would be lost, so they are written first (inside `no_autoflush` too).
+    session.flush()
     return session.get(Order, order_id, with_for_update=for_update, populate_existing=True)
 
 

@@ -143,7 +143,7 @@ def test_a_partial_shipment_pushes_exactly_its_items(hub: Hub, provider: Provide
 
 def test_cancel_before_shipping_cancels_at_the_provider(hub: Hub, provider: Provider) -> None:
     _, order_id, _ = routed(hub, provider, "SKU-A")
-    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel")
+    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel", json={"reason": "buyer asked"})
     assert response.status_code == 200, response.text
     hub.drain()
     provider.sim(hub).flush_webhooks()  # the provider's own news of it changes nothing more
@@ -154,6 +154,21 @@ def test_cancel_before_shipping_cancels_at_the_provider(hub: Hub, provider: Prov
     assert order["status"] == "cancelled"
     assert not order["needs_attention"]
     assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 3, "reserved": 0, "available": 3}
+
+
+def test_cancel_of_an_order_the_provider_does_not_hold_gives_the_units_back(
+    hub: Hub, provider: Provider
+) -> None:
+    _, order_id, ref = routed(hub, provider, "SKU-A")
+    del provider.sim(hub).orders[ref]  # the provider lost it (or an operator deleted it there)
+    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel", json={"reason": "buyer asked"})
+    assert response.status_code == 200, response.text
+    hub.drain()
+
+    # Nothing of it can ship: its units are free again and no job died over the 404.
+    assert hub.order_by_id(order_id)["status"] == "cancelled"
+    assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 3, "reserved": 0, "available": 3}
+    assert hub.admin("GET", "/admin/jobs", params={"state": "dead"}).json()["data"] == []
 
 
 def test_a_duplicate_webhook_changes_nothing(hub: Hub, provider: Provider) -> None:

@@ -261,3 +261,27 @@ def test_hub_reconcile_command_refuses_bad_input(
     assert result.exit_code == 2
     assert message in result.output
     assert hub.admin("GET", "/admin/reconcile/runs").json()["data"] == []
+
+
+def test_an_order_reconciliation_creates_with_a_line_without_sku_is_flagged_and_resolvable(
+    hub: Hub,
+) -> None:
+    list_and_stock(hub, "CAP-RED")
+    hub.depop.add_product("LEGACY-LISTING", quantity=1)
+    hub.depop.drop_next_webhooks(1)
+    purchase_id = hub.depop.purchase("CAP-RED", "LEGACY-LISTING")
+    hub.depop.orders[purchase_id]["line_items"][1]["sku"] = None  # listed in the Depop app
+
+    assert reconcile(hub, "depop")["created"] == 1
+
+    # The flag raised as the page is inserted, and raised again as the order advances, is one
+    # open flag, and the order says so: it is in the attention list and can be resolved.
+    order = hub.order("depop", purchase_id)
+    assert (order["needs_attention"], order["attention_reason"]) == (True, "line has no SKU")
+    assert [f["code"] for f in order["flags"]] == ["no_sku"]
+    assert [o["id"] for o in hub.orders(needs_attention="true")] == [order["id"]]
+    resolved = hub.admin(
+        "POST", f"/admin/orders/{order['id']}/resolve", json={"note": "sold in the app"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert not hub.order("depop", purchase_id)["needs_attention"]
