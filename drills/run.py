@@ -42,6 +42,9 @@ class DrillConfig:
     concurrency: int = 16
     duration: float = 60.0  # seconds of load at most; placing stops then, whatever is left
     kill_interval: float = 12.0  # seconds between SIGKILLs of a hub process (0: none)
+    # Kills made even when the load ends sooner (a quiet machine places 300 orders in seconds),
+    # so a drill always restarts processes mid-work.
+    min_kills: int = 2
     terminate_interval: float = 5.0  # seconds between terminations of every backend (0: none)
     error_rate: float = 0.03
     throttle_rate: float = 0.02
@@ -201,7 +204,13 @@ class Drill:
         targets = [p for p in self.cluster.processes if not p.name.startswith("scheduler")]
         schedulers = [p for p in self.cluster.processes if p.name.startswith("scheduler")]
         round_ = 0
-        while interval and not self.stop_faults.wait(interval):
+        while interval:
+            if self.stop_faults.is_set():
+                if round_ >= self.config.min_kills:
+                    break
+                time.sleep(interval)
+            elif self.stop_faults.wait(interval) and round_ >= self.config.min_kills:
+                break
             round_ += 1
             # Every fourth kill takes a scheduler, most likely the leader's peer or itself.
             victim = self.rng.choice(schedulers if round_ % 4 == 0 else targets)

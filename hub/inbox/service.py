@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
-from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlmodel import Session
 
 from connectors.base import MalformedPayload, WebhookIdentity, WebhookReceiver
@@ -104,7 +104,11 @@ def store(
         error = storable(f"unreadable payload: {type(exc).__name__}: {exc}")
     try:
         receipt = _insert(runtime, channel, identity, body, error)
-    except (DataError, StatementError) as exc:
+    except StatementError as exc:
+        if isinstance(exc, DBAPIError) and not isinstance(exc, DataError):
+            # The database is away (a dropped connection, a timeout), not refusing this body:
+            # the delivery fails with a 5xx and the channel sends it again.
+            raise
         # A value the checks above did not foresee, refused by this database: the body is
         # still kept (as bytes, which every backend stores), failed, for a person to look at.
         log.warning("hub.inbox.unstorable", channel=channel, error=type(exc).__name__)

@@ -90,3 +90,33 @@ def test_unsigned_webhook_with_an_unstorable_id_is_still_refused(hub: Hub) -> No
     assert response.status_code == 401
     assert hub.admin("GET", "/admin/events").json()["data"] == []
     assert [d["outcome"] for d in deliveries(hub)] == ["rejected"]
+
+
+def test_a_database_away_is_not_a_refused_envelope_the_delivery_fails_and_comes_again(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from hub.inbox import service
+
+    real_insert = service._insert
+    calls: list[int] = []
+
+    def connection_lost_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return real_insert(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_insert", connection_lost_once)
+    body = envelope("evt-9")
+
+    # Not stored as failed: the error reaches the channel (a 5xx), which sends it again.
+    with pytest.raises(OperationalError):
+        hub.client.post("/webhooks/fake", content=body, headers=signed(body))
+    assert deliveries(hub, outcome="failed") == []
+
+    again = hub.client.post("/webhooks/fake", content=body, headers=signed(body))
+    assert again.status_code == 200, again.text
+    event = hub.admin("GET", f"/admin/events/{again.json()['event_id']}").json()
+    assert event["status"] != "failed"
