@@ -7,6 +7,7 @@ the same transaction that marks the job done.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import timedelta
 
@@ -135,10 +136,9 @@ def cancel(ctx: JobContext) -> None:
             raise TryAgain(f"order {order_id} is being routed")
     routed = _provider_order(ctx)
     if routed is not None:
-        try:
+        # An order the provider does not hold can never ship: as good as given up.
+        with contextlib.suppress(ProviderOrderNotFound):
             runtime.connectors.provider(routed[0]).cancel_order(routed[1])
-        except ProviderOrderNotFound:
-            pass  # an order the provider does not hold can never ship: it gave the units up
     provider, ref = routed or (None, None)
     reason = ctx.job.payload.get("channel_reason")
     with runtime.db.transaction() as session:
