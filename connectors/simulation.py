@@ -153,6 +153,20 @@ async def _swallow(_message: Message) -> None:
     """Sends nothing: the answer of a call whose connection is to drop."""
 
 
+class ShipItem(BaseModel):
+    sku: str
+    quantity: int
+
+
+class ShipBody(BaseModel):
+    """A provider simulator's control call "ship this order": every open unit when `items` is
+    absent; a simulator sets the carrier its provider's description admits."""
+
+    items: list[ShipItem] | None = None
+    carrier: str
+    tracking_number: str | None = None
+
+
 @dataclass
 class _Remembered:
     """An idempotency key: the request it came with and, once answered, its answer."""

@@ -4,6 +4,7 @@ can be SIGKILLed and started again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -65,11 +66,10 @@ class Process:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited; see {self.log}")
-            try:
+            # Not listening yet (or busy starting): asked again shortly.
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.ready_url, timeout=2).status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not become ready in {timeout:g} s; see {self.log}")
 

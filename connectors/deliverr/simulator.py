@@ -42,7 +42,6 @@ from urllib.parse import parse_qs
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from connectors.contracts import enforce
@@ -55,7 +54,7 @@ from connectors.deliverr.transformers import (
     DeliverrOrderStatus,
     format_time,
 )
-from connectors.simulation import CONTROL_PREFIX, IdempotencyKeys, SimulatorBase
+from connectors.simulation import CONTROL_PREFIX, IdempotencyKeys, ShipBody, SimulatorBase
 
 _SCHEMAS = CONTRACT.document["components"]["schemas"]
 CARRIERS = frozenset(_SCHEMAS["ShippingCarrierType"]["enum"])
@@ -124,15 +123,8 @@ class _SimOrder:
         return out
 
 
-class _ShipItem(BaseModel):
-    sku: str
-    quantity: int
-
-
-class _ShipBody(BaseModel):
-    items: list[_ShipItem] | None = None
+class _ShipBody(ShipBody):
     carrier: str = "UPS"
-    tracking_number: str | None = None
 
 
 Answer = tuple[int, dict[str, Any]]

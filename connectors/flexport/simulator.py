@@ -39,13 +39,12 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from connectors.contracts import enforce
 from connectors.flexport.spec import CONTRACT
 from connectors.flexport.transformers import InternalStatus, format_time
-from connectors.simulation import CONTROL_PREFIX, IdempotencyKeys, SimulatorBase
+from connectors.simulation import CONTROL_PREFIX, IdempotencyKeys, ShipBody, SimulatorBase
 
 PROBLEM = "application/problem+json"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -150,15 +149,8 @@ class _SimOrder:
         return out
 
 
-class _ShipItem(BaseModel):
-    sku: str
-    quantity: int
-
-
-class _ShipBody(BaseModel):
-    items: list[_ShipItem] | None = None
+class _ShipBody(ShipBody):
     carrier: str = "DHL"
-    tracking_number: str | None = None
 
 
 class FlexportSimulator(SimulatorBase):
