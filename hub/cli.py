@@ -429,3 +429,44 @@ def demo() -> None:
     # Progress and the report go to stdout; only the hub's warnings and errors reach the log.
     configure_logging(None, "warning")
     sys.exit(run_demo())
+
+
+@main.group()
+def secrets_group() -> None:
+    """Keys that seal connection secrets at rest (HUB_SECRET_KEY)."""
+
+
+main.add_command(secrets_group, name="secrets")
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key for HUB_SECRET_KEY."""
+    from hub.secrets import generate_key
+
+    click.echo(generate_key())
+
+
+@secrets_group.command("rotate")
+def secrets_rotate() -> None:
+    """Seal every stored secret again with the first key of HUB_SECRET_KEY, in one transaction.
+
+    To rotate: put the new key first and keep the old one after it
+    (HUB_SECRET_KEY=new,old), restart the hub's processes, run this, then drop the old key.
+    """
+    from hub.connections.service import rotate
+    from hub.db import Database
+    from hub.migrate import upgrade
+    from hub.secrets import SecretKeyMissing, UnreadableSecret, box_for
+
+    settings = _settings()
+    upgrade(settings.hub.database_url)
+    db = Database(settings.hub.database_url)
+    try:
+        with db.transaction() as session:
+            connections, credentials = rotate(session, box_for(settings.hub))
+    except (SecretKeyMissing, UnreadableSecret) as exc:
+        raise click.ClickException(f"{exc}; nothing was changed") from None
+    finally:
+        db.dispose()
+    click.echo(f"resealed {connections} connections and {credentials} stored credentials")
