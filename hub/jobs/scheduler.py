@@ -59,6 +59,9 @@ class Scheduler:
         self.catchup = timedelta(
             seconds=settings.scheduler_catchup_seconds if catchup is None else catchup
         )
+        # Given schedules are fixed; the registry's are read again at every heartbeat, so a
+        # connection created or switched off gets or loses its schedules within seconds.
+        self._fixed = schedules is not None
         self.schedules = schedules if schedules is not None else all_schedules(runtime)
         self._clock = clock
         self._scheduler = BackgroundScheduler(timezone=UTC)
@@ -80,6 +83,7 @@ class Scheduler:
     def heartbeat(self) -> bool:
         """Take or renew the lease and, while leading, queue every schedule's latest slot that
         lies within the catch-up window and is not known to be queued; True when leading."""
+        self._follow_registry()
         with self._lock, self.runtime.db.transaction() as session:
             now = self._clock()
             leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl, now=now)
@@ -143,6 +147,38 @@ class Scheduler:
         except Exception:
             log.exception("hub.scheduler.heartbeat_failed")
 
+    def _follow_registry(self) -> None:
+        """Fire the schedules the registry gives now: add the new ones, drop the gone ones."""
+        if self._fixed:
+            return
+        wanted = {s.name: s for s in all_schedules(self.runtime)}
+        known = {s.name for s in self.schedules}
+        if set(wanted) == known:
+            return
+        with self._lock:
+            self.schedules = list(wanted.values())
+        if not self._scheduler.running:
+            return
+        for name in known - set(wanted):
+            self._scheduler.remove_job(name)
+        for name in set(wanted) - known:
+            self._add(wanted[name])
+        log.info(
+            "hub.scheduler.schedules_changed",
+            added=sorted(set(wanted) - known),
+            removed=sorted(known - set(wanted)),
+        )
+
+    def _add(self, schedule: Schedule) -> None:
+        self._scheduler.add_job(
+            self._job(schedule),
+            schedule.trigger,
+            id=schedule.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
+
     def start(self) -> None:
         """Start firing in a background thread; the lease is tried at once (catching up what
         was missed), then renewed at a third of its lifetime so a live leader keeps it and a
@@ -156,14 +192,7 @@ class Scheduler:
             max_instances=1,
         )
         for schedule in self.schedules:
-            self._scheduler.add_job(
-                self._job(schedule),
-                schedule.trigger,
-                id=schedule.name,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=3600,
-            )
+            self._add(schedule)
         self._scheduler.start()
         log.info(
             "hub.scheduler.started", owner=self.owner, schedules=[s.name for s in self.schedules]
