@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from hub.connections.schemas import CONNECTION_EXAMPLE
 from hub.errors import ErrorBody
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -234,6 +235,8 @@ EXAMPLES: dict[str, Any] = {
     "RejectIn": {"reason": "out of stock: LAPTOP-14"},
     "CancelIn": {"reason": "the buyer asked to cancel before dispatch"},
     "ActionAccepted": {"order_id": _ORDER_ID, "status": "confirmed", "queued": ["order.reject"]},
+    "ConnectionPublic": CONNECTION_EXAMPLE,
+    "ConnectionList": {"data": [CONNECTION_EXAMPLE]},
     "JobPublic": _JOB,
     "JobDetail": {**_JOB, "history": [_ATTEMPT]},
     "AttemptPublic": _ATTEMPT,

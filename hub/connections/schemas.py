@@ -40,28 +40,26 @@ class ConnectionChange(BaseModel):
     enabled: bool | None = None
 
 
+# The examples /docs shows are kept in hub/admin/openapi.py with the API's others.
+CONNECTION_EXAMPLE: dict[str, Any] = {
+    "key": "depop/vintage-shop",
+    "system": "depop",
+    "name": "vintage-shop",
+    "role": "channel",
+    "source": "database",
+    "enabled": True,
+    "active": True,
+    "settings": {"base_url": "https://partnerapi.depop.com"},
+    "secrets_set": ["api_key", "webhook_secret"],
+    "attention_reason": None,
+    "webhook_path": "/webhooks/depop/vintage-shop",
+    "created_at": "2026-11-23T10:00:00Z",
+    "updated_at": "2026-11-23T10:00:00Z",
+}
+
+
 class ConnectionPublic(BaseModel):
     """A connection; its secrets are named in `secrets_set`, never shown."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "key": "depop/vintage-shop",
-                "system": "depop",
-                "name": "vintage-shop",
-                "role": "channel",
-                "source": "database",
-                "enabled": True,
-                "active": True,
-                "settings": {"base_url": "https://partnerapi.depop.com"},
-                "secrets_set": ["api_key", "webhook_secret"],
-                "attention_reason": None,
-                "webhook_path": "/webhooks/depop/vintage-shop",
-                "created_at": "2026-11-23T10:00:00Z",
-                "updated_at": "2026-11-23T10:00:00Z",
-            }
-        }
-    )
 
     key: str
     system: str

@@ -45,6 +45,7 @@ MAY_NAME = {
     "demo.py",
     "fulfilment/endpoints.py",
     "orders/schemas.py",
+    "connections/schemas.py",
 }
 
 
