@@ -34,6 +34,7 @@ router = APIRouter(prefix="/console/connections", include_in_schema=False)
 # A setting's form field is named with this prefix, so no setting can collide with the form's
 # own fields (csrf, name, system).
 PREFIX = "s_"
+CLEAR = "clear_"  # a ticked box of this name removes the secret it names
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +277,9 @@ def connection_page(
 async def change_settings(
     system: str, name: str, request: Request, runtime: RuntimeDep, actor: WriterDep
 ) -> Response:
-    """Settings as typed: a blank secret keeps the one stored, a cleared setting goes back
-    to its default, and only what differs from the stored settings is sent."""
+    """Settings as typed: a blank secret keeps the one stored unless its "remove" box is
+    ticked, a cleared setting goes back to its default, and only what differs from the stored
+    settings is sent."""
     form = await request.form()
     key = connection_key(system, name)
     to = f"/console/connections/{key}"
@@ -295,6 +297,10 @@ async def change_settings(
             if field.secret:
                 if text:
                     values[field.name] = _parse(field, text)
+                elif form.get(CLEAR + field.name) == "on":
+                    values[field.name] = None
+            elif PREFIX + field.name not in form:
+                continue  # not on the form posted: left as it is
             elif text is None:
                 if field.name in stored:
                     values[field.name] = None

@@ -218,3 +218,25 @@ def test_orders_jobs_webhooks_and_runs_filter_by_connection(hub: Hub) -> None:
     assert "depop/default" in page(hub, "/console/webhooks?connection=depop/default").text
     assert "None rejected." in page(hub, "/console/webhooks?connection=topi/default").text
     page(hub, "/console/reconcile?channel=depop/default")
+
+
+def test_a_ticked_box_removes_a_secret_unless_the_connection_needs_it(hub: Hub) -> None:
+    _, settings = hub.wired.add_account("depop", "shop-c")
+    values = {**plain_values(settings), "client_id": "app", "client_secret": "app-secret"}
+    sign_in(hub)
+    assert "Connection depop/shop-c created." in create(hub, "depop", "shop-c", values).text
+    secrets = hub.admin("GET", "/admin/connections/depop/shop-c").json()["secrets_set"]
+    assert secrets == ["api_key", "client_secret", "webhook_secret"]
+
+    removed = post(hub, "depop/shop-c", "settings", clear_client_secret="on")
+
+    assert "Settings changed: client_secret." in removed.text
+    secrets = hub.admin("GET", "/admin/connections/depop/shop-c").json()["secrets_set"]
+    assert secrets == ["api_key", "webhook_secret"]
+    refused = post(hub, "depop/shop-c", "settings", clear_webhook_secret="on")
+    assert "Not changed: the settings would lack what a depop connection needs" in refused.text
+    cleared = post(hub, "depop/shop-c", "settings", s_client_id="")
+    assert "Settings changed: client_id." in cleared.text
+    settings = hub.admin("GET", "/admin/connections/depop/shop-c").json()["settings"]
+    assert "client_id" not in settings and "base_url" in settings
+    assert "Check passed" in post(hub, "depop/shop-c", "check").text
