@@ -206,7 +206,8 @@ async def create_connection(
 ) -> Response:
     form = await request.form()  # read once already for the CSRF token: kept by the request
     system = str(form.get("system") or "")[:32]
-    name = str(form.get("name") or "").strip()[:63]
+    # Not cut short: a name too long is refused by the service, never silently shortened.
+    name = str(form.get("name") or "").strip()
     enabled = form.get("enabled") == "on"
     connector = _connector(system)
     if connector is None:

@@ -108,6 +108,8 @@ def test_a_taken_name_or_a_bad_name_is_refused_in_plain_words(hub: Hub) -> None:
     assert "Not created: connection depop/shop-b exists" in again.text
     bad = create(hub, "depop", "Shop B!", values)
     assert bad.status_code == 422 and "lowercase letters, digits and dashes" in bad.text
+    long = create(hub, "depop", "s" * 70, values)
+    assert long.status_code == 422 and "1-63 lowercase letters" in long.text
     assert values["api_key"] not in again.text + bad.text
 
 
