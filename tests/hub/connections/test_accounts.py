@@ -13,6 +13,9 @@ from connectors.simulation import SimulatorBase
 from connectors.topi.simulator import TopiSimulator
 from hub.connections.service import plain_values
 from hub.db import Database
+from hub.jobs.scheduler import Scheduler
+from hub.jobs.schedules import slot_of
+from hub.types import utcnow
 from tests.harness import Hub, make_hub
 
 SKU = "TEE-RED-M"
@@ -180,3 +183,27 @@ def test_two_topi_accounts_each_take_their_own_orders(hub: Hub) -> None:
         told = [c.path for c in simulator.calls if c.method == "POST" and "/T-1/" in c.path]
         assert any(path.endswith("/accept") for path in told), told
     assert hub.stock(SKU)["reserved"] == 2
+
+
+def test_a_new_connection_gets_its_own_reconciliation_schedule(database: Database) -> None:
+    hub = make_hub(database, reconcile_cron="* * * * *")
+    try:
+        scheduler = Scheduler(hub.runtime)
+        assert "reconcile:depop/shop-b" not in {s.name for s in scheduler.schedules}
+        shop_b(hub)
+
+        assert scheduler.heartbeat()
+        [schedule] = [s for s in scheduler.schedules if s.name == "reconcile:depop/shop-b"]
+        runs = "/admin/reconcile/runs"
+        # Nothing is owed from before it existed; its next slot runs it.
+        assert hub.admin("GET", runs, params={"connection": "depop/shop-b"}).json()["data"] == []
+        assert scheduler.fire(schedule, slot_of(schedule.trigger, utcnow()))
+        found = hub.admin("GET", runs, params={"connection": "depop/shop-b"}).json()["data"]
+        assert [r["connection"] for r in found] == ["depop/shop-b"]
+
+        hub.admin("PATCH", "/admin/connections/depop/shop-b", json={"enabled": False})
+        scheduler.heartbeat()
+        assert "reconcile:depop/shop-b" not in {s.name for s in scheduler.schedules}
+        assert "reconcile:depop" in {s.name for s in scheduler.schedules}
+    finally:
+        hub.close()
