@@ -11,6 +11,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from hub.console import connection_pages
 from hub.console.endpoints import render, router
 from hub.console.session import Forbidden, NotSignedIn
 
@@ -22,6 +23,7 @@ def install(app: FastAPI) -> None:
     """Serve the console, its static files, and /docs on `app`."""
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
+    app.include_router(connection_pages.router)
 
     @app.exception_handler(NotSignedIn)
     async def _sign_in(_: Request, exc: NotSignedIn) -> RedirectResponse:

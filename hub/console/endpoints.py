@@ -18,10 +18,14 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlmodel import Session
 
+from connectors.connector import Role
+from connectors.registry import resolve as resolve_key
 from connectors.registry import system_of
 from hub import audit
 from hub.admin.diagram import state_machine_svg
 from hub.admin.orders import detail as order_detail
+from hub.connections import repository as connections_repo
+from hub.connections import service as connections
 from hub.console import actions, charts, csvio
 from hub.console import repository as console_repo
 from hub.console.session import (
@@ -46,6 +50,7 @@ from hub.orders import repository as orders_repo
 from hub.orders import service as orders
 from hub.orders.schemas import OrderDetail
 from hub.reconcile import repository as reconcile_repo
+from hub.runtime import Runtime
 from hub.types import utcnow
 from state_machines.order import IllegalTransition, OrderState, Trigger, describe, may
 
@@ -60,6 +65,7 @@ NAV = [
     ("stock", "/console/stock", "Stock"),
     ("webhooks", "/console/webhooks", "Webhooks"),
     ("reconcile", "/console/reconcile", "Reconciliation"),
+    ("connections", "/console/connections", "Connections"),
     ("audit", "/console/audit", "Audit"),
 ]
 
@@ -140,6 +146,21 @@ def attempt(request: Request, to: str, change: Callable[[], Any], done: str) -> 
     except (DomainError, IllegalTransition, actions.ActionRefused, ValueError) as exc:
         return back(request, to, f"Not done: {exc}")
     return back(request, to, done)
+
+
+def connection_keys(reader: Session, runtime: Runtime, role: Role | None = None) -> list[str]:
+    """The connections a page filters by: every one stored (disabled ones too, their orders
+    stay) and those wired in this process, of `role` if given."""
+    keys = set(runtime.connectors.channel_keys()) if role != Role.PROVIDER else set()
+    if role != Role.CHANNEL:
+        keys |= set(runtime.connectors.provider_keys())
+    for row in connections_repo.everything(reader):
+        try:
+            if role is None or connections.connector_of(row.system).role == role:
+                keys.add(row.key)
+        except connections.ConnectionInvalid:
+            continue  # a system this version no longer has
+    return sorted(keys)
 
 
 def _reason(text: str) -> str:
@@ -262,6 +283,7 @@ def _parse_day(value: str | None) -> datetime | None:
 def _filter(
     actor: Actor,
     channel: str | None,
+    connection: str | None,
     channel_order_id: str | None,
     status: str | None,
     attention: str | None,
@@ -273,6 +295,7 @@ def _filter(
     until = _parse_day(placed_to)
     return console_repo.OrderFilter(
         channel=channel or None,
+        connection=resolve_key(connection) if connection else None,
         channel_order_id=(channel_order_id or "").strip() or None,
         status=status if status in {s.value for s in OrderState} else None,
         needs_attention={"yes": True, "no": False}.get(attention or ""),
@@ -294,6 +317,7 @@ def orders_page(
     reader: ReaderDep,
     runtime: RuntimeDep,
     channel: OrderQuery = None,
+    connection: OrderQuery = None,
     channel_order_id: OrderQuery = None,
     status: OrderQuery = None,
     attention: OrderQuery = None,
@@ -306,6 +330,7 @@ def orders_page(
     where = _filter(
         session.actor,
         channel,
+        connection,
         channel_order_id,
         status,
         attention,
@@ -321,6 +346,7 @@ def orders_page(
         lines[line.order_id].append(line)
     params = {
         "channel": channel or "",
+        "connection": connection or "",
         "channel_order_id": channel_order_id or "",
         "status": status or "",
         "attention": attention or "",
@@ -340,6 +366,7 @@ def orders_page(
         lines=lines,
         params=params,
         channels=sorted({system_of(key) for key in runtime.connectors.channel_keys()}),
+        connections=connection_keys(reader, runtime, Role.CHANNEL),
         states=[s.value for s in OrderState],
         next_url=f"/console/orders?{urlencode({**kept, 'cursor': next_cursor})}"
         if next_cursor
@@ -354,6 +381,7 @@ def orders_csv(
     session: SessionDep,
     runtime: RuntimeDep,
     channel: OrderQuery = None,
+    connection: OrderQuery = None,
     channel_order_id: OrderQuery = None,
     status: OrderQuery = None,
     attention: OrderQuery = None,
@@ -366,6 +394,7 @@ def orders_csv(
     where = _filter(
         session.actor,
         channel,
+        connection,
         channel_order_id,
         status,
         attention,
@@ -378,6 +407,7 @@ def orders_csv(
     header = [
         "id",
         "channel",
+        "connection",
         "channel_order_id",
         "status",
         "channel_status",
@@ -404,6 +434,7 @@ def orders_csv(
                 row: list[object] = [
                     o.id,
                     o.channel,
+                    o.connection,
                     o.channel_order_id,
                     o.status,
                     o.channel_status,
@@ -632,19 +663,26 @@ def jobs_page(
     request: Request,
     session: SessionDep,
     reader: ReaderDep,
+    runtime: RuntimeDep,
     state: Annotated[str | None, Query(max_length=16)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
+    connection: Annotated[str | None, Query(max_length=97)] = None,
     cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> HTMLResponse:
     state = state if state in {s.value for s in JobState} else None
     rows = console_repo.search_jobs(
-        reader, state=state, kind=kind or None, before_id=cursor, limit=PAGE + 1
+        reader,
+        state=state,
+        kind=kind or None,
+        connection=resolve_key(connection) if connection else None,
+        before_id=cursor,
+        limit=PAGE + 1,
     )
     page = list(rows[:PAGE])
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for k, s, n in queue.counts_by_kind_and_state(reader):
         counts[k][s] = n
-    kept = {k: v for k, v in {"state": state, "kind": kind}.items() if v}
+    kept = {k: v for k, v in {"state": state, "kind": kind, "connection": connection}.items() if v}
     return render(
         request,
         session,
@@ -655,6 +693,8 @@ def jobs_page(
         job_states=[s.value for s in JobState],
         state=state or "",
         kind=kind or "",
+        connection=connection or "",
+        connections=connection_keys(reader, runtime),
         next_url=f"/console/jobs?{urlencode({**kept, 'cursor': page[-1].id})}"
         if len(rows) > PAGE
         else None,
@@ -877,15 +917,30 @@ def set_stock(
 
 
 @router.get("/webhooks", response_class=HTMLResponse)
-def webhooks_page(request: Request, session: SessionDep, reader: ReaderDep) -> HTMLResponse:
+def webhooks_page(
+    request: Request,
+    session: SessionDep,
+    reader: ReaderDep,
+    runtime: RuntimeDep,
+    connection: Annotated[str | None, Query(max_length=97)] = None,
+) -> HTMLResponse:
+    key = resolve_key(connection) if connection else None
     return render(
         request,
         session,
         "webhooks.html",
         section="webhooks",
-        rejected=inbox_repo.deliveries(reader, outcome=DeliveryOutcome.REJECTED.value, limit=100),
-        duplicates=inbox_repo.deliveries(reader, outcome=DeliveryOutcome.DUPLICATE.value, limit=20),
-        failed=inbox_repo.search(reader, status=InboundStatus.FAILED.value, limit=100),
+        rejected=inbox_repo.deliveries(
+            reader, outcome=DeliveryOutcome.REJECTED.value, connection=key, limit=100
+        ),
+        duplicates=inbox_repo.deliveries(
+            reader, outcome=DeliveryOutcome.DUPLICATE.value, connection=key, limit=20
+        ),
+        failed=inbox_repo.search(
+            reader, status=InboundStatus.FAILED.value, connection=key, limit=100
+        ),
+        connection=key or "",
+        connections=connection_keys(reader, runtime),
     )
 
 
@@ -965,7 +1020,7 @@ def start_reconcile(
     request: Request,
     runtime: RuntimeDep,
     actor: WriterDep,
-    channel: Annotated[str, Form(min_length=1, max_length=32)],
+    channel: Annotated[str, Form(min_length=1, max_length=97)],
     window_from: Annotated[str, Form(max_length=40)] = "",
     window_to: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",

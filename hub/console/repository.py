@@ -22,6 +22,7 @@ class OrderFilter:
     """What an operator searches orders by; empty fields match everything."""
 
     channel: str | None = None
+    connection: str | None = None  # a full connection key: "depop/shop-b"
     channel_order_id: str | None = None
     status: str | None = None
     needs_attention: bool | None = None
@@ -43,6 +44,8 @@ def search_orders(
     query = select(Order)
     if where.channel:
         query = query.where(col(Order.channel) == where.channel)
+    if where.connection:
+        query = query.where(col(Order.connection) == where.connection)
     if where.channel_order_id:
         query = query.where(col(Order.channel_order_id) == where.channel_order_id)
     if where.status:
@@ -150,6 +153,7 @@ def search_jobs(
     *,
     state: str | None = None,
     kind: str | None = None,
+    connection: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> Sequence[Job]:
@@ -159,6 +163,8 @@ def search_jobs(
         query = query.where(col(Job.state) == state)
     if kind:
         query = query.where(col(Job.kind) == kind)
+    if connection:
+        query = query.where(col(Job.connection) == connection)
     if before_id is not None:
         query = query.where(col(Job.id) < before_id)
     return session.scalars(query.order_by(col(Job.id).desc()).limit(limit)).all()

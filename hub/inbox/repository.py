@@ -150,6 +150,7 @@ def deliveries(
     *,
     outcome: str | None = None,
     channel: str | None = None,
+    connection: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> Sequence[WebhookDelivery]:
@@ -159,6 +160,8 @@ def deliveries(
         query = query.where(col(WebhookDelivery.outcome) == outcome)
     if channel:
         query = query.where(col(WebhookDelivery.channel) == channel)
+    if connection:
+        query = query.where(col(WebhookDelivery.connection) == resolve(connection))
     if before_id is not None:
         query = query.where(col(WebhookDelivery.id) < before_id)
     return session.scalars(query.order_by(col(WebhookDelivery.id).desc()).limit(limit)).all()

@@ -22,6 +22,7 @@ from hub.connections.service import plain_values
 from hub.db import Database
 from hub.logging import configure_logging
 from tests.harness import ADMIN_TOKEN, TOPI_ID, TOPI_SECRET, Hub, all_settings, make_hub
+from tests.hub.console.conftest import csrf, sign_in
 
 MIB = 1 << 20
 SECRET_WORDS = ("secret", "token", "key", "password")
@@ -149,6 +150,22 @@ def test_no_secret_or_token_reaches_the_logs_or_an_error_body(
         )
         keep(hub.client.post("/webhooks/depop/shop-b", content=body, headers={}))
         seen.append(hub.admin("POST", "/admin/connections/depop/shop-b/check").text)
+        # The console's pages of it, and its form sent again with the secrets (refused: 409).
+        sign_in(hub)
+        for path in ("/console/connections", "/console/connections/depop/shop-b", "/console/audit"):
+            seen.append(hub.client.get(path).text)
+        token = csrf(hub.client.get("/console/connections/new?system=depop"))
+        again = hub.client.post(
+            "/console/connections",
+            data={
+                "csrf": token,
+                "system": "depop",
+                "name": "shop-b",
+                **{f"s_{k}": str(v) for k, v in values.items()},
+            },
+        )
+        assert again.status_code == 409, again.text
+        seen.append(again.text)
         for path in ("/admin/jobs?limit=500", "/admin/events?limit=500", "/admin/orders"):
             seen.append(hub.admin("GET", path).text)  # last errors and reasons, as operators see
         with hub.db.reader() as session:

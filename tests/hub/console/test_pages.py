@@ -384,7 +384,7 @@ def test_a_rejected_webhook_is_shown_with_reason_and_address_never_its_body(hub:
 
     assert "testclient" in html  # the TestClient's remote address
     assert "secret-looking" not in html
-    assert re.search(r"<td>fake</td><td>[^<]+</td>", html)
+    assert re.search(r"<td>fake/default</td><td>[^<]+</td>", html)
     overview = page(hub, "/console").text
     assert 'class="num bad">1</td>' in overview
 
