@@ -18,8 +18,8 @@ from sqlmodel import Session, col
 from hub.app import create_app
 from hub.db import Database
 from hub.jobs.models import Job, JobState
-from hub.jobs.scheduler import Scheduler
-from hub.jobs.schedules import Schedule, slot_key, slot_of
+from hub.jobs.scheduler import MAX_CATCHUP_SLOTS, Scheduler
+from hub.jobs.schedules import Schedule, interval, slot_key, slot_of
 from hub.jobs.worker import run_one, worker_name
 from hub.orders.tasks import STUCK, STUCK_ORDERS
 from hub.reconcile.models import ReconcileRun
@@ -334,3 +334,20 @@ def test_two_schedulers_catching_up_at_once_queue_each_missed_slot_once(pg_hub: 
         slot_key(STUCK, datetime.fromisoformat(f"2026-11-20T02:{m}:00+00:00"))
         for m in ("00", "15", "30", "45")
     )
+
+
+def test_a_window_far_longer_than_the_interval_queues_its_newest_slots_only(hub: Hub) -> None:
+    queued: list[datetime] = []
+    every_second = Schedule("every-second", interval(1), lambda _session, slot: queued.append(slot))
+    clock = Clock(datetime.fromisoformat("2026-11-20T03:00:00+00:00"))
+    leader = Scheduler(hub.runtime, schedules=[every_second], catchup=3600, clock=clock)
+
+    assert leader.heartbeat()
+
+    assert len(queued) == MAX_CATCHUP_SLOTS
+    assert queued[-1] == clock.now
+    assert queued == sorted(queued) and len(set(queued)) == len(queued)
+    # The next heartbeat, 3 s on, queues the 3 slots after them.
+    clock.advance(3)
+    assert leader.heartbeat()
+    assert queued[MAX_CATCHUP_SLOTS:] == [clock.now - timedelta(seconds=s) for s in (2, 1, 0)]
