@@ -7,7 +7,14 @@ from hub.fulfilment.models import ProviderSku, RoutingRule, Shipment, ShipmentLi
 from hub.inbox.models import InboundEvent, WebhookDelivery
 from hub.inventory.models import StockItem, StockMovement, StockReservation
 from hub.jobs.models import Job, JobAttempt, SchedulerLease
-from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
+from hub.orders.models import (
+    Order,
+    OrderCount,
+    OrderCountChange,
+    OrderEvent,
+    OrderFlag,
+    OrderLine,
+)
 from hub.ratelimit import RateLimitSlot
 from hub.reconcile.models import ProviderFeedCursor, ReconcileRun
 
@@ -19,6 +26,8 @@ __all__ = [
     "Job",
     "JobAttempt",
     "Order",
+    "OrderCount",
+    "OrderCountChange",
     "OrderEvent",
     "OrderFlag",
     "OrderLine",

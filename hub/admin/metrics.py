@@ -4,8 +4,10 @@ process's own counters (`hub.metrics`).
 Counters live in memory, so each process reports its own. What is true of the whole hub (orders
 by state, open jobs by state, queue depth by kind and priority, how overdue the queue is, what
 the last reconciliation found) is read from the database on every scrape, so whichever process
-is scraped tells the same truth. The job figures read only open jobs (queued, running, dead)
-through indexes, so a scrape costs the same however many done jobs are kept.
+is scraped tells the same truth. None of it grows with the history kept: the order figures
+are counts the database keeps as orders change (`orders_repo.counts`), the job figures read
+only open jobs (queued, running, dead) through indexes, and the reconciliation figure reads
+one run per channel.
 """
 
 from __future__ import annotations
@@ -55,20 +57,25 @@ class DatabaseCollector(Collector):
             labels=["channel"],
         )
         with self.db.reader() as session:
-            for channel, state, n in orders_repo.counts_by_channel_and_status(session):
-                orders.add_metric([channel, state], n)
+            # Kept counts, not a count of the orders table: two small tables (`counts`).
             by_state: dict[tuple[str, str], int] = {}
+            attention = 0
+            for channel, state, flagged, n in orders_repo.counts(session):
+                by_state[(channel, state)] = by_state.get((channel, state), 0) + n
+                attention += n if flagged else 0
+            for (channel, state), n in sorted(by_state.items()):
+                orders.add_metric([channel, state], n)
+            by_job_state: dict[tuple[str, str], int] = {}
             for kind, state, priority, n in queue.open_counts(session):
-                by_state[(kind, state)] = by_state.get((kind, state), 0) + n
+                by_job_state[(kind, state)] = by_job_state.get((kind, state), 0) + n
                 if state == JobState.QUEUED:
                     depth.add_metric([kind, str(priority)], n)
-            for (kind, state), n in sorted(by_state.items()):
+            for (kind, state), n in sorted(by_job_state.items()):
                 jobs.add_metric([kind, state], n)
             for kind, seconds in queue.oldest_due_by_kind(session):
                 overdue.add_metric([kind], seconds)
             for channel, n in reconcile_repo.last_mismatch_counts(session):
                 mismatches.add_metric([channel], n)
-            attention = orders_repo.attention_count(session)
         yield orders
         yield jobs
         yield depth

@@ -37,6 +37,12 @@ def try_lead(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def holder(session: Session, name: str) -> tuple[str, datetime] | None:
+    """(owner, expires_at) of lease `name` as it stands, or None when nobody ever held it."""
+    row = session.get(SchedulerLease, name, populate_existing=True)
+    return None if row is None else (row.owner, row.expires_at)
+
+
 def give_up(session: Session, name: str, owner: str, *, now: datetime | None = None) -> None:
     """Let the lease lapse now, if `owner` holds it, so another process takes over at once."""
     session.execute(

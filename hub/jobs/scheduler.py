@@ -8,13 +8,16 @@ each domain declared them beside its handlers.
 
 The lease is short (HUB_SCHEDULER_LEASE_SECONDS) and renewed at a third of it, so a follower
 leads within about one lease of a leader's crash. A slot that passed while nobody led (a crash
-just before 03:00, a restart) is not lost: every heartbeat of the leader queues each slot of
-each schedule that lies within the catch-up window (HUB_SCHEDULER_CATCHUP_SECONDS) and that
-this process has not queued yet, oldest first. Every missed slot runs, not only the latest: a
-slot's job is what that slot owes (an hourly reconciliation's run records its own window and
-watermark, a report names its hour), and a skipped one would leave a hole that no later run
-says was there. The slot's key makes the enqueue a no-op for a slot already queued, by this
-leader, a former one or a racing one, so each slot runs once.
+just before 03:00, a restart of every scheduler) is not lost: a process that takes the lease
+over queues every slot of every schedule since the former leader's last renewal (read from the
+lease row it leaves behind), at most HUB_SCHEDULER_CATCHUP_SECONDS back, oldest first; a leader
+that keeps the lease queues every slot since its own last heartbeat. Every missed slot runs,
+not only the latest: a slot's job is what that slot owes (an hourly reconciliation's run
+records its own window and watermark, a report names its hour), and a skipped one would leave
+a hole no later run says was there. The first scheduler of a new database, with no former
+leader, missed nothing: it queues each schedule's latest slot within the window, as before.
+The slot's key makes an enqueue a no-op for a slot already queued, by this leader, a former
+one or a racing one, so each slot runs once.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlmodel import Session
 
 from hub.jobs import leases
 from hub.jobs.registry import all_schedules
@@ -72,34 +76,37 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
         self._leading = False
-        # The latest slot of each schedule a heartbeat of this process committed: the next
-        # heartbeat queues only later ones.
-        self._queued: dict[str, datetime] = {}
+        # Every slot up to this moment is queued (by this process or a former leader): the
+        # next heartbeat queues the slots after it. None while not leading.
+        self._covered: datetime | None = None
 
     def try_lead(self) -> bool:
         """Take the lease if it is free or expired, renew it if this process holds it; True
-        when this process leads now."""
-        with self.runtime.db.transaction() as session:
-            leading = leases.try_lead(
-                session, LEASE_NAME, self.owner, self.lease_ttl, now=self._clock()
-            )
+        when this process leads now. A lease taken over leaves the gap before it to the next
+        heartbeat."""
+        with self._lock, self.runtime.db.transaction() as session:
+            now = self._clock()
+            since = self._uncovered_since(session)
+            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl, now=now)
         self._note_leadership(leading)
+        self._note_lease(leading, since)
         return leading
 
     def heartbeat(self) -> bool:
-        """Take or renew the lease and, while leading, queue every slot of every schedule that
-        lies within the catch-up window and is not known to be queued; True when leading."""
+        """Take or renew the lease and, while leading, queue every slot of every schedule not
+        known to be queued (see the module's docstring); True when leading."""
         self._follow_registry()
         with self._lock, self.runtime.db.transaction() as session:
             now = self._clock()
+            since = self._uncovered_since(session)
             leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl, now=now)
-            due = self._due(now) if leading else []
+            due = self._due(now, since) if leading else []
             for schedule, slots in due:
                 for slot in slots:
                     schedule.enqueue(session, slot)
         self._note_leadership(leading)
+        self._covered = now if leading else None
         for schedule, slots in due:
-            self._queued[schedule.name] = slots[-1]
             log.info(
                 "hub.scheduler.caught_up",
                 schedule=schedule.name,
@@ -109,16 +116,28 @@ class Scheduler:
             )
         return leading
 
-    def _due(self, now: datetime) -> list[tuple[Schedule, list[datetime]]]:
-        """Each schedule's slots within the window after the latest this process queued."""
+    def _uncovered_since(self, session: Session) -> datetime | None:
+        """Since when slots may be missing, should this process lead now: since its last
+        heartbeat while it kept the lease; else since the former holder's last renewal (its
+        lease's expiry less one lease); None when nobody ever held the lease."""
+        held = leases.holder(session, LEASE_NAME)
+        if held is None:
+            return None
+        owner, expires = held
+        if owner == self.owner and self._covered is not None:
+            return self._covered
+        renewed = expires - timedelta(seconds=self.lease_ttl)
+        return renewed if self._covered is None else min(renewed, self._covered)
+
+    def _due(self, now: datetime, since: datetime | None) -> list[tuple[Schedule, list[datetime]]]:
+        """Each schedule's slots from `since` (at most the catch-up window back) to `now`; with
+        no `since`, only its latest slot within the window."""
+        start = now - self.catchup
         due: list[tuple[Schedule, list[datetime]]] = []
         for schedule in self.schedules:
-            known = self._queued.get(schedule.name)
-            slots = [
-                slot
-                for slot in slots_within(schedule.trigger, now - self.catchup, now)
-                if known is None or slot > known
-            ]
+            slots = slots_within(schedule.trigger, min(max(since or start, start), now), now)
+            if since is None:
+                slots = slots[-1:]
             if len(slots) > MAX_CATCHUP_SLOTS:
                 log.warning(
                     "hub.scheduler.catchup_truncated",
@@ -135,20 +154,27 @@ class Scheduler:
         """Enqueue `schedule`'s run for `slot` if this process leads; True when it led.
 
         The lease check and the enqueue share one transaction, and the slot's key makes the
-        enqueue a no-op when the slot was queued already (by this or a former leader)."""
+        enqueue a no-op when the slot was queued already (by this or a former leader). A firing
+        that takes the lease over leaves the gap before it to the next heartbeat."""
         with self._lock, self.runtime.db.transaction() as session:
-            leading = leases.try_lead(
-                session, LEASE_NAME, self.owner, self.lease_ttl, now=self._clock()
-            )
+            now = self._clock()
+            since = self._uncovered_since(session)
+            leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl, now=now)
             if leading:
                 schedule.enqueue(session, slot)
         self._note_leadership(leading)
-        # The slot is not noted as queued: a firing that took the lease over has not caught up
-        # the older slots, and the next heartbeat would skip them. That heartbeat queues this
-        # slot again, a no-op under its key.
+        self._note_lease(leading, since)
         if leading:
             log.info("hub.scheduler.fired", schedule=schedule.name, slot=slot.isoformat())
         return leading
+
+    def _note_lease(self, leading: bool, since: datetime | None) -> None:
+        """After a lease check that queued no catch-up: a lease just taken over is covered
+        only up to the gap before it, which the next heartbeat queues."""
+        if not leading:
+            self._covered = None
+        elif self._covered is None:
+            self._covered = since
 
     def _note_leadership(self, leading: bool) -> None:
         if leading != self._leading:
@@ -182,11 +208,8 @@ class Scheduler:
             return
         with self._lock:
             self.schedules = list(wanted.values())
-        # A schedule that appears now (a connection created) owes nothing from before it
-        # existed: its slots start from now, not from the catch-up window.
-        now = self._clock()
-        for name in set(wanted) - known:
-            self._queued[name] = now
+        # A schedule that appears now (a connection created) owes nothing from before it:
+        # a leader's heartbeat queues only the slots since its previous one.
         if not self._scheduler.running:
             return
         for name in known - set(wanted):
@@ -235,4 +258,5 @@ class Scheduler:
         with self.runtime.db.transaction() as session:
             leases.give_up(session, LEASE_NAME, self.owner, now=self._clock())
         self._leading = False
+        self._covered = None
         log.info("hub.scheduler.stopped", owner=self.owner)

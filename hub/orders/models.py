@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from hub.types import Money, UTCDateTime, utcnow
@@ -104,3 +104,32 @@ class OrderFlag(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by: str | None = Field(default=None, max_length=128)
     note: str | None = None
+
+
+class OrderCount(SQLModel, table=True):
+    """How many orders a channel has in a state, with or without attention, as of the last fold
+    of `OrderCountChange` rows. Written by the fold job alone."""
+
+    __tablename__ = "order_counts"
+
+    channel: str = Field(primary_key=True, max_length=32)
+    status: str = Field(primary_key=True, max_length=32)
+    needs_attention: bool = Field(primary_key=True)
+    n: int = Field(sa_type=BigInteger)
+
+
+class OrderCountChange(SQLModel, table=True):
+    """+1 or -1 of one (channel, status, needs_attention) count, appended by a database trigger
+    on `orders` in the transaction of the change (migration 0009); folded into `OrderCount`."""
+
+    __tablename__ = "order_count_changes"
+
+    id: int | None = Field(
+        default=None,
+        primary_key=True,
+        sa_type=BigInteger().with_variant(Integer(), "sqlite"),
+    )
+    channel: str = Field(max_length=32)
+    status: str = Field(max_length=32)
+    needs_attention: bool
+    delta: int

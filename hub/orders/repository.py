@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, union_all, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from connectors.registry import resolve, system_of
-from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
+from hub.orders.models import (
+    Order,
+    OrderCount,
+    OrderCountChange,
+    OrderEvent,
+    OrderFlag,
+    OrderLine,
+)
 from hub.types import utcnow
 
 
@@ -192,19 +200,89 @@ def search(
     return session.scalars(query.order_by(col(Order.id).desc()).limit(limit)).all()
 
 
-def counts_by_channel_and_status(session: Session) -> list[tuple[str, str, int]]:
+def counts(session: Session) -> list[tuple[str, str, bool, int]]:
+    """(channel, status, needs_attention, orders) of every count the hub keeps: the folded
+    counts plus the changes not folded yet, two small tables whatever the orders table holds."""
+    both = union_all(
+        select(
+            col(OrderCount.channel),
+            col(OrderCount.status),
+            col(OrderCount.needs_attention),
+            col(OrderCount.n).label("n"),
+        ),
+        select(
+            col(OrderCountChange.channel),
+            col(OrderCountChange.status),
+            col(OrderCountChange.needs_attention),
+            col(OrderCountChange.delta).label("n"),
+        ),
+    ).subquery()
     rows = session.execute(
-        select(col(Order.channel), col(Order.status), func.count()).group_by(
-            col(Order.channel), col(Order.status)
-        )
+        select(both.c.channel, both.c.status, both.c.needs_attention, func.sum(both.c.n))
+        .group_by(both.c.channel, both.c.status, both.c.needs_attention)
+        .order_by(both.c.channel, both.c.status, both.c.needs_attention)
     ).all()
-    return [(str(c), str(s), int(n)) for c, s, n in rows]
+    return [(str(c), str(s), bool(a), int(n)) for c, s, a, n in rows]
+
+
+def counts_by_channel_and_status(session: Session) -> list[tuple[str, str, int]]:
+    """(channel, status, orders), from the kept counts (`counts`)."""
+    by_state: Counter[tuple[str, str]] = Counter()
+    for channel, status, _, n in counts(session):
+        by_state[(channel, status)] += n
+    return [(c, s, n) for (c, s), n in sorted(by_state.items())]
 
 
 def attention_count(session: Session) -> int:
-    return int(
-        session.scalar(select(func.count()).where(col(Order.needs_attention).is_(True))) or 0
+    """How many orders need attention, from the kept counts (`counts`)."""
+    return sum(n for _, _, attention, n in counts(session) if attention)
+
+
+FOLD_BATCH = 10_000
+
+
+def fold_count_changes(session: Session) -> int:
+    """Move up to a batch of count changes into the counts; how many moved.
+
+    The rows folded are exactly those the DELETE removed (`RETURNING`), so a change committed
+    meanwhile is either folded here or left for the next fold, never lost or counted twice."""
+    oldest = (
+        select(col(OrderCountChange.id))
+        .order_by(col(OrderCountChange.id))
+        .limit(FOLD_BATCH)
+        .scalar_subquery()
     )
+    moved = session.execute(
+        delete(OrderCountChange)
+        .where(col(OrderCountChange.id).in_(oldest))
+        .returning(
+            col(OrderCountChange.channel),
+            col(OrderCountChange.status),
+            col(OrderCountChange.needs_attention),
+            col(OrderCountChange.delta),
+        )
+        .execution_options(synchronize_session=False)
+    ).all()
+    totals: Counter[tuple[str, str, bool]] = Counter()
+    for channel, status, attention, delta in moved:
+        totals[(channel, status, bool(attention))] += delta
+    changed = [
+        {"channel": c, "status": s, "needs_attention": a, "n": n}
+        for (c, s, a), n in sorted(totals.items())
+        if n
+    ]
+    if changed:
+        insert = (
+            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        statement = insert(OrderCount).values(changed)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["channel", "status", "needs_attention"],
+                set_={"n": col(OrderCount.n) + statement.excluded.n},
+            )
+        )
+    return len(moved)
 
 
 def stuck(session: Session, status: str, older_than: datetime) -> Sequence[Order]:

@@ -55,14 +55,17 @@ def last_mismatch_counts(session: Session) -> list[tuple[str, int]]:
         .group_by(col(ReconcileRun.channel))
         .subquery()
     )
+    # Counted by the database: a run's list can hold thousands of mismatches, and a scrape
+    # needs only how many.
+    found = func.coalesce(func.json_array_length(col(ReconcileRun.mismatches)), 0)
     rows = session.execute(
-        select(col(ReconcileRun.channel), col(ReconcileRun.mismatches)).join(
+        select(col(ReconcileRun.channel), found).join(
             latest,
             (col(ReconcileRun.channel) == latest.c.channel)
             & (col(ReconcileRun.finished_at) == latest.c.at),
         )
     ).all()
-    return [(str(channel), len(found or [])) for channel, found in rows]
+    return [(str(channel), int(n)) for channel, n in rows]
 
 
 def feed_cursor(session: Session, provider: str) -> str | None:

@@ -18,8 +18,8 @@ from sqlmodel import Session, col
 from hub.app import create_app
 from hub.db import Database
 from hub.jobs.models import Job, JobState
-from hub.jobs.scheduler import Scheduler
-from hub.jobs.schedules import Schedule, slot_key, slot_of
+from hub.jobs.scheduler import MAX_CATCHUP_SLOTS, Scheduler
+from hub.jobs.schedules import Schedule, cron, interval, slot_key, slot_of
 from hub.jobs.worker import run_one, worker_name
 from hub.orders.tasks import STUCK, STUCK_ORDERS
 from hub.reconcile.models import ReconcileRun
@@ -278,41 +278,96 @@ def _stuck_scans(hub: Hub) -> list[str]:
         )
 
 
+def _stuck_keys(*times: str) -> list[str]:
+    return sorted(
+        slot_key(STUCK, datetime.fromisoformat(f"2026-11-20T{t}:00+00:00")) for t in times
+    )
+
+
 def test_a_leader_back_after_three_missed_slots_queues_each_of_them_once(hub: Hub) -> None:
     runtime = hub.runtime
     assert runtime.settings.maintenance_interval_seconds == 900
     clock = Clock(datetime.fromisoformat("2026-11-20T02:00:01+00:00"))
     stuck = [s for s in Scheduler(runtime).schedules if s.name == STUCK_ORDERS]
     leader = Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=3600, clock=clock)
+    # The first scheduler of a new database missed nothing: the latest slot only.
     assert leader.heartbeat()
-    before = _stuck_scans(hub)
-    # The hour before it: 01:15, 01:30, 01:45 and 02:00.
-    assert len(before) == 4
+    assert _stuck_scans(hub) == _stuck_keys("02:00")
 
     # The leader is down across the 02:15, 02:30 and 02:45 slots, then comes back.
     clock.advance(45 * 60)
     assert leader.heartbeat()
 
-    missed = [
-        slot_key(STUCK, datetime.fromisoformat(f"2026-11-20T02:{m}:00+00:00"))
-        for m in ("15", "30", "45")
-    ]
-    assert sorted(set(_stuck_scans(hub)) - set(before)) == missed
+    assert _stuck_scans(hub) == _stuck_keys("02:00", "02:15", "02:30", "02:45")
     # A second catch-up, by the same leader or by a new one that remembers nothing, adds none.
     assert leader.heartbeat()
     leader.stop()
     successor = Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=3600, clock=clock)
     assert successor.heartbeat()
-    assert len(_stuck_scans(hub)) == 7
+    assert len(_stuck_scans(hub)) == 4
     hub.drain()
     jobs = hub.admin("GET", "/admin/jobs", params={"kind": STUCK}).json()["data"]
-    assert sorted((j["state"], j["attempts"]) for j in jobs) == [("done", 1)] * 7
+    assert sorted((j["state"], j["attempts"]) for j in jobs) == [("done", 1)] * 4
+
+
+def test_a_follower_taking_over_queues_every_slot_since_the_leader_last_renewed(
+    hub: Hub,
+) -> None:
+    runtime = hub.runtime
+    clock = Clock(datetime.fromisoformat("2026-11-20T01:40:01+00:00"))
+    stuck = [s for s in Scheduler(runtime).schedules if s.name == STUCK_ORDERS]
+    leader, follower = (
+        Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=6 * 3600, clock=clock)
+        for _ in range(2)
+    )
+    assert leader.heartbeat()
+    assert not follower.heartbeat()
+    # The leader dies; an hour later the follower's heartbeat finds the lease lapsed.
+    clock.advance(3600)
+
+    assert follower.heartbeat()
+
+    assert _stuck_scans(hub) == _stuck_keys("01:30", "01:45", "02:00", "02:15", "02:30")
+
+
+def test_a_firing_that_takes_the_lease_over_leaves_the_gap_to_the_next_heartbeat(
+    hub: Hub,
+) -> None:
+    runtime = hub.runtime
+    clock = Clock(datetime.fromisoformat("2026-11-20T01:40:01+00:00"))
+    stuck = [s for s in Scheduler(runtime).schedules if s.name == STUCK_ORDERS]
+    leader, follower = (
+        Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=6 * 3600, clock=clock)
+        for _ in range(2)
+    )
+    assert leader.heartbeat()
+    clock.advance(3600)  # the leader died; the follower's scheduler fires before it beats
+    assert follower.fire(stuck[0], datetime.fromisoformat("2026-11-20T02:30:00+00:00"))
+    assert _stuck_scans(hub) == _stuck_keys("01:30", "02:30")
+
+    clock.advance(3)
+    assert follower.heartbeat()
+
+    assert _stuck_scans(hub) == _stuck_keys("01:30", "01:45", "02:00", "02:15", "02:30")
+
+
+def test_the_first_scheduler_of_a_new_database_queues_each_latest_slot_only(hub: Hub) -> None:
+    queued: list[datetime] = []
+    each_minute = Schedule("each-minute", cron("* * * * *"), lambda _s, slot: queued.append(slot))
+    clock = Clock(datetime.fromisoformat("2026-11-20T03:00:30+00:00"))
+    first = Scheduler(hub.runtime, schedules=[each_minute], catchup=6 * 3600, clock=clock)
+
+    assert first.heartbeat()
+
+    assert queued == [datetime.fromisoformat("2026-11-20T03:00:00+00:00")]
 
 
 def test_two_schedulers_catching_up_at_once_queue_each_missed_slot_once(pg_hub: Hub) -> None:
     runtime = pg_hub.runtime
-    clock = Clock(datetime.fromisoformat("2026-11-20T02:45:01+00:00"))
+    clock = Clock(datetime.fromisoformat("2026-11-20T01:40:01+00:00"))
     stuck = [s for s in Scheduler(runtime).schedules if s.name == STUCK_ORDERS]
+    assert Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=3600, clock=clock).heartbeat()
+    clock.advance(3600)  # that leader died an hour ago
     # A lease that has lapsed as soon as it is taken: both believe they lead, and neither
     # remembers what the other queued.
     racers = [
@@ -330,7 +385,31 @@ def test_two_schedulers_catching_up_at_once_queue_each_missed_slot_once(pg_hub: 
     in_parallel(beat, 2)
 
     assert led == [True] * 4
-    assert _stuck_scans(pg_hub) == sorted(
-        slot_key(STUCK, datetime.fromisoformat(f"2026-11-20T02:{m}:00+00:00"))
-        for m in ("00", "15", "30", "45")
+    assert _stuck_scans(pg_hub) == _stuck_keys("01:30", "01:45", "02:00", "02:15", "02:30")
+
+
+def test_a_window_far_longer_than_the_interval_queues_its_newest_slots_only(hub: Hub) -> None:
+    queued: list[datetime] = []
+    every_second = Schedule("every-second", interval(1), lambda _session, slot: queued.append(slot))
+    clock = Clock(datetime.fromisoformat("2026-11-20T02:00:00+00:00"))
+    leader, successor = (
+        Scheduler(hub.runtime, schedules=[every_second], catchup=3600, clock=clock)
+        for _ in range(2)
     )
+    assert leader.heartbeat()
+    assert queued == [clock.now]
+    clock.advance(3600)  # the leader died an hour ago
+
+    assert successor.heartbeat()
+
+    caught_up = queued[1:]
+    assert len(caught_up) == MAX_CATCHUP_SLOTS
+    assert caught_up[-1] == clock.now
+    assert caught_up == sorted(caught_up) and len(set(caught_up)) == len(caught_up)
+    # The next heartbeat, 3 s on, queues the slots since the last (that one again: a no-op
+    # under its key).
+    clock.advance(3)
+    assert successor.heartbeat()
+    assert queued[1 + MAX_CATCHUP_SLOTS :] == [
+        clock.now - timedelta(seconds=s) for s in (3, 2, 1, 0)
+    ]
