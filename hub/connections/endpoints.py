@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from connectors.registry import connection_key
-from hub import audit
+from hub.connections import actions, service
 from hub.connections import repository as repo
-from hub.connections import service
 from hub.connections.models import Connection
 from hub.connections.schemas import (
     ConnectionChange,
@@ -23,7 +22,6 @@ from hub.connections.schemas import (
 )
 from hub.deps import ActorDep, ReaderDep, RuntimeDep, require_admin
 from hub.runtime import Runtime
-from hub.secrets import SecretBox, box_for
 
 router = APIRouter(
     prefix="/admin/connections", tags=["connections"], dependencies=[Depends(require_admin)]
@@ -35,19 +33,8 @@ Sku = Annotated[str, Path(min_length=1, max_length=128)]
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such connection"}}
 
 
-def _box(runtime: Runtime, row: Connection | None = None) -> SecretBox | None:
-    """The keys, when a sealed value is to be read or written (none are needed otherwise)."""
-    if row is not None and not row.secrets:
-        return None
-    return box_for(runtime.settings)
-
-
 def _present(runtime: Runtime, row: Connection) -> ConnectionPublic:
-    connector = service.connector_of(row.system)
-    active = row.key in runtime.connectors.channels or row.key in runtime.connectors.providers
-    return ConnectionPublic.model_validate(
-        service.public(row, connector.role, _box(runtime, row), active)
-    )
+    return ConnectionPublic.model_validate(service.public(runtime, row))
 
 
 @router.get("", response_model=ConnectionList)
@@ -79,26 +66,8 @@ def _known(row: Connection) -> bool:
 def create_connection(body: ConnectionIn, runtime: RuntimeDep, actor: ActorDep) -> ConnectionPublic:
     """A new account on a system. Its connector is built at once in this process and within
     HUB_CONNECTIONS_REFRESH_SECONDS in every other; its webhooks go to `webhook_path`."""
-    service.connector_of(body.system)
-    box = box_for(runtime.settings)
-    with runtime.db.transaction() as session:
-        row = service.create(
-            session,
-            box,
-            system=body.system,
-            name=body.name,
-            values=body.settings,
-            enabled=body.enabled,
-        )
-        audit.record(
-            session,
-            actor,
-            "connection.create",
-            row.key,
-            detail={"settings": sorted(body.settings), "enabled": body.enabled},
-        )
-    runtime.connectors.reload()
-    return _reread(runtime, row.key)
+    key = actions.create(runtime, actor, body.system, body.name, body.settings, body.enabled)
+    return _reread(runtime, key)
 
 
 def _reread(runtime: Runtime, key: str) -> ConnectionPublic:
@@ -122,22 +91,7 @@ def change_connection(
     """Change some settings (null removes one) or switch the connection on or off. A switched
     off connection's webhooks answer 404 and no job calls it; its orders stay."""
     key = connection_key(system, name)
-    with runtime.db.transaction() as session:
-        row = service.update(
-            session,
-            box_for(runtime.settings) if body.settings else None,
-            key,
-            values=body.settings,
-            enabled=body.enabled,
-        )
-        audit.record(
-            session,
-            actor,
-            "connection.change",
-            row.key,
-            detail={"settings": sorted(body.settings or {}), "enabled": body.enabled},
-        )
-    runtime.connectors.reload()
+    actions.change(runtime, actor, key, body.settings, body.enabled)
     return _reread(runtime, key)
 
 
@@ -169,10 +123,8 @@ def exclude_sku(
     system: System, name: Name, sku: Sku, runtime: RuntimeDep, actor: ActorDep
 ) -> ExcludedSkus:
     key = connection_key(system, name)
-    with runtime.db.transaction() as session:
-        service.get(session, key)
-        if repo.exclude(session, key, sku):
-            audit.record(session, actor, "connection.exclude_sku", key, detail={"sku": sku})
+    actions.exclude_sku(runtime, actor, key, sku)
+    with runtime.db.reader() as session:
         return ExcludedSkus(skus=repo.exclusions(session, key))
 
 
@@ -183,8 +135,6 @@ def include_sku(
     system: System, name: Name, sku: Sku, runtime: RuntimeDep, actor: ActorDep
 ) -> ExcludedSkus:
     key = connection_key(system, name)
-    with runtime.db.transaction() as session:
-        service.get(session, key)
-        if repo.include(session, key, sku):
-            audit.record(session, actor, "connection.include_sku", key, detail={"sku": sku})
+    actions.include_sku(runtime, actor, key, sku)
+    with runtime.db.reader() as session:
         return ExcludedSkus(skus=repo.exclusions(session, key))

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from connectors.base import ConnectorError, ProviderOrderNotFound
 from connectors.catalog import by_name
-from connectors.connector import Connector, ConnectorSettings, Role
+from connectors.connector import Connector, ConnectorSettings
 from connectors.registry import DEFAULT, NAME_PATTERN, NotConfigured, connection_key
 from hub.connections import repository as repo
 from hub.connections.models import Connection, Source
@@ -24,7 +24,7 @@ from hub.credentials import SEALED
 from hub.credentials import sealed as credentials_sealed
 from hub.errors import DomainError
 from hub.runtime import Runtime
-from hub.secrets import SecretBox
+from hub.secrets import SecretBox, box_for
 from hub.types import utcnow
 
 log = structlog.get_logger("hub.connections")
@@ -258,9 +258,12 @@ def flag(session: Session, key: str, reason: str) -> None:
     log.warning("hub.connections.flagged", connection=key, reason=reason)
 
 
-def public(row: Connection, role: Role, box: SecretBox | None, active: bool) -> dict[str, Any]:
-    """A connection as the API shows it: its settings, and the names (never the values) of
-    the secrets it holds."""
+def public(runtime: Runtime, row: Connection) -> dict[str, Any]:
+    """A connection as the API and the console show it: its settings, whether its connector
+    is in use, and the names (never the values) of the secrets it holds."""
+    role = connector_of(row.system).role
+    active = row.key in runtime.connectors.channels or row.key in runtime.connectors.providers
+    box = box_for(runtime.settings) if row.secrets else None
     secrets: list[str] = []
     if row.secrets and box is not None:
         try:

@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from hub import audit
-from hub.connections import repository as connections_repo
-from hub.connections import service as connections
 from hub.deps import Actor
 from hub.fulfilment import service as fulfilment
 from hub.inbox import repository as inbox_repo
@@ -26,7 +23,6 @@ from hub.orders import repository as orders_repo
 from hub.orders import service as orders
 from hub.reconcile import service as reconcile
 from hub.runtime import Runtime
-from hub.secrets import box_for
 
 
 class ActionRefused(Exception):
@@ -247,82 +243,3 @@ def start_reconcile(
             return run.id
     except reconcile.InvalidWindow as exc:
         raise ActionRefused(str(exc)) from None
-
-
-def create_connection(
-    runtime: Runtime,
-    actor: Actor,
-    system: str,
-    name: str,
-    values: Mapping[str, Any],
-    enabled: bool,
-) -> str:
-    """A new connection, as `POST /admin/connections` makes it (the same service, the same
-    audit row naming the settings given, never their values); its key."""
-    connections.connector_of(system)
-    with runtime.db.transaction() as session:
-        row = connections.create(
-            session,
-            box_for(runtime.settings),
-            system=system,
-            name=name,
-            values=values,
-            enabled=enabled,
-        )
-        audit.record(
-            session,
-            actor,
-            "connection.create",
-            row.key,
-            detail={"settings": sorted(values), "enabled": enabled},
-        )
-        key = row.key
-    runtime.connectors.reload()
-    return key
-
-
-def change_connection(
-    runtime: Runtime,
-    actor: Actor,
-    key: str,
-    values: Mapping[str, Any] | None = None,
-    enabled: bool | None = None,
-) -> None:
-    """Change some settings of a connection or switch it on or off, as `PATCH
-    /admin/connections/{system}/{name}` does."""
-    with runtime.db.transaction() as session:
-        row = connections.update(
-            session,
-            box_for(runtime.settings) if values else None,
-            key,
-            values=values,
-            enabled=enabled,
-        )
-        audit.record(
-            session,
-            actor,
-            "connection.change",
-            row.key,
-            detail={"settings": sorted(values or {}), "enabled": enabled},
-        )
-    runtime.connectors.reload()
-
-
-def exclude_sku(runtime: Runtime, actor: Actor, key: str, sku: str) -> bool:
-    """The channel connection `key` stops selling `sku`; False if it already did not."""
-    with runtime.db.transaction() as session:
-        connections.get(session, key)
-        if not connections_repo.exclude(session, key, sku):
-            return False
-        audit.record(session, actor, "connection.exclude_sku", key, detail={"sku": sku})
-        return True
-
-
-def include_sku(runtime: Runtime, actor: Actor, key: str, sku: str) -> bool:
-    """The channel connection `key` sells `sku` again; False if it was not excluded."""
-    with runtime.db.transaction() as session:
-        connections.get(session, key)
-        if not connections_repo.include(session, key, sku):
-            return False
-        audit.record(session, actor, "connection.include_sku", key, detail={"sku": sku})
-        return True

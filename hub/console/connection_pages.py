@@ -18,16 +18,15 @@ from starlette.datastructures import FormData
 from connectors.catalog import CONNECTORS
 from connectors.connector import Connector
 from connectors.registry import connection_key
+from hub.connections import actions as connection_actions
 from hub.connections import repository as connections_repo
 from hub.connections import service as connections
 from hub.connections.models import Connection, Source
-from hub.console import actions
 from hub.console.endpoints import attempt, back, render
 from hub.console.session import ConsoleSession, SessionDep, WriterDep
 from hub.deps import ReaderDep, RuntimeDep
 from hub.errors import DomainError
 from hub.runtime import Runtime
-from hub.secrets import box_for
 
 router = APIRouter(prefix="/console/connections", include_in_schema=False)
 
@@ -128,10 +127,7 @@ def _connector(system: str) -> Connector[Any] | None:
 
 def _present(runtime: Runtime, row: Connection) -> dict[str, Any]:
     """A connection as the admin API shows it (secrets named, never shown)."""
-    connector = connections.connector_of(row.system)
-    active = row.key in runtime.connectors.channels or row.key in runtime.connectors.providers
-    box = box_for(runtime.settings) if row.secrets else None
-    return connections.public(row, connector.role, box, active)
+    return connections.public(runtime, row)
 
 
 def _listing(runtime: Runtime) -> list[dict[str, Any]]:
@@ -217,7 +213,7 @@ async def create_connection(
     try:
         values = {f.name: _parse(f, typed[f.name]) for f in fields if f.name in typed}
         key = await run_in_threadpool(
-            actions.create_connection, runtime, actor, system, name, values, enabled
+            connection_actions.create, runtime, actor, system, name, values, enabled
         )
     except DomainError as exc:
         return _new_page(
@@ -309,7 +305,7 @@ async def change_settings(
                 values[field.name] = _parse(field, text)
         if not values:
             return back(request, to, "Nothing changed.")
-        await run_in_threadpool(actions.change_connection, runtime, actor, key, values)
+        await run_in_threadpool(connection_actions.change, runtime, actor, key, values)
     except DomainError as exc:
         return back(request, to, f"Not changed: {exc}")
     return back(request, to, f"Settings changed: {', '.join(sorted(values))}.")
@@ -329,7 +325,7 @@ def switch(
     return attempt(
         request,
         f"/console/connections/{key}",
-        lambda: actions.change_connection(runtime, actor, key, enabled=on),
+        lambda: connection_actions.change(runtime, actor, key, enabled=on),
         f"{key} {'enabled' if on else 'disabled'}.",
     )
 
@@ -362,7 +358,7 @@ def exclude(
     response = attempt(
         request,
         f"/console/connections/{key}",
-        lambda: done.append(actions.exclude_sku(runtime, actor, key, sku)),
+        lambda: done.append(connection_actions.exclude_sku(runtime, actor, key, sku)),
         "",
     )
     if done:
@@ -380,7 +376,7 @@ def include(
     response = attempt(
         request,
         f"/console/connections/{key}",
-        lambda: done.append(actions.include_sku(runtime, actor, key, sku)),
+        lambda: done.append(connection_actions.include_sku(runtime, actor, key, sku)),
         "",
     )
     if done:
