@@ -1,5 +1,11 @@
-"""Depop OAuth for a third-party app: access tokens that last an hour, renewed with refresh
-tokens that are spent by their use.
+"""Depop OAuth for a third-party app: the seller's authorization (authorization code with
+PKCE, S256), and access tokens that last an hour, renewed with refresh tokens that are spent by
+their use.
+
+Authorization: the hub keeps a random PKCE verifier and a random state, sends the seller to
+`authorization_url(...)`, and Depop redirects back with `code` and `state`; `exchange_code`
+trades the code (with the verifier and the redirect_uri used at authorize) for the first pair.
+Depop's description requires PKCE with S256 (RFC 7636) on every authorization code exchange.
 
 The pair lives in a `LeasedTokenStore` (the hub's database) under the key `depop`, so every
 worker in every process uses the newest. Renewal happens before the access token expires and
@@ -12,13 +18,17 @@ expired, or spent) cannot be retried: the seller has to authorize the app again.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import re
+import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -38,6 +48,144 @@ RECONNECT = (
     "the seller must reconnect the Depop app (authorize it again) and set DEPOP_REFRESH_TOKEN "
     "to the new refresh token"
 )
+# Where the seller signs in and approves an app (Depop's "your first OAuth connection" guide).
+AUTHORIZE_URL = "https://www.depop.com/settings/oauth/apps/"
+# What the hub calls: orders (read, mark shipped, refund) and listings (read, restock, sold).
+HUB_SCOPES = ("orders_read", "orders_write", "products_read", "products_write")
+# RFC 7636 4.1: 43 to 128 unreserved characters; Depop's token endpoint states the same rule.
+CODE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+VERIFIER_BYTES = 48  # 64 base64url characters, above RFC 7636's 32-octet recommendation
+
+
+# -- authorization (code with PKCE) ---------------------------------------------------------------
+
+
+def new_code_verifier() -> str:
+    """A PKCE code verifier: random octets, base64url without padding (RFC 7636 4.1)."""
+    return secrets.token_urlsafe(VERIFIER_BYTES)
+
+
+def s256_challenge(verifier: str) -> str:
+    """`BASE64URL(SHA256(ASCII(code_verifier)))` without padding (RFC 7636 4.2, S256)."""
+    if not CODE_VERIFIER.fullmatch(verifier):
+        raise ValueError("a code verifier is 43 to 128 characters of [A-Za-z0-9._~-]")
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Pkce:
+    """The verifier the hub keeps (sent only to the token endpoint) and the challenge the
+    authorize URL carries."""
+
+    verifier: str
+    challenge: str
+    method: str = "S256"
+
+    @classmethod
+    def new(cls) -> Pkce:
+        verifier = new_code_verifier()
+        return cls(verifier, s256_challenge(verifier))
+
+
+def new_state() -> str:
+    """An unguessable `state`: it alone ties Depop's redirect to the flow the hub started."""
+    return secrets.token_urlsafe(32)
+
+
+def authorization_url(
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scopes: Iterable[str],
+    state: str,
+    code_challenge: str,
+    base: str = AUTHORIZE_URL,
+) -> str:
+    """Where to send the seller: Depop's authorize page with the authorization request
+    (RFC 6749 4.1.1 plus RFC 7636 4.3). Scopes are space-separated, as RFC 6749 3.3 says."""
+    scope = " ".join(scopes)
+    if not scope:
+        raise ValueError("ask for at least one scope")
+    query = urlencode(
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", scope),
+            ("state", state),
+            ("code_challenge", code_challenge),
+            ("code_challenge_method", "S256"),
+        ],
+        quote_via=quote,  # %20 between scopes: every parser reads it, not all read "+"
+    )
+    return f"{base}{'&' if urlsplit(base).query else '?'}{query}"
+
+
+def exchange_code(
+    http: httpx.Client,
+    *,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+) -> DepopTokenResponse:
+    """The seller's first token pair, for the code Depop's redirect carried: `POST
+    /api/v1/oauth2/access-token/` with `grant_type=authorization_code`, the PKCE verifier, the
+    redirect_uri used at authorize, and the client's credentials in the body (as Depop's
+    description puts them). A refused code is `Permanent`: codes are single-use and short-lived,
+    so only a new authorization helps."""
+    return request_tokens(
+        http,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
+    )
+
+
+def request_tokens(http: httpx.Client, form: Mapping[str, str]) -> DepopTokenResponse:
+    """One call to the token endpoint, its refusals classified: transport failures, 429 and
+    5xx are `Retriable` (raised by `send`); `invalid_grant` (a code or refresh token that is
+    invalid, expired, revoked or spent, or a redirect_uri mismatch), a refused client (401) and
+    any other refusal are `Permanent`, their `code` the OAuth error."""
+    grant = form.get("grant_type", "")
+    response = send(
+        http, "POST", TOKEN_PATH, data=dict(form), headers={"Accept": "application/json"}
+    )
+    if response.is_success:
+        try:
+            return DepopTokenResponse.model_validate(loads(response.content))
+        except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+            raise Permanent(
+                f"Depop's token endpoint answered an unreadable body: {exc}",
+                code="malformed_answer",
+            ) from exc
+    error = parse_oauth_error(response.content)
+    name = error.error if error is not None else f"http_{response.status_code}"
+    detail = error.explanation if error is not None else response.text[:200]
+    if response.status_code == 401:
+        raise Permanent(
+            f"Depop refused the OAuth client id/secret ({name}: {detail})", code="invalid_client"
+        )
+    if name == "invalid_grant" and grant == "authorization_code":
+        raise Permanent(
+            f"Depop refused the authorization code (invalid_grant: {detail}); it is single-use "
+            "and short-lived, so the seller must connect the shop again",
+            code="invalid_grant",
+        )
+    if name == "invalid_grant":
+        raise Permanent(
+            f"Depop refused the OAuth refresh token (invalid_grant: {detail})", code="invalid_grant"
+        )
+    raise Permanent(
+        f"Depop refused the token request ({response.status_code} {name}: {detail})", code=name
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,40 +313,17 @@ class DepopOAuth:
     def _exchange(self, refresh_token: str) -> DepopTokenResponse:
         """`POST /api/v1/oauth2/access-token/` with the refresh grant (client in the body)."""
         self._before_call()
-        response = send(
-            self._http,
-            "POST",
-            TOKEN_PATH,
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-            },
-            headers={"Accept": "application/json"},
-        )
-        if response.is_success:
-            try:
-                return DepopTokenResponse.model_validate(loads(response.content))
-            except (ValueError, UnicodeDecodeError, ValidationError) as exc:
-                raise Permanent(
-                    f"Depop's token endpoint answered an unreadable body: {exc}",
-                    code="malformed_answer",
-                ) from exc
-        error = parse_oauth_error(response.content)
-        name = error.error if error is not None else f"http_{response.status_code}"
-        detail = error.explanation if error is not None else response.text[:200]
-        if name == "invalid_grant":
-            raise Permanent(
-                f"Depop refused the OAuth refresh token (invalid_grant: {detail}); {RECONNECT}",
-                code="invalid_grant",
+        try:
+            return request_tokens(
+                self._http,
+                {
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh_token,
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                },
             )
-        if response.status_code == 401:
-            raise Permanent(
-                f"Depop refused DEPOP_CLIENT_ID/DEPOP_CLIENT_SECRET ({name}: {detail})",
-                code="invalid_client",
-            )
-        raise Permanent(
-            f"Depop refused the token renewal ({response.status_code} {name}: {detail})",
-            code=name,
-        )
+        except Permanent as exc:
+            if exc.code != "invalid_grant":
+                raise
+            raise Permanent(f"{exc.reason}; {RECONNECT}", code="invalid_grant") from exc
