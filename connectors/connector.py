@@ -43,6 +43,9 @@ class Lent:
     limiter: RateLimiter | None = None  # None: the connector limits this process only
     sleep: Callable[[float], None] = time.sleep  # how it waits between polls
     sku_maps: SkuMapStore | None = None  # where a provider's SKU map is kept (Capability.SKU_MAP)
+    # Called with a reason when the account cannot work until a person acts (a revoked OAuth
+    # grant): the hub flags the connection. None: the failing call alone says so.
+    attention: Callable[[str], None] | None = None
 
 
 S = TypeVar("S", bound=ConnectorSettings)

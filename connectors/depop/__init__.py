@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 def _build(settings: DepopSettings, lent: Lent) -> DepopChannel:
     return DepopChannel(
-        settings, http=lent.http, limiter=lent.limiter, token_store=lent.token_store
+        settings,
+        http=lent.http,
+        limiter=lent.limiter,
+        token_store=lent.token_store,
+        attention=lent.attention,
     )
 
 

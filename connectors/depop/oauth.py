@@ -7,13 +7,20 @@ Authorization: the hub keeps a random PKCE verifier and a random state, sends th
 trades the code (with the verifier and the redirect_uri used at authorize) for the first pair.
 Depop's description requires PKCE with S256 (RFC 7636) on every authorization code exchange.
 
-The pair lives in a `LeasedTokenStore` (the hub's database) under the key `depop`, so every
-worker in every process uses the newest. Renewal happens before the access token expires and
-after a 401. One worker renews at a time (the store's lease); it reads the stored pair after
-taking the lease (another may have just renewed), calls the token endpoint holding no
-transaction, and stores the new pair with a compare-and-set before anyone uses it. Two workers
-therefore never spend the same refresh token. A refresh Depop answers `invalid_grant` (revoked,
-expired, or spent) cannot be retried: the seller has to authorize the app again.
+The pair lives in a `LeasedTokenStore` (the hub's database) under the key `depop` (the hub
+scopes it to the connection), so every worker in every process uses the newest. Renewal
+happens before the access token expires and after a 401. One worker renews at a time (the
+store's lease); it reads the stored pair after taking the lease (another may have just
+renewed), calls the token endpoint holding no transaction, and stores the new pair with a
+compare-and-set before anyone uses it. Two workers therefore never spend the same refresh
+token. A refresh Depop answers `invalid_grant` (revoked,
+expired, or spent) cannot be retried: the seller has to authorize the app again, and the
+`attention` callback (the hub flags the connection) says so once, beside the failing call.
+
+The chain starts from `DEPOP_REFRESH_TOKEN` (a pair is seeded from it), or, for a shop the
+seller connected by signing in, from the pair the hub stored at the callback (`stored_pair`),
+named by the connection's `oauth_grant`: nothing is seeded then, and a connector built for an
+older grant leaves the newer pair alone.
 """
 
 from __future__ import annotations
@@ -48,10 +55,11 @@ RECONNECT = (
     "the seller must reconnect the Depop app (authorize it again) and set DEPOP_REFRESH_TOKEN "
     "to the new refresh token"
 )
-# Where the seller signs in and approves an app (Depop's "your first OAuth connection" guide).
-AUTHORIZE_URL = "https://www.depop.com/settings/oauth/apps/"
-# What the hub calls: orders (read, mark shipped, refund) and listings (read, restock, sold).
-HUB_SCOPES = ("orders_read", "orders_write", "products_read", "products_write")
+RECONNECT_SIGNED_IN = "the seller must connect the Depop shop again (Connect a Depop shop)"
+# Where the seller signs in and approves an app (Depop's "your first OAuth connection" guide),
+# and the scopes the hub asks for: the settings' defaults.
+AUTHORIZE_URL: str = DepopSettings.model_fields["authorize_url"].default
+HUB_SCOPES: tuple[str, ...] = tuple(DepopSettings.model_fields["scopes"].default.split())
 # RFC 7636 4.1: 43 to 128 unreserved characters; Depop's token endpoint states the same rule.
 CODE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 VERIFIER_BYTES = 48  # 64 base64url characters, above RFC 7636's 32-octet recommendation
@@ -193,7 +201,9 @@ class _Pair:
     access_token: str
     refresh_token: str
     expires_at: float  # Unix seconds; 0 when no access token was issued yet
-    origin: str  # which DEPOP_REFRESH_TOKEN the chain started from (a digest, not the token)
+    # Which authorization the chain belongs to: a digest of the DEPOP_REFRESH_TOKEN it started
+    # from (never the token), or the `oauth_grant` of a signed-in connection.
+    origin: str
 
     def fresh(self, now: float) -> bool:
         return bool(self.access_token) and self.expires_at - RENEW_BEFORE > now
@@ -216,6 +226,12 @@ class _Pair:
         )
 
 
+def stored_pair(tokens: DepopTokenResponse, grant: str, now: float) -> dict[str, str]:
+    """What the hub stores under a signed-in connection's key right after the code exchange:
+    the first pair of the chain `grant` names (`DepopSettings.oauth_grant`)."""
+    return _Pair(tokens.access_token, tokens.refresh_token, now + tokens.expires_in, grant).stored()
+
+
 class DepopOAuth:
     """Bearer tokens for Depop calls made as an OAuth app, renewed safely across workers."""
 
@@ -228,14 +244,26 @@ class DepopOAuth:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         before_call: Callable[[], None] | None = None,
+        attention: Callable[[str], None] | None = None,
     ) -> None:
         if not settings.uses_oauth:
-            raise ValueError("DEPOP_CLIENT_ID, DEPOP_CLIENT_SECRET and DEPOP_REFRESH_TOKEN")
-        assert settings.client_secret is not None and settings.refresh_token is not None
+            raise ValueError(
+                "DEPOP_CLIENT_ID, DEPOP_CLIENT_SECRET and DEPOP_REFRESH_TOKEN or an oauth_grant"
+            )
+        assert settings.client_secret is not None
         self._client_id = settings.client_id or ""
         self._client_secret = settings.client_secret.get_secret_value()
-        self._seed = settings.refresh_token.get_secret_value()
-        self._origin = hashlib.sha256(self._seed.encode()).hexdigest()[:16]
+        if settings.oauth_grant:
+            # Signed in through the hub: the stored pair is the only start of the chain.
+            self._seed: str | None = None
+            self._origin = settings.oauth_grant
+            self._reconnect = RECONNECT_SIGNED_IN
+        else:
+            assert settings.refresh_token is not None
+            self._seed = settings.refresh_token.get_secret_value()
+            self._origin = hashlib.sha256(self._seed.encode()).hexdigest()[:16]
+            self._reconnect = RECONNECT
+        self._attention = attention or (lambda reason: None)
         self._http = http
         self._store: LeasedTokenStore = store if store is not None else LocalTokenStore()
         self._clock = clock
@@ -301,11 +329,20 @@ class DepopOAuth:
 
     def _load(self) -> _Pair:
         """The stored pair; a DEPOP_REFRESH_TOKEN that differs from the one the stored chain
-        started from (the seller reconnected) starts a new chain."""
+        started from (the seller reconnected) starts a new chain. A signed-in connection's
+        chain is started by the hub alone (`stored_pair`)."""
         while True:
             value = self._store.load(STORE_KEY)
             if value is not None and value.get("origin") == self._origin:
                 return _Pair.read(value)
+            if self._seed is None:
+                if value is None:
+                    reason = f"no Depop tokens are stored for this connection; {self._reconnect}"
+                    self._attention(reason)
+                    raise Permanent(reason, code="not_connected")
+                # The seller signed in again: this connector was built for the old grant and
+                # is rebuilt within seconds; the new pair is not this one's to renew.
+                raise Retriable("the Depop shop was connected again; using the new tokens", 1.0)
             seed = _Pair("", self._seed, 0.0, self._origin)
             if self._store.compare_and_set(STORE_KEY, value, seed.stored()):
                 return seed
@@ -326,4 +363,6 @@ class DepopOAuth:
         except Permanent as exc:
             if exc.code != "invalid_grant":
                 raise
-            raise Permanent(f"{exc.reason}; {RECONNECT}", code="invalid_grant") from exc
+            reason = f"{exc.reason}; {self._reconnect}"
+            self._attention(reason)
+            raise Permanent(reason, code="invalid_grant") from exc

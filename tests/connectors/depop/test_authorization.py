@@ -4,6 +4,7 @@ refusals, and the simulator's authorize page, single-use codes and revocable gra
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
@@ -16,12 +17,14 @@ from connectors.base import Permanent, Retriable
 from connectors.depop import DepopChannel, DepopSettings
 from connectors.depop.oauth import (
     HUB_SCOPES,
+    STORE_KEY,
     Pkce,
     authorization_url,
     exchange_code,
     new_code_verifier,
     new_state,
     s256_challenge,
+    stored_pair,
 )
 from connectors.depop.simulator import HOST, DepopSimulator
 from connectors.depop.spec import AUTHORIZE_PATH
@@ -267,3 +270,81 @@ def test_revoking_by_a_spent_refresh_token_ends_the_whole_grant(sim: DepopSimula
                 "client_secret": CLIENT_SECRET,
             }
         )
+
+
+# -- a shop connected by signing in: the chain starts from the stored pair -----------------------
+
+
+def _signed_in(
+    http: TestClient, store: LocalTokenStore, grant: str, attention: list[str] | None = None
+) -> DepopChannel:
+    settings = DepopSettings(
+        base_url=HOST,
+        webhook_secret=SecretStr("w"),
+        client_id=CLIENT_ID,
+        client_secret=SecretStr(CLIENT_SECRET),
+        oauth_grant=grant,
+    )
+    assert settings.uses_oauth and settings.configured
+    sink = attention if attention is not None else []
+    return DepopChannel(settings, http=http, token_store=store, attention=sink.append)
+
+
+def _connect(http: TestClient, store: LocalTokenStore, grant: str) -> DepopTokenResponse:
+    pkce = Pkce.new()
+    tokens = _exchange(http, _authorize(http, pkce, new_state())["code"], pkce.verifier)
+    store.save(STORE_KEY, stored_pair(tokens, grant, time.time()))
+    return tokens
+
+
+def test_a_signed_in_shop_calls_with_the_stored_access_token_and_renews_it_when_rejected(
+    sim: DepopSimulator, http: TestClient, clock: Clock
+) -> None:
+    store = LocalTokenStore()
+    tokens = _connect(http, store, "grant-1")
+    sim.add_product("A")
+    channel = _signed_in(http, store, "grant-1")
+    channel.client.get_product("A")
+    assert sim.calls[-1].headers["authorization"] == f"Bearer {tokens.access_token}"
+    assert len(sim.calls_to("POST", "/api/v1/oauth2/access-token/")) == 1  # the exchange only
+    clock.now += timedelta(hours=2)  # Depop's hour is over
+    channel.client.get_product("A")
+    stored = store.load(STORE_KEY)
+    assert stored is not None and stored["origin"] == "grant-1"
+    assert stored["refresh_token"] != tokens.refresh_token
+
+
+def test_a_signed_in_shop_without_stored_tokens_is_permanent_and_needs_attention(
+    http: TestClient,
+) -> None:
+    attention: list[str] = []
+    channel = _signed_in(http, LocalTokenStore(), "grant-1", attention)
+    with pytest.raises(Permanent) as refused:
+        channel.fetch_order("1")
+    assert refused.value.code == "not_connected"
+    assert attention == [refused.value.reason] and "connect the Depop shop again" in attention[0]
+
+
+def test_a_connector_of_an_older_grant_leaves_the_new_pair_alone(
+    sim: DepopSimulator, http: TestClient
+) -> None:
+    store = LocalTokenStore()
+    _connect(http, store, "grant-2")
+    before = store.load(STORE_KEY)
+    with pytest.raises(Retriable):
+        _signed_in(http, store, "grant-1").fetch_order("1")
+    assert store.load(STORE_KEY) == before
+
+
+def test_a_revoked_grant_asks_for_attention_once_per_refusal(
+    sim: DepopSimulator, http: TestClient, clock: Clock
+) -> None:
+    store, attention = LocalTokenStore(), list[str]()
+    tokens = _connect(http, store, "grant-1")
+    sim.revoke(tokens.refresh_token)
+    channel = _signed_in(http, store, "grant-1", attention)
+    with pytest.raises(Permanent) as refused:
+        channel.fetch_order("1")  # the access token is gone with the grant: 401, then refresh
+    assert refused.value.code == "invalid_grant"
+    assert attention == [refused.value.reason]
+    assert "invalid_grant" in attention[0] and "connect the Depop shop again" in attention[0]
