@@ -52,6 +52,28 @@ S = TypeVar("S", bound=ConnectorSettings)
 
 
 @dataclass(frozen=True, slots=True)
+class SignIn(Generic[S]):
+    """How an account's owner connects it by signing in to the system (OAuth 2.0 authorization
+    code with PKCE). The hub keeps the state and the PKCE verifier and serves the callback; the
+    connector knows the system's URLs, its token exchange, where the tokens are kept and what a
+    connection made from them holds. Each callable gets the system's environment settings
+    (`S`), which hold the hub's OAuth app."""
+
+    # Why a sign-in cannot start with these settings (a sentence naming what is missing), or
+    # None when it can.
+    unavailable: Callable[[S], str | None]
+    # The callback URL registered with the system, when the settings name one; None: the hub
+    # uses its own URL for the callback.
+    redirect_uri: Callable[[S], str | None]
+    # (settings, redirect_uri, state, PKCE S256 challenge) -> where to send the owner.
+    authorization_url: Callable[[S, str, str, str], str]
+    # (settings, what is lent to the new connection, redirect_uri, code, PKCE verifier) ->
+    # the new connection's settings, secrets among them. Exchanges the code, and keeps the
+    # tokens in the lent token store; raises `Permanent` / `Retriable` as any call does.
+    connect: Callable[[S, Lent, str, str, str], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class Connector(Generic[S]):
     """One external system the hub can use."""
 
@@ -66,3 +88,6 @@ class Connector(Generic[S]):
     simulated: Callable[[str], S]
     # Its own commands under `hub <name> ...` (a click group), loaded only when the CLI starts.
     commands: Callable[[], Any] | None = None
+    # How an owner connects an account by signing in; None: connections are made with
+    # credentials typed in.
+    sign_in: SignIn[S] | None = None

@@ -25,25 +25,24 @@ older grant leaves the newer pair alone.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import re
-import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import ValidationError
 
 from connectors.base import LeasedTokenStore, Permanent, Retriable
+from connectors.connector import Lent
 from connectors.depop.config import DepopSettings
 from connectors.depop.transformers import DepopTokenResponse, loads, parse_oauth_error
-from connectors.http import send
+from connectors.http import new_client, send
 from connectors.tokens import LocalTokenStore
 
 TOKEN_PATH = "/api/v1/oauth2/access-token/"
@@ -60,45 +59,9 @@ RECONNECT_SIGNED_IN = "the seller must connect the Depop shop again (Connect a D
 # and the scopes the hub asks for: the settings' defaults.
 AUTHORIZE_URL: str = DepopSettings.model_fields["authorize_url"].default
 HUB_SCOPES: tuple[str, ...] = tuple(DepopSettings.model_fields["scopes"].default.split())
-# RFC 7636 4.1: 43 to 128 unreserved characters; Depop's token endpoint states the same rule.
-CODE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
-VERIFIER_BYTES = 48  # 64 base64url characters, above RFC 7636's 32-octet recommendation
 
 
-# -- authorization (code with PKCE) ---------------------------------------------------------------
-
-
-def new_code_verifier() -> str:
-    """A PKCE code verifier: random octets, base64url without padding (RFC 7636 4.1)."""
-    return secrets.token_urlsafe(VERIFIER_BYTES)
-
-
-def s256_challenge(verifier: str) -> str:
-    """`BASE64URL(SHA256(ASCII(code_verifier)))` without padding (RFC 7636 4.2, S256)."""
-    if not CODE_VERIFIER.fullmatch(verifier):
-        raise ValueError("a code verifier is 43 to 128 characters of [A-Za-z0-9._~-]")
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-@dataclass(frozen=True, slots=True)
-class Pkce:
-    """The verifier the hub keeps (sent only to the token endpoint) and the challenge the
-    authorize URL carries."""
-
-    verifier: str
-    challenge: str
-    method: str = "S256"
-
-    @classmethod
-    def new(cls) -> Pkce:
-        verifier = new_code_verifier()
-        return cls(verifier, s256_challenge(verifier))
-
-
-def new_state() -> str:
-    """An unguessable `state`: it alone ties Depop's redirect to the flow the hub started."""
-    return secrets.token_urlsafe(32)
+# -- authorization (code with PKCE; `connectors.pkce` makes the verifier and the state) ----------
 
 
 def authorization_url(
@@ -155,6 +118,79 @@ def exchange_code(
             "client_secret": client_secret,
         },
     )
+
+
+def sign_in_unavailable(settings: DepopSettings) -> str | None:
+    """What the hub's Depop app lacks to connect a shop by signing in, or None."""
+    missing = [
+        variable
+        for variable, present in (
+            ("DEPOP_CLIENT_ID", bool(settings.client_id)),
+            (
+                "DEPOP_CLIENT_SECRET",
+                settings.client_secret is not None
+                and bool(settings.client_secret.get_secret_value()),
+            ),
+            (
+                "DEPOP_WEBHOOK_SECRET",
+                settings.webhook_secret is not None
+                and bool(settings.webhook_secret.get_secret_value()),
+            ),
+        )
+        if not present
+    ]
+    if missing:
+        return f"the hub's Depop app is not configured: set {', '.join(missing)}"
+    return None
+
+
+def sign_in_url(settings: DepopSettings, redirect_uri: str, state: str, challenge: str) -> str:
+    assert settings.client_id is not None
+    return authorization_url(
+        client_id=settings.client_id,
+        redirect_uri=redirect_uri,
+        scopes=settings.scopes.split(),
+        state=state,
+        code_challenge=challenge,
+        base=settings.authorize_url,
+    )
+
+
+def connect_signed_in(
+    settings: DepopSettings, lent: Lent, redirect_uri: str, code: str, verifier: str
+) -> dict[str, Any]:
+    """The seller approved the app: the code's first pair, stored under the new connection's
+    key (the lent store) as a new grant's chain, and the connection's settings. The shop is
+    reached with the hub's app and webhook secret; no API key or refresh token setting rides
+    along, so it signs in with the stored pair alone."""
+    if (reason := sign_in_unavailable(settings)) is not None:
+        raise Permanent(reason, code="not_configured")
+    assert settings.client_secret is not None and settings.webhook_secret is not None
+    if lent.token_store is None:
+        raise ValueError("a signed-in Depop connection keeps its tokens in the lent store")
+    http = lent.http if lent.http is not None else new_client(settings.base_url)
+    try:
+        tokens = exchange_code(
+            http,
+            client_id=settings.client_id or "",
+            client_secret=settings.client_secret.get_secret_value(),
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=verifier,
+        )
+    finally:
+        if lent.http is None:
+            http.close()
+    grant = uuid.uuid4().hex
+    lent.token_store.save(STORE_KEY, stored_pair(tokens, grant, time.time()))
+    return {
+        "base_url": settings.base_url,
+        "client_id": settings.client_id,
+        "client_secret": settings.client_secret.get_secret_value(),
+        "webhook_secret": settings.webhook_secret.get_secret_value(),
+        "oauth_grant": grant,
+        "scopes": settings.scopes,
+    }
 
 
 def request_tokens(http: httpx.Client, form: Mapping[str, str]) -> DepopTokenResponse:

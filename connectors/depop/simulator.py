@@ -227,14 +227,15 @@ class DepopSimulator(SimulatorBase):
         *,
         clock: Callable[[], datetime] | None = None,
         oauth_client: tuple[str, str] | None = None,
-        redirect_uris: Iterable[str] = (),
+        redirect_uris: Iterable[str] | None = (),
     ) -> None:
         super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
         self.api_key = api_key
         # OAuth: the registered client (id, secret), its registered redirect URIs, and what its
         # sellers granted.
         self.oauth_client = oauth_client
-        self.redirect_uris: set[str] = set(redirect_uris)
+        # None: any http(s) URL counts as registered (the demo, whose hub URL is not known).
+        self.redirect_uris: set[str] | None = None if redirect_uris is None else set(redirect_uris)
         # What the seller does on the authorize page: approve (True) or decline.
         self.seller_approves = True
         self.token_latency = 0.0  # seconds the token endpoint takes, as a slow one would
@@ -731,7 +732,12 @@ class DepopSimulator(SimulatorBase):
         if client is None or params.get("client_id") != client[0]:
             return _authorize_refusal("invalid_client", "unknown client_id")
         redirect_uri = params.get("redirect_uri", "")
-        if redirect_uri not in self.redirect_uris:
+        registered = (
+            redirect_uri.startswith(("http://", "https://"))
+            if self.redirect_uris is None
+            else redirect_uri in self.redirect_uris
+        )
+        if not registered:
             return _authorize_refusal(
                 "invalid_request", "redirect_uri is not registered for this client"
             )

@@ -18,17 +18,14 @@ from connectors.depop import DepopChannel, DepopSettings
 from connectors.depop.oauth import (
     HUB_SCOPES,
     STORE_KEY,
-    Pkce,
     authorization_url,
     exchange_code,
-    new_code_verifier,
-    new_state,
-    s256_challenge,
     stored_pair,
 )
 from connectors.depop.simulator import HOST, DepopSimulator
 from connectors.depop.spec import AUTHORIZE_PATH
 from connectors.depop.transformers import DepopTokenResponse
+from connectors.pkce import Pkce, new_code_verifier, new_state, s256_challenge
 from connectors.tokens import LocalTokenStore
 
 CLIENT_ID, CLIENT_SECRET = "depop-app", "depop-app-secret"
@@ -348,3 +345,47 @@ def test_a_revoked_grant_asks_for_attention_once_per_refusal(
     assert refused.value.code == "invalid_grant"
     assert attention == [refused.value.reason]
     assert "invalid_grant" in attention[0] and "connect the Depop shop again" in attention[0]
+
+
+# -- the connector's sign-in, as the hub drives it ------------------------------------------------
+
+
+def test_the_connectors_sign_in_makes_a_connection_that_works() -> None:
+    from connectors.connector import Lent
+    from connectors.depop import CONNECTOR
+
+    sign_in = CONNECTOR.sign_in
+    assert sign_in is not None
+    app = CONNECTOR.simulated(HOST)
+    assert sign_in.unavailable(app) is None
+    sim = CONNECTOR.simulator(app)
+    assert isinstance(sim, DepopSimulator)
+    with TestClient(sim.app, base_url=HOST, follow_redirects=False) as http:
+        redirect_uri = "https://hub.example.com/connections/depop/callback"
+        assert sign_in.redirect_uri(app) is None  # the hub's own URL is used
+        pkce, state = Pkce.new(), new_state()
+        answer = http.get(sign_in.authorization_url(app, redirect_uri, state, pkce.challenge))
+        back = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+        assert back["state"] == state
+        store = LocalTokenStore()
+        values = sign_in.connect(
+            app, Lent(http=http, token_store=store), redirect_uri, back["code"], pkce.verifier
+        )
+        assert "api_key" not in values and "refresh_token" not in values
+        assert store.load(STORE_KEY) is not None
+        sim.add_product("A")
+        channel = CONNECTOR.build(
+            DepopSettings(_env_file=None, **values),
+            Lent(http=http, token_store=store),
+        )
+        assert isinstance(channel, DepopChannel)
+        assert channel.client.get_product("A").sku == "A"
+
+
+def test_sign_in_names_what_the_hubs_app_lacks() -> None:
+    from connectors.depop.oauth import sign_in_unavailable
+
+    reason = sign_in_unavailable(DepopSettings(_env_file=None, client_id="app"))
+    assert reason is not None
+    assert "DEPOP_CLIENT_SECRET" in reason and "DEPOP_WEBHOOK_SECRET" in reason
+    assert "DEPOP_CLIENT_ID" not in reason

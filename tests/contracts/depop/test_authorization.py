@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 
 from connectors.base import Permanent
 from connectors.contracts import ContractLog, watch
-from connectors.depop.oauth import HUB_SCOPES, Pkce, authorization_url, exchange_code, new_state
+from connectors.depop.oauth import HUB_SCOPES, authorization_url, exchange_code
 from connectors.depop.simulator import HOST, TOKEN_PATH, DepopSimulator
 from connectors.depop.spec import AUTHORIZE, AUTHORIZE_HOST, AUTHORIZE_PATH, CONTRACT, SCOPES
+from connectors.pkce import Pkce, new_state
 
 CLIENT = ("depop-app", "depop-app-secret")
 REDIRECT_URI = "https://hub.example.com/connections/depop/callback"
