@@ -156,6 +156,7 @@ def _bare_app(url: str) -> FastAPI:
                 statement,
                 {
                     "channel": "depop",
+                    "connection": "depop/default",
                     "external_id": uuid.uuid4().hex,
                     "event_type": "bare",
                     "body": body,

@@ -186,7 +186,7 @@ def _floor_page(conn: Any, page: list[Any], jsonb: Any) -> int:
     now = datetime.now(UTC)
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT channel_order_id FROM orders WHERE channel = 'depop'"
+            "SELECT channel_order_id FROM orders WHERE connection = 'depop/default'"
             " AND channel_order_id = ANY(%s)",
             ([o.channel_order_id for o in page],),
         )
@@ -195,10 +195,12 @@ def _floor_page(conn: Any, page: list[Any], jsonb: Any) -> int:
         if missing:
             ids = {o.channel_order_id: f"ord_{uuid.uuid4().hex[:24]}" for o in missing}
             cur.executemany(
-                "INSERT INTO orders (id, channel, channel_order_id, status, channel_status,"
+                "INSERT INTO orders (id, channel, connection, channel_order_id, status,"
+                " channel_status,"
                 " currency, total_amount, buyer_email, shipping_address, attributes, placed_at,"
                 " needs_attention, version, created_at, updated_at) VALUES"
-                " (%s, 'depop', %s, 'confirmed', %s, %s, %s, %s, %s, %s, %s, false, 1, %s, %s)"
+                " (%s, 'depop', 'depop/default', %s, 'confirmed', %s, %s, %s, %s, %s, %s, %s,"
+                " false, 1, %s, %s)"
                 " ON CONFLICT DO NOTHING",
                 [
                     (

@@ -48,6 +48,7 @@ def _orders(url: str, tag: str, count: int) -> list[str]:
         Order(
             id=order_id,
             channel="bench",
+            connection="bench/default",
             channel_order_id=order_id,
             status="acknowledged",
             currency="EUR",

@@ -232,8 +232,8 @@ def reconcile(channel: str, window_from: str | None, window_to: str | None) -> N
 
     settings = _settings()
     runtime = build_runtime(settings)
-    if channel not in runtime.connectors.channels:
-        raise click.UsageError(f"channel {channel!r} is not configured")
+    if not runtime.connectors.has_channel(channel):
+        raise click.UsageError(f"channel connection {channel!r} is not configured")
     try:
         with runtime.db.transaction() as session:
             run = service.start_run(

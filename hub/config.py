@@ -32,6 +32,11 @@ class HubSettings(BaseSettings):
     # Each entry a token or `name:token`; the name is what history and audit record.
     admin_tokens: Annotated[list[SecretStr], NoDecode] = []
     admin_read_tokens: Annotated[list[SecretStr], NoDecode] = []  # may only read (GET)
+    # Keys that seal connection secrets and renewed tokens at rest (hub/secrets.py); several,
+    # comma-separated, while rotating (the first seals). Unset on SQLite: a generated key file.
+    secret_key: SecretStr | None = None
+    # How often each process re-reads the connections table for an operator's changes.
+    connections_refresh_seconds: float = 5.0
     log_format: str | None = None  # console in a terminal, else json
     log_level: str = "info"
     untracked_skus: UntrackedSkuPolicy = UntrackedSkuPolicy.ALLOW

@@ -1,6 +1,7 @@
 """Every table, imported in one place so SQLModel.metadata is complete for Alembic and tests."""
 
 from hub.audit import AuditEntry
+from hub.connections.models import Connection, ConnectionSkuExclusion
 from hub.credentials import StoredCredential
 from hub.fulfilment.models import ProviderSku, RoutingRule, Shipment, ShipmentLine
 from hub.inbox.models import InboundEvent, WebhookDelivery
@@ -12,6 +13,8 @@ from hub.reconcile.models import ProviderFeedCursor, ReconcileRun
 
 __all__ = [
     "AuditEntry",
+    "Connection",
+    "ConnectionSkuExclusion",
     "InboundEvent",
     "Job",
     "JobAttempt",

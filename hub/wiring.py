@@ -6,24 +6,35 @@ every job kind, dead-job hook, schedule and entry effect registered before it do
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
+import structlog
 
 import hub.tasks  # noqa: F401  (loads every domain)
 from connectors.base import FulfilmentProvider, SalesChannel
-from connectors.catalog import CONNECTORS
-from connectors.connector import Lent, Role
+from connectors.catalog import CONNECTORS, by_name
+from connectors.connector import Connector, Lent, Role
 from connectors.ratelimit import LocalRateLimiter, RateLimiter
-from connectors.registry import Registry
+from connectors.registry import Registry, system_of
 from hub.config import Settings
+from hub.connections import repository as connections_repo
+from hub.connections import service as connections
+from hub.connections.models import Connection
+from hub.connections.repository import ensure_env_connections
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
 from hub.fulfilment.skumaps import DatabaseSkuMaps
 from hub.jobs import priorities
 from hub.ratelimit import DatabaseRateLimiter
 from hub.runtime import Runtime
+from hub.secrets import box_for
+
+log = structlog.get_logger("hub.wiring")
 
 
 def build_registry(
@@ -34,35 +45,141 @@ def build_registry(
     sleep: Callable[[float], None] = time.sleep,
     limiter: RateLimiter | None = None,
 ) -> Registry:
-    """Every catalogued connector whose credentials are configured. `http` overrides a
-    connector's HTTP client by name (the demo and the tests point them at simulators), `sleep`
-    how connectors wait between polls and `limiter` what keeps them within their systems' rate
-    limits (a simulator answers at once and limits nothing). Without one, every connector is
-    lent `shared_limiter(db)`."""
-    http = http or {}
-    limiter = limiter if limiter is not None else shared_limiter(db)
-    store = DatabaseTokenStore(db)
-    sku_maps = DatabaseSkuMaps(db)
-    registry = Registry()
-    for connector in CONNECTORS:
-        configured = settings.connectors[connector.name]
+    """A connector for every enabled connection whose credentials are configured: each
+    system's `default` one from its environment variables, the others from the database.
+    `http` overrides a connector's HTTP client by connection key or by system name (the demo
+    and the tests point them at simulators), `sleep` how connectors wait between polls and
+    `limiter` what keeps them within their systems' rate limits (a simulator answers at once
+    and limits nothing). Without one, every connector is lent `shared_limiter(db)`.
+
+    The registry re-reads the connections table now and then (HUB_CONNECTIONS_REFRESH_SECONDS)
+    and on a miss, rebuilding only the connectors whose connection changed."""
+    with db.transaction() as session:
+        ensure_env_connections(session, [c.name for c in CONNECTORS])
+    loader = ConnectionLoader(
+        settings, db, http or {}, sleep=sleep, limiter=limiter or shared_limiter(db)
+    )
+    registry = Registry(refresh=loader, refresh_interval=settings.hub.connections_refresh_seconds)
+    loader(registry)
+    return registry
+
+
+class ConnectionLoader:
+    """Builds the connectors of the enabled connections; kept by the registry to refresh it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        http: Mapping[str, httpx.Client],
+        *,
+        sleep: Callable[[float], None],
+        limiter: RateLimiter,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._http = http
+        self._sleep = sleep
+        self._limiter = limiter
+        self._box = functools.cache(lambda: box_for(settings.hub))
+        self._tokens = DatabaseTokenStore(db, self._box)
+        self._sku_maps = DatabaseSkuMaps(db)
+        self._built: dict[str, tuple[int, SalesChannel | FulfilmentProvider]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, registry: Registry) -> None:
+        with self._lock:
+            with self._db.reader() as session:
+                rows = list(connections_repo.everything(session))
+            catalog = by_name()
+            channels: dict[str, SalesChannel] = {}
+            providers: dict[str, FulfilmentProvider] = {}
+            for row in rows:
+                connector = catalog.get(row.system)
+                if connector is None or not row.enabled:
+                    continue
+                built = self._connector(row, connector)
+                if built is None:
+                    continue
+                if connector.role is Role.CHANNEL:
+                    assert isinstance(built, SalesChannel), row.key
+                    channels[row.key] = built
+                else:
+                    assert isinstance(built, FulfilmentProvider), row.key
+                    providers[row.key] = built
+            registry.replace(channels, providers)
+
+    def _connector(
+        self, row: Connection, connector: Connector[Any]
+    ) -> SalesChannel | FulfilmentProvider | None:
+        cached = self._built.get(row.key)
+        if cached is not None and cached[0] == row.revision:
+            return cached[1]
+        try:
+            box = self._box() if row.secrets else None
+            configured = connections.settings_for(row, self._settings.connectors, box)
+        except Exception as exc:
+            # One connection's broken settings (a key dropped before rotation) must not stop
+            # the others: it stays off, and says why.
+            log.error("hub.connections.unbuildable", connection=row.key, error=str(exc))
+            return None
         if not configured.configured:
-            continue
+            return None
         lent = Lent(
-            http=http.get(connector.name),
-            token_store=store,
-            limiter=limiter,
-            sleep=sleep,
-            sku_maps=sku_maps,
+            http=self._http.get(row.key) or self._http.get(row.system),
+            token_store=ScopedTokenStore(self._tokens, row.key),
+            limiter=self._limiter,
+            sleep=self._sleep,
+            sku_maps=ScopedSkuMaps(self._sku_maps, row.key),
         )
         built = connector.build(configured, lent)
-        if connector.role is Role.CHANNEL:
-            assert isinstance(built, SalesChannel), connector.name
-            registry.add_channel(built)
-        else:
-            assert isinstance(built, FulfilmentProvider), connector.name
-            registry.add_provider(built)
-    return registry
+        self._built[row.key] = (row.revision, built)
+        return built
+
+
+def _scoped(connection: str, key: str) -> str:
+    """A connector's own key for a stored value, made the connection's: a connector names
+    its values by its system's name, and two Depop shops must not share a token."""
+    return connection if key == system_of(connection) else f"{connection}:{key}"
+
+
+class ScopedTokenStore:
+    """A connection's view of the credential store (`connectors.base.LeasedTokenStore`)."""
+
+    def __init__(self, store: DatabaseTokenStore, connection: str) -> None:
+        self._store = store
+        self._connection = connection
+
+    def load(self, key: str) -> Mapping[str, str] | None:
+        return self._store.load(_scoped(self._connection, key))
+
+    def save(self, key: str, value: Mapping[str, str]) -> None:
+        self._store.save(_scoped(self._connection, key), value)
+
+    def acquire(self, key: str, owner: str, seconds: float) -> bool:
+        return self._store.acquire(_scoped(self._connection, key), owner, seconds)
+
+    def release(self, key: str, owner: str) -> None:
+        self._store.release(_scoped(self._connection, key), owner)
+
+    def compare_and_set(
+        self, key: str, expected: Mapping[str, str] | None, value: Mapping[str, str]
+    ) -> bool:
+        return self._store.compare_and_set(_scoped(self._connection, key), expected, value)
+
+
+class ScopedSkuMaps:
+    """A provider connection's view of the SKU maps (`connectors.base.SkuMapStore`)."""
+
+    def __init__(self, maps: DatabaseSkuMaps, connection: str) -> None:
+        self._maps = maps
+        self._connection = connection
+
+    def load(self, provider: str) -> Mapping[str, str]:
+        return self._maps.load(_scoped(self._connection, provider))
+
+    def replace(self, provider: str, mapping: Mapping[str, str]) -> None:
+        self._maps.replace(_scoped(self._connection, provider), mapping)
 
 
 def shared_limiter(db: Database) -> RateLimiter:

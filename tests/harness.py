@@ -200,9 +200,9 @@ def make_hub(
     wired = wire_simulators(settings, in_process, db=database, admin_token=ADMIN_TOKEN)
     runtime = wired.runtime
     if not deliverr:
-        runtime.connectors.providers.pop("deliverr")
+        runtime.connectors.remove("deliverr")
     if not flexport:
-        runtime.connectors.providers.pop("flexport")
+        runtime.connectors.remove("flexport")
     fake_channel = None
     if fake:
         fake_channel = FakeChannel()

@@ -64,6 +64,7 @@ _FLAG = {
 _ORDER = {
     "id": _ORDER_ID,
     "channel": "depop",
+    "connection": "depop/default",
     "channel_order_id": "4000001",
     "status": "completed",
     "channel_status": "SHIPPED",
@@ -72,6 +73,7 @@ _ORDER = {
     "needs_attention": False,
     "attention_reason": None,
     "fulfilment_provider": "deliverr",
+    "fulfilment_connection": "deliverr/default",
     "fulfilment_ref": "100000001",
     "fulfilment_status": "SHIPPED",
     "placed_at": "2026-11-23T09:59:58Z",
@@ -126,6 +128,7 @@ _EVENT_SUMMARY = {
 }
 _EVENT = {
     **_EVENT_SUMMARY,
+    "connection": "depop/default",
     "error": None,
     "order_id": _ORDER_ID,
     "replays": 0,
@@ -157,6 +160,7 @@ _ATTEMPT = {
 _RUN = {
     "id": "rec_01JD40A1B2C3D4E5F6G7H8J9K0",
     "channel": "depop",
+    "connection": "depop/default",
     "state": "done",
     "window_from": "2026-11-22T02:00:00Z",
     "window_to": "2026-11-23T03:00:00Z",
@@ -197,6 +201,7 @@ _AUDIT = {
 _DELIVERY = {
     "id": 5,
     "channel": "depop",
+    "connection": "depop/default",
     "outcome": "rejected",
     "reason": "signature mismatch",
     "remote_addr": "203.0.113.9",

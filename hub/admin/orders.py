@@ -75,6 +75,7 @@ def present(
                 include={
                     "id",
                     "channel",
+                    "connection",
                     "channel_order_id",
                     "status",
                     "channel_status",
@@ -83,6 +84,7 @@ def present(
                     "needs_attention",
                     "attention_reason",
                     "fulfilment_provider",
+                    "fulfilment_connection",
                     "fulfilment_ref",
                     "fulfilment_status",
                     "placed_at",
@@ -157,6 +159,7 @@ def list_orders(
     session: ReaderDep,
     actor: ActorDep,
     channel: str | None = None,
+    connection: str | None = None,
     channel_order_id: str | None = None,
     status: OrderState | None = None,
     needs_attention: bool | None = None,
@@ -164,10 +167,12 @@ def list_orders(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OrderPage:
-    """Orders, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    """Orders, newest first. Pass `next_cursor` back as `cursor` for the next page.
+    `connection` ("depop/shop-b", or a system for its default) keeps one account's orders."""
     rows = repo.search(
         session,
         channel=channel,
+        connection=connection,
         channel_order_id=channel_order_id,
         status=status.value if status else None,
         needs_attention=needs_attention,

@@ -227,8 +227,8 @@ def start_reconcile(
     reason: str,
 ) -> str:
     """Queue a reconciliation run of `channel`; its id."""
-    if channel not in runtime.connectors.channels:
-        raise ActionRefused(f"channel {channel!r} is not configured")
+    if not runtime.connectors.has_channel(channel):
+        raise ActionRefused(f"channel connection {channel!r} is not configured")
     try:
         with runtime.db.transaction() as session:
             run = reconcile.start_run(

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlmodel import Session
 
+from connectors.registry import system_of
 from hub import audit
 from hub.admin.diagram import state_machine_svg
 from hub.admin.orders import detail as order_detail
@@ -207,10 +208,11 @@ def overview(
     for window, since in (("hour", now - timedelta(hours=1)), ("day", now - timedelta(days=1))):
         for (channel, outcome), n in inbox_repo.delivery_counts(reader, since).items():
             webhooks.setdefault(channel, {}).setdefault(window, {})[outcome] = n
-    channels = sorted(set(runtime.connectors.channels) | set(by_channel))
+    enabled = sorted({system_of(key) for key in runtime.connectors.channel_keys()})
+    channels = sorted(set(enabled) | set(by_channel))
     last_runs = {
         channel: next(iter(reconcile_repo.recent(reader, channel=channel, limit=1)), None)
-        for channel in sorted(runtime.connectors.channels)
+        for channel in enabled
     }
     hours = console_repo.hourly_moments(now)
     per_hour = console_repo.orders_per_hour(reader, hours[0])
@@ -337,7 +339,7 @@ def orders_page(
         orders=page,
         lines=lines,
         params=params,
-        channels=sorted(runtime.connectors.channels),
+        channels=sorted({system_of(key) for key in runtime.connectors.channel_keys()}),
         states=[s.value for s in OrderState],
         next_url=f"/console/orders?{urlencode({**kept, 'cursor': next_cursor})}"
         if next_cursor
@@ -936,10 +938,12 @@ def reconcile_page(
     session: SessionDep,
     reader: ReaderDep,
     runtime: RuntimeDep,
-    channel: Annotated[str | None, Query(max_length=32)] = None,
+    channel: Annotated[str | None, Query(max_length=97)] = None,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
-    rows = reconcile_repo.recent(reader, channel=channel or None, before_id=cursor, limit=PAGE + 1)
+    rows = reconcile_repo.recent(
+        reader, connection=channel or None, before_id=cursor, limit=PAGE + 1
+    )
     page = list(rows[:PAGE])
     kept = {"channel": channel} if channel else {}
     return render(
@@ -949,7 +953,7 @@ def reconcile_page(
         section="reconcile",
         runs=page,
         channel=channel or "",
-        channels=sorted(runtime.connectors.channels),
+        channels=runtime.connectors.channel_keys(),
         next_url=f"/console/reconcile?{urlencode({**kept, 'cursor': page[-1].id})}"
         if len(rows) > PAGE
         else None,

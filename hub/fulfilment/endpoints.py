@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.registry import resolve
 from hub import audit
 from hub.deps import ActorDep, ReaderDep, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
@@ -32,9 +33,13 @@ class RuleIn(BaseModel):
 
     priority: int = Field(default=100, ge=0, le=1_000_000)
     channel: str | None = Field(default=None, max_length=32)
+    # Only orders of this channel connection ("depop/shop-b"; a bare system: its default).
+    connection: str | None = Field(default=None, max_length=97)
     sku_pattern: str | None = Field(default=None, max_length=128)
     country_code: str | None = Field(default=None, min_length=2, max_length=2)
-    provider: str = Field(min_length=1, max_length=32)
+    # A provider connection ("deliverr/eu"), a provider's name for its default connection, or
+    # `manual`.
+    provider: str = Field(min_length=1, max_length=97)
 
 
 class RulePublic(RuleIn):
@@ -44,7 +49,7 @@ class RulePublic(RuleIn):
 
 
 def _known_providers(runtime: RuntimeDep) -> set[str]:
-    return {"manual", *runtime.connectors.providers}
+    return {"manual", *runtime.connectors.provider_keys()}
 
 
 @router.get("", response_model=list[RulePublic])
@@ -60,7 +65,7 @@ def list_rules(session: ReaderDep) -> list[RulePublic]:
     responses={422: {"description": "Unknown provider"}},
 )
 def create_rule(body: RuleIn, runtime: RuntimeDep, actor: ActorDep) -> RulePublic:
-    if body.provider not in _known_providers(runtime):
+    if body.provider != "manual" and resolve(body.provider) not in _known_providers(runtime):
         raise ApiError(
             422,
             "unknown_provider",

@@ -20,9 +20,13 @@ class RoutingRule(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     priority: int = Field(default=100, index=True)
     channel: str | None = Field(default=None, max_length=32)
+    # Only orders from this channel connection ("depop/shop-b"), when set.
+    connection: str | None = Field(default=None, max_length=97)
     sku_pattern: str | None = Field(default=None, max_length=128)  # fnmatch, every line must match
     country_code: str | None = Field(default=None, max_length=2)
-    provider: str = Field(max_length=32)
+    # A provider connection's key ("deliverr/eu"), a bare provider name for its default
+    # connection, or `manual`.
+    provider: str = Field(max_length=97)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -60,7 +64,7 @@ class ProviderSku(SQLModel, table=True):
 
     __tablename__ = "provider_skus"
 
-    provider: str = Field(primary_key=True, max_length=32)
+    provider: str = Field(primary_key=True, max_length=97)  # the provider connection's key
     sku: str = Field(primary_key=True, max_length=128)
     provider_sku: str = Field(max_length=128)
     refreshed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -23,6 +23,7 @@ from connectors.base import (
     ShipmentLineView,
     ShipmentView,
 )
+from connectors.registry import resolve, system_of
 from hub.errors import DomainError
 from hub.fulfilment import repository as repo
 from hub.fulfilment.models import RoutingRule, Shipment, ShipmentLine
@@ -183,23 +184,30 @@ def choose_provider(
     enabled: Sequence[str],
     default: str | None = None,
 ) -> str:
-    """The first rule (by priority) matching the order whose provider is enabled; else
+    """The provider connection to ship `order` (its key), or manual. `enabled` holds the
+    enabled provider connections' keys. The first rule (by priority) matching the order whose
+    provider is enabled; else
     `default` (HUB_DEFAULT_PROVIDER) when it is enabled or manual; else the first enabled
     provider; else manual fulfilment by an operator."""
     country = (order.shipping_address or {}).get("country_code")
     skus = [line.sku or "" for line in lines]
     for rule in repo.rules(session):
-        if rule.provider != MANUAL and rule.provider not in enabled:
+        provider = rule.provider if rule.provider == MANUAL else resolve(rule.provider)
+        if provider != MANUAL and provider not in enabled:
             continue
-        if _matches(rule, order.channel, country, skus):
-            return rule.provider
-    if default is not None and (default == MANUAL or default in enabled):
+        if _matches(rule, order, country, skus):
+            return provider
+    if default is not None and default == MANUAL:
         return default
+    if default is not None and resolve(default) in enabled:
+        return resolve(default)
     return enabled[0] if enabled else MANUAL
 
 
-def _matches(rule: RoutingRule, channel: str, country: str | None, skus: Sequence[str]) -> bool:
-    if rule.channel and rule.channel != channel:
+def _matches(rule: RoutingRule, order: Order, country: str | None, skus: Sequence[str]) -> bool:
+    if rule.channel and rule.channel != order.channel:
+        return False
+    if rule.connection and resolve(rule.connection) != order.connection:
         return False
     if rule.country_code and (country or "").upper() != rule.country_code.upper():
         return False
@@ -255,7 +263,9 @@ def record_manual_shipment(
 
 
 def routed(session: Session, order: Order, provider: str, ref: str | None, source: str) -> None:
-    order.fulfilment_provider = provider
+    """The order went to `provider` (a provider connection's key, or manual) as `ref`."""
+    order.fulfilment_provider = system_of(provider)
+    order.fulfilment_connection = None if provider == MANUAL else resolve(provider)
     order.fulfilment_ref = ref
     order.fulfilment_status = "routed"
     order.fulfilment_checked_at = utcnow()
@@ -268,6 +278,7 @@ def reset_fulfilment(session: Session, order: Order, source: str) -> None:
     """Forget the failed routing so the order can be routed again; clears its flag."""
     previous = {"provider": order.fulfilment_provider, "reference": order.fulfilment_ref}
     order.fulfilment_provider = None
+    order.fulfilment_connection = None
     order.fulfilment_ref = None
     order.fulfilment_status = None
     order.version += 1
@@ -282,7 +293,7 @@ def apply_report(
 ) -> tuple[Order, list[Shipment]]:
     """A provider's webhook about one of its orders, folded into the hub's order; the order and
     the shipments it added."""
-    order = orders_repo.by_fulfilment_ref(session, provider, status.provider_order_id)
+    order = orders_repo.by_fulfilment_ref(session, resolve(provider), status.provider_order_id)
     if order is None:
         # The route job that learns this reference may not have committed yet: retried on
         # the configured backoff (HUB_JOB_BACKOFF_*), then kept as a failed event.
@@ -294,7 +305,9 @@ def apply_fulfilment(
     session: Session, order: Order, provider: str, status: FulfilmentStatus, source: str
 ) -> list[Shipment]:
     """Fold a provider's report into the order: new packages become shipments, the order
-    moves, and each new shipment's tracking is queued for the channel. Replays add nothing."""
+    moves, and each new shipment's tracking is queued for the channel. Replays add nothing.
+    `provider` is the provider connection (or its system); shipments name the system."""
+    provider = system_of(provider)
     known = sum(1 for s in repo.shipments(session, order.id) if s.provider == provider)
     # A report lists every package so far; one naming fewer than the hub holds is older news
     # delivered late (CREATED after SHIPPED) and must not set the status back.

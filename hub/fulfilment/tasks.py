@@ -64,7 +64,7 @@ def route(ctx: JobContext) -> None:
     at the provider, which would ship unless the hub learns its reference and cancels it (the
     cancel job waits for this one)."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
-    enabled = list(runtime.connectors.providers)
+    enabled = runtime.connectors.provider_keys()
     with runtime.db.reader() as session:
         order = orders.get(session, order_id)
         if order.fulfilment_provider or not (
@@ -108,8 +108,8 @@ def _provider_order(ctx: JobContext) -> tuple[str, str] | None:
     """(provider, its order id) of the job's order; None when no provider holds it."""
     with ctx.runtime.db.reader() as session:
         order = orders.get(session, _order_id(ctx))
-        provider, ref = order.fulfilment_provider, order.fulfilment_ref
-    if not provider or not ref or provider == fulfilment.MANUAL:
+        provider, ref = order.fulfilment_connection, order.fulfilment_ref
+    if not provider or not ref:
         return None
     return provider, ref
 
@@ -180,7 +180,7 @@ def cancel_at_channel(ctx: JobContext) -> None:
         view = fulfilment.view(session, order_id)
     source = f"job:{ctx.job.id}"
     try:
-        runtime.connectors.channel(order.channel).cancel(
+        runtime.connectors.channel(order.connection).cancel(
             view, reason, resume=dict(resume) if isinstance(resume, dict) else None
         )
     except Pending as pending:
@@ -230,7 +230,7 @@ def push_tracking(ctx: JobContext) -> None:
     if pushed is None or (pushed.pushed_to_channel and not ctx.job.payload.get("force")):
         return
     try:
-        runtime.connectors.channel(order.channel).push_tracking(view, str(shipment_id))
+        runtime.connectors.channel(order.connection).push_tracking(view, str(shipment_id))
     except FlowNotSupported:
         return
     except NeedsInput as held:
@@ -257,11 +257,11 @@ def poll_quiet_fulfilment(ctx: JobContext) -> None:
     runtime = ctx.runtime
     quiet = utcnow() - timedelta(minutes=runtime.settings.fulfilment_poll_after_minutes)
     slot = ctx.job.idempotency_key
-    providers = runtime.connectors.providers
+    providers = set(runtime.connectors.provider_keys())
     with runtime.db.transaction() as session:
         for order in repo.routed_without_update(session, quiet):
             # Manual fulfilment has nobody to ask; a provider switched off cannot be asked.
-            if order.fulfilment_provider not in providers:
+            if order.fulfilment_connection not in providers:
                 continue
             POLL.enqueue(session, order.id, None, slot)
         ctx.finish(session)

@@ -1,4 +1,6 @@
-"""`POST /webhooks/{channel}`: the only door orders come in by."""
+"""`POST /webhooks/{system}[/{connection}]`: the only door orders come in by. A system's
+bare URL is its `default` connection's; each other connection has its own URL and is checked
+with its own secrets."""
 
 from __future__ import annotations
 
@@ -6,12 +8,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from connectors.base import Unauthenticated
-from connectors.registry import NotConfigured
+from connectors.registry import DEFAULT, NotConfigured, connection_key, name_of, system_of
 from hub import audit, metrics
 from hub.deps import ActorDep, ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
@@ -61,40 +63,61 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 @router.post("/webhooks/{channel}", response_model=WebhookReceipt, responses=_ERRORS)
 async def receive_webhook(channel: str, request: Request) -> WebhookReceipt:
-    """Verify, store once and queue a channel's webhook; answers before any processing."""
+    """Verify, store once and queue a webhook of the system's default connection; answers
+    before any processing."""
+    return await _receive(connection_key(channel), request)
+
+
+@router.post("/webhooks/{system}/{connection}", response_model=WebhookReceipt, responses=_ERRORS)
+async def receive_connection_webhook(
+    system: Annotated[str, Path(max_length=32)],
+    connection: Annotated[str, Path(max_length=64)],
+    request: Request,
+) -> WebhookReceipt:
+    """Verify with the connection's own secrets, store once and queue a webhook of the
+    connection `system/connection`; answers before any processing."""
+    return await _receive(connection_key(system, connection), request)
+
+
+async def _receive(key: str, request: Request) -> WebhookReceipt:
     runtime: Runtime = request.app.state.runtime
     remote = request.client.host if request.client else None
+    channel = system_of(key)
     try:
-        receiver = runtime.connectors.receiver(channel)
+        receiver = await run_in_threadpool(runtime.connectors.receiver, key)
     except NotConfigured:
         metrics.WEBHOOKS.labels(channel="unknown", outcome="not_configured").inc()
-        await _refused(runtime, channel, "channel not configured", remote)
+        await _refused(runtime, key, "connection not configured", remote)
+        if name_of(key) == DEFAULT:
+            raise ApiError(
+                404, "channel_not_configured", f"channel {channel!r} is not configured"
+            ) from None
         raise ApiError(
-            404, "channel_not_configured", f"channel {channel!r} is not configured"
+            404,
+            "connection_not_configured",
+            f"connection {key!r} does not exist, is disabled or lacks credentials",
         ) from None
     body = await read_body(request)
     try:
         receiver.authenticate(request.headers, body, service.now())
     except Unauthenticated as exc:
         metrics.WEBHOOKS.labels(channel=channel, outcome="rejected").inc()
-        await _refused(runtime, channel, str(exc), remote)
+        await _refused(runtime, key, str(exc), remote)
         raise ApiError(401, "unauthenticated", f"webhook not authenticated: {exc}") from None
-    receipt = await run_in_threadpool(
-        service.store, runtime, channel, receiver, request.headers, body
-    )
+    receipt = await run_in_threadpool(service.store, runtime, key, receiver, request.headers, body)
     metrics.WEBHOOKS.labels(channel=channel, outcome=receipt.status).inc()
     if receipt.status == "duplicate":
         await run_in_threadpool(
-            _note, runtime, channel, DeliveryOutcome.DUPLICATE, None, remote, receipt.event_id
+            _note, runtime, key, DeliveryOutcome.DUPLICATE, None, remote, receipt.event_id
         )
     elif receipt.failed is not None:
         # Stored and answered 2xx (the channel must not resend what it cannot fix), and listed
         # with the rejected ones, where a person looks for deliveries that went wrong.
-        log.warning("hub.inbox.failed_at_intake", channel=channel, event_id=receipt.event_id)
+        log.warning("hub.inbox.failed_at_intake", connection=key, event_id=receipt.event_id)
         await run_in_threadpool(
             _note,
             runtime,
-            channel,
+            key,
             DeliveryOutcome.FAILED,
             receipt.failed,
             remote,
@@ -103,16 +126,22 @@ async def receive_webhook(channel: str, request: Request) -> WebhookReceipt:
     return WebhookReceipt(status=receipt.status, event_id=receipt.event_id)
 
 
-async def _refused(runtime: Runtime, channel: str, reason: str, remote: str | None) -> None:
-    """Log and keep a refused delivery: channel, reason and sender, never the body or a header
-    (either may carry a secret)."""
-    log.warning("hub.inbox.rejected", channel=channel, reason=reason, remote_addr=remote)
-    await run_in_threadpool(_note, runtime, channel, DeliveryOutcome.REJECTED, reason, remote)
+async def _refused(runtime: Runtime, key: str, reason: str, remote: str | None) -> None:
+    """Log and keep a refused delivery: connection, reason and sender, never the body or a
+    header (either may carry a secret)."""
+    log.warning(
+        "hub.inbox.rejected",
+        channel=system_of(key),
+        connection=key,
+        reason=reason,
+        remote_addr=remote,
+    )
+    await run_in_threadpool(_note, runtime, key, DeliveryOutcome.REJECTED, reason, remote)
 
 
 def _note(
     runtime: Runtime,
-    channel: str,
+    key: str,
     outcome: DeliveryOutcome,
     reason: str | None,
     remote: str | None,
@@ -122,7 +151,7 @@ def _note(
         with runtime.db.transaction() as session:
             repo.add_delivery(
                 session,
-                channel=channel,
+                connection=key,
                 outcome=outcome,
                 reason=reason,
                 remote_addr=remote,
@@ -131,12 +160,13 @@ def _note(
     except Exception as exc:
         # The answer to the sender does not depend on this record: a database that cannot take
         # it is logged, and the sender still hears what happened to its delivery.
-        log.error("hub.inbox.delivery_not_recorded", channel=channel, error=type(exc).__name__)
+        log.error("hub.inbox.delivery_not_recorded", connection=key, error=type(exc).__name__)
 
 
 class EventPublic(BaseModel):
     id: int
     channel: str
+    connection: str
     external_id: str
     event_type: str
     status: str
@@ -170,15 +200,18 @@ admin_router = APIRouter(
 def list_events(
     session: ReaderDep,
     channel: str | None = None,
+    connection: str | None = None,
     status: InboundStatus | None = None,
     order_id: str | None = None,
     cursor: RowCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventPage:
-    """Inbound events, newest first."""
+    """Inbound events, newest first; `connection` is a key ("depop/shop-b") or a system's
+    name for its default connection."""
     rows = repo.search(
         session,
         channel=channel,
+        connection=connection,
         status=status.value if status else None,
         order_id=order_id,
         after_id=cursor,
@@ -230,6 +263,7 @@ def replay_event(event_id: RowId, runtime: RuntimeDep, actor: ActorDep) -> Repla
 class DeliveryPublic(BaseModel):
     id: int
     channel: str
+    connection: str | None
     outcome: str
     reason: str | None
     remote_addr: str | None

@@ -24,13 +24,14 @@ class InboundStatus(StrEnum):
 class InboundEvent(SQLModel, table=True):
     __tablename__ = "inbound_events"
     __table_args__ = (
-        UniqueConstraint("channel", "external_id", name="uq_inbound_events_external"),
+        UniqueConstraint("connection", "external_id", name="uq_inbound_events_external"),
         Index("ix_inbound_events_status", "channel", "status"),
         Index("ix_inbound_events_received", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
+    connection: str = Field(max_length=97)
     external_id: str = Field(max_length=EXTERNAL_ID_LIMIT)
     event_type: str = Field(max_length=EVENT_TYPE_LIMIT)
     body: bytes = Field(sa_type=LargeBinary)
@@ -58,6 +59,7 @@ class WebhookDelivery(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
+    connection: str | None = Field(default=None, max_length=97)
     outcome: str = Field(max_length=16)
     reason: str | None = Field(default=None, max_length=200)
     remote_addr: str | None = Field(default=None, max_length=64)

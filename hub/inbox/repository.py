@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
+from connectors.registry import resolve, system_of
 from hub.db import insert_ignore_returning
 from hub.inbox.models import DeliveryOutcome, InboundEvent, InboundStatus, WebhookDelivery
 from hub.types import utcnow
@@ -20,20 +21,21 @@ DELIVERY_RETENTION = timedelta(days=8)
 def insert(
     session: Session,
     *,
-    channel: str,
+    connection: str,
     external_id: str,
     event_type: str,
     body: bytes,
     status: InboundStatus,
     error: str | None = None,
 ) -> int | None:
-    """Store the raw event unless (channel, external_id) is stored already: the new event's id,
-    or None if it was."""
+    """Store the raw event unless (connection, external_id) is stored already: the new event's
+    id, or None if it was."""
     event_id = insert_ignore_returning(
         session,
         InboundEvent,
         {
-            "channel": channel,
+            "channel": system_of(connection),
+            "connection": connection,
             "external_id": external_id,
             "event_type": event_type,
             "body": body,
@@ -42,24 +44,26 @@ def insert(
             "replays": 0,
             "received_at": utcnow(),
         },
-        ["channel", "external_id"],
+        ["connection", "external_id"],
         "id",
     )
     return None if event_id is None else int(event_id)
 
 
-def id_by_external_id(session: Session, channel: str, external_id: str) -> int | None:
+def id_by_external_id(session: Session, connection: str, external_id: str) -> int | None:
     return session.scalar(
         select(col(InboundEvent.id)).where(
-            col(InboundEvent.channel) == channel, col(InboundEvent.external_id) == external_id
+            col(InboundEvent.connection) == connection,
+            col(InboundEvent.external_id) == external_id,
         )
     )
 
 
-def by_external_id(session: Session, channel: str, external_id: str) -> InboundEvent | None:
+def by_external_id(session: Session, connection: str, external_id: str) -> InboundEvent | None:
     return session.scalars(
         select(InboundEvent).where(
-            col(InboundEvent.channel) == channel, col(InboundEvent.external_id) == external_id
+            col(InboundEvent.connection) == resolve(connection),
+            col(InboundEvent.external_id) == external_id,
         )
     ).first()
 
@@ -86,6 +90,7 @@ def search(
     session: Session,
     *,
     channel: str | None = None,
+    connection: str | None = None,
     status: str | None = None,
     order_id: str | None = None,
     after_id: int | None = None,
@@ -94,6 +99,8 @@ def search(
     query = select(InboundEvent)
     if channel:
         query = query.where(col(InboundEvent.channel) == channel)
+    if connection:
+        query = query.where(col(InboundEvent.connection) == resolve(connection))
     if status:
         query = query.where(col(InboundEvent.status) == status)
     if order_id:
@@ -114,7 +121,7 @@ def for_order(session: Session, order_id: str) -> Sequence[InboundEvent]:
 def add_delivery(
     session: Session,
     *,
-    channel: str,
+    connection: str,
     outcome: DeliveryOutcome,
     reason: str | None,
     remote_addr: str | None,
@@ -127,7 +134,8 @@ def add_delivery(
     )
     session.add(
         WebhookDelivery(
-            channel=channel[:32],
+            channel=system_of(connection)[:32],
+            connection=resolve(connection)[:97],
             outcome=outcome.value,
             reason=(reason or "")[:200] or None,
             remote_addr=(remote_addr or "")[:64] or None,

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlmodel import Session
 
 from connectors.base import MalformedPayload, WebhookIdentity, WebhookReceiver
+from connectors.registry import system_of
 from hub.inbox import repository as repo
 from hub.inbox.models import EVENT_TYPE_LIMIT, EXTERNAL_ID_LIMIT, InboundStatus
 from hub.jobs import queue
@@ -83,13 +84,15 @@ def _fitted(identity: WebhookIdentity, body: bytes) -> tuple[WebhookIdentity, st
 
 def store(
     runtime: Runtime,
-    channel: str,
+    connection: str,
     receiver: WebhookReceiver,
     headers: Mapping[str, str],
     body: bytes,
 ) -> Receipt:
-    """Store an authenticated webhook and queue it; a body the connector cannot read is kept
-    as failed (visible, replayable once the connector learns to read it)."""
+    """Store an authenticated webhook of the connection `connection` and queue it; a body the
+    connector cannot read is kept as failed (visible, replayable once the connector learns to
+    read it)."""
+    channel = system_of(connection)
     error: str | None = None
     try:
         identity, error = _fitted(receiver.identify(headers, body), body)
@@ -103,7 +106,7 @@ def store(
         identity = WebhookIdentity(_body_key(body), UNREADABLE)
         error = storable(f"unreadable payload: {type(exc).__name__}: {exc}")
     try:
-        receipt = _insert(runtime, channel, identity, body, error)
+        receipt = _insert(runtime, connection, identity, body, error)
     except StatementError as exc:
         if isinstance(exc, DBAPIError) and not isinstance(exc, DataError):
             # The database is away (a dropped connection, a timeout), not refusing this body:
@@ -114,7 +117,7 @@ def store(
         log.warning("hub.inbox.unstorable", channel=channel, error=type(exc).__name__)
         identity = WebhookIdentity(_body_key(body), UNREADABLE)
         error = f"the database refused the envelope: {type(exc).__name__}"
-        receipt = _insert(runtime, channel, identity, body, error)
+        receipt = _insert(runtime, connection, identity, body, error)
     event_id = receipt.event_id
     if receipt.status == "duplicate":
         log.info("hub.inbox.duplicate", channel=channel, event_id=event_id)
@@ -130,12 +133,12 @@ def store(
 
 
 def _insert(
-    runtime: Runtime, channel: str, identity: WebhookIdentity, body: bytes, error: str | None
+    runtime: Runtime, connection: str, identity: WebhookIdentity, body: bytes, error: str | None
 ) -> Receipt:
     def insert_and_queue(session: Session) -> Receipt:
         event_id = repo.insert(
             session,
-            channel=channel,
+            connection=connection,
             external_id=identity.external_id,
             event_type=identity.event_type,
             body=body,
@@ -143,11 +146,17 @@ def _insert(
             error=error,
         )
         if event_id is None:
-            existing = repo.id_by_external_id(session, channel, identity.external_id)
+            existing = repo.id_by_external_id(session, connection, identity.external_id)
             assert existing is not None
             return Receipt("duplicate", existing)
         if error is None:
-            queue.enqueue(session, PROCESS, process_key(event_id), {"event_id": event_id})
+            queue.enqueue(
+                session,
+                PROCESS,
+                process_key(event_id),
+                {"event_id": event_id},
+                connection=connection,
+            )
         return Receipt("accepted", event_id, error)
 
     # Webhooks arriving together share a commit; each answer still waits for its own.
@@ -169,6 +178,7 @@ def replay(runtime: Runtime, event_id: int) -> bool:
             PROCESS,
             process_key(event_id, event.replays),
             {"event_id": event_id, "replay": True},
+            connection=event.connection,
         )
     return True
 

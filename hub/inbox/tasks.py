@@ -40,16 +40,18 @@ def process(ctx: JobContext) -> None:
         stored = repo.get(session, event_id)
         if stored is None:
             raise Permanent(f"inbound event {event_id} does not exist")
-        channel, body = stored.channel, stored.body
+        channel, connection, body = stored.channel, stored.connection, stored.body
         identity = WebhookIdentity(stored.external_id, stored.event_type)
         settled = stored.status in (InboundStatus.PROCESSED, InboundStatus.IGNORED)
     if settled and not ctx.job.payload.get("replay"):
         return
-    structlog.contextvars.bind_contextvars(event_id=event_id, channel=channel)
+    structlog.contextvars.bind_contextvars(
+        event_id=event_id, channel=channel, connection=connection
+    )
     try:
-        receiver = runtime.connectors.receiver(channel)
+        receiver = runtime.connectors.receiver(connection)
     except NotConfigured:
-        raise Permanent(f"channel {channel} is not configured") from None
+        raise Permanent(f"connection {connection} is disabled or not configured") from None
     try:
         event = receiver.parse(body, identity)
     except MalformedPayload as exc:
@@ -66,23 +68,23 @@ def process(ctx: JobContext) -> None:
     report = event.fulfilment
     wanted = intake.order_to_fetch(event)
     if wanted is not None:
-        fetched = runtime.connectors.channel(channel).fetch_order(wanted)
+        fetched = runtime.connectors.channel(connection).fetch_order(wanted)
     elif event.kind is EventKind.ORDER_CHANGED:
         raise Permanent(f"{identity.event_type} names no order")
     elif event.kind is EventKind.FULFILMENT_UPDATE and report is None:
         # A provider whose events carry ids only: the order it names is read for its state.
         if event.channel_order_id is None:
             raise Permanent(f"{identity.event_type} names no order")
-        report = runtime.connectors.provider(channel).get_order(event.channel_order_id)
+        report = runtime.connectors.provider(connection).get_order(event.channel_order_id)
     source = f"webhook:{channel}:{identity.external_id}"
     with runtime.db.transaction() as session:
         if event.kind is EventKind.FULFILMENT_UPDATE:
             assert report is not None
-            order, shipments = fulfilment.apply_report(session, channel, report, source)
+            order, shipments = fulfilment.apply_report(session, connection, report, source)
             changes = [{"kind": "shipment", "id": s.id} for s in shipments]
             outcome = intake.Outcome(order=order, changes=changes)
         else:
-            outcome = intake.apply_event(session, runtime, channel, event, fetched, source)
+            outcome = intake.apply_event(session, runtime, connection, event, fetched, source)
         repo.settle(
             session,
             event_id,

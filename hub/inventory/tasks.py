@@ -5,6 +5,8 @@ from __future__ import annotations
 import structlog
 
 from connectors.base import Capability, ListingNotFound, Permanent, Retriable
+from connectors.registry import resolve
+from hub.connections import repository as connections_repo
 from hub.inventory import repository as repo
 from hub.inventory.service import LISTING_SYNC
 from hub.jobs.context import JobContext
@@ -16,7 +18,9 @@ log = structlog.get_logger("hub.inventory")
 
 @job_handler(LISTING_SYNC, priority=Priority.BULK)
 def sync_listing(ctx: JobContext) -> None:
-    """Tell each channel (but the one the sale came from) how many units it may sell.
+    """Tell each channel connection (but the one the sale came from, and those that opted
+    out of the SKU) how many units it may sell: one SKU's stock is shared by every connection
+    that lists it, so a sale on one Depop shop updates the other shop and the other channels.
 
     Every channel is tried before a failure is raised, so one channel's outage does not hold
     the others back; a retry repeats only idempotent quantity updates.
@@ -24,15 +28,21 @@ def sync_listing(ctx: JobContext) -> None:
     runtime = ctx.runtime
     sku = str(ctx.job.payload["sku"])
     skip = ctx.job.payload.get("skip_channel")
+    skip = resolve(str(skip)) if skip else None
     with runtime.db.reader() as session:
         item = repo.get(session, sku)
         if item is None:
             return
         available = item.available
+        # Connections that do not sell this SKU are left alone; the stock stays shared.
+        opted_out = connections_repo.excluded(session, sku)
     retry: list[str] = []
     failed: list[str] = []
-    for name, channel in runtime.connectors.channels.items():
-        if name == skip or Capability.LISTINGS not in channel.capabilities:
+    for name in runtime.connectors.channel_keys():
+        channel = runtime.connectors.channels.get(name)
+        if channel is None or name == skip or name in opted_out:
+            continue
+        if Capability.LISTINGS not in channel.capabilities:
             continue
         try:
             channel.update_listing(sku, available)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from connectors.registry import resolve
 from hub import audit
 from hub.deps import ActorDep, ReaderDep, RowCursor, RowId, RuntimeDep, require_admin
 from hub.errors import ApiError
@@ -38,6 +39,7 @@ class JobPublic(BaseModel):
     max_attempts: int
     last_error: str | None
     order_id: str | None
+    connection: str | None = None
     payload: dict[str, Any]
     run_at: datetime
     created_at: datetime
@@ -63,14 +65,18 @@ def list_jobs(
     state: JobState | None = None,
     kind: str | None = None,
     order_id: str | None = None,
+    connection: str | None = None,
     cursor: RowCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JobPage:
+    """Jobs oldest first; `connection` ("depop/shop-b", or a system for its default) keeps
+    those working for one connection."""
     rows = queue.list_jobs(
         session,
         state=state.value if state else None,
         kind=kind,
         order_id=order_id,
+        connection=resolve(connection) if connection else None,
         after_id=cursor,
         limit=limit + 1,
     )

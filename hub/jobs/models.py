@@ -60,6 +60,9 @@ class Job(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     order_id: str | None = Field(default=None, index=True, max_length=40)
+    # The connection the job works for: its order's, or the one whose webhook or
+    # reconciliation run it processes; null for work of no one connection.
+    connection: str | None = Field(default=None, max_length=97)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -34,6 +34,7 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     *,
     order_id: str | None = None,
+    connection: str | None = None,
     run_at: datetime | None = None,
     max_attempts: int | None = None,
 ) -> bool:
@@ -51,6 +52,7 @@ def enqueue(
         "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
         "run_at": run_at or utcnow(),
         "order_id": order_id,
+        "connection": connection,
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
@@ -459,10 +461,13 @@ def list_jobs(
     state: str | None = None,
     kind: str | None = None,
     order_id: str | None = None,
+    connection: str | None = None,
     after_id: int | None = None,
     limit: int = 100,
 ) -> Sequence[Job]:
     query = select(Job)
+    if connection:
+        query = query.where(col(Job.connection) == connection)
     if state:
         query = query.where(col(Job.state) == state)
     if kind:

@@ -26,10 +26,13 @@ class Outcome:
     ignored: str | None = None
 
 
-def take_order(session: Session, runtime: Runtime, incoming: ChannelOrder, source: str) -> Outcome:
-    """Make the hub's order match the channel's: create what is missing, cancel what the
-    channel cancelled. Idempotent: the second call with the same order changes nothing."""
-    order, created = service.receive(session, incoming, source)
+def take_order(
+    session: Session, runtime: Runtime, incoming: ChannelOrder, source: str, connection: str
+) -> Outcome:
+    """Make the hub's order match the channel's (the order came from the channel connection
+    `connection`): create what is missing, cancel what the channel cancelled. Idempotent: the
+    second call with the same order changes nothing."""
+    order, created = service.receive(session, incoming, source, connection)
     outcome = Outcome(order=order, created=created)
     if created and incoming.status is ChannelOrderStatus.CANCELLED:
         service.cancel(
@@ -96,20 +99,21 @@ def order_to_fetch(event: ChannelEvent) -> str | None:
 def apply_event(
     session: Session,
     runtime: Runtime,
-    channel: str,
+    connection: str,
     event: ChannelEvent,
     fetched: ChannelOrder | None,
     source: str,
 ) -> Outcome:
-    """Apply one parsed webhook. `fetched` is the channel's current order when the event
-    needed a look-up (`order_to_fetch`); the caller fetched it outside the transaction."""
+    """Apply one parsed webhook of the channel connection `connection`. `fetched` is the
+    channel's current order when the event needed a look-up (`order_to_fetch`); the caller
+    fetched it outside the transaction."""
     kind = event.kind
     if kind is EventKind.ORDER_PLACED:
         assert event.order is not None
-        return take_order(session, runtime, fetched or event.order, source)
+        return take_order(session, runtime, fetched or event.order, source, connection)
     if kind is EventKind.ORDER_CHANGED:
         assert fetched is not None
-        outcome = take_order(session, runtime, fetched, source)
+        outcome = take_order(session, runtime, fetched, source, connection)
         refund = fetched.attributes.get("refund_summary")
         order = outcome.order
         if (
@@ -134,16 +138,16 @@ def apply_event(
         return Outcome(ignored=event.note or f"{event.event_type} is not acted on")
     if kind is EventKind.FULFILMENT_UPDATE:
         raise ValueError("a provider's report is fulfilment's to apply, not the order intake's")
-    order = _known_order(session, channel, event)
+    order = _known_order(session, connection, event)
     if order is None and kind is EventKind.ORDER_CANCELLED and event.order is not None:
-        created = take_order(session, runtime, event.order, source)
+        created = take_order(session, runtime, event.order, source, connection)
         order = created.order
     if order is None:
         if kind is EventKind.ORDER_NOTICE:
             return Outcome(ignored=f"{event.event_type} for an order the hub does not hold")
         # Out of order: the order itself has not arrived yet. Wait for it.
         wanted = event.channel_order_id or f"of lines {', '.join(event.line_ids)}"
-        raise Retriable(f"{channel} order {wanted} not received yet", after=30)
+        raise Retriable(f"{connection} order {wanted} not received yet", after=30)
     if kind is EventKind.ORDER_CANCELLED:
         service.cancel(session, order, source, dict(event.detail))
     elif kind is EventKind.LINES_CANCELLED:
@@ -155,9 +159,9 @@ def apply_event(
     return Outcome(order=order)
 
 
-def _known_order(session: Session, channel: str, event: ChannelEvent) -> Order | None:
+def _known_order(session: Session, connection: str, event: ChannelEvent) -> Order | None:
     ref = event.channel_order_id or (event.order.channel_order_id if event.order else None)
     if ref:
-        return repo.by_channel_id(session, channel, ref)
+        return repo.by_channel_id(session, connection, ref)
     # ABOUT YOU's item events name their items, not the order.
-    return repo.by_channel_line_ids(session, channel, event.line_ids)
+    return repo.by_channel_line_ids(session, connection, event.line_ids)

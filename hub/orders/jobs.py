@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import Session
 
 from hub.jobs import queue
+from hub.orders.models import Order
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +34,15 @@ class OrderJob:
         run_at: datetime | None = None,
     ) -> bool:
         """Queue this step for `order_id` unless it is queued (or done) already."""
+        # The order is in the session already wherever a step is queued: no statement.
+        order = session.get(Order, order_id)
         return queue.enqueue(
             session,
             self.kind,
             self.key(order_id, *qualifiers),
             payload,
             order_id=order_id,
+            connection=order.connection if order is not None else None,
             run_at=run_at,
         )
 

@@ -15,14 +15,18 @@ from hub.types import Money, UTCDateTime, utcnow
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        UniqueConstraint("channel", "channel_order_id", name="uq_orders_channel_order"),
+        # One order per channel order id on each connection: two Depop shops may both have
+        # an order "1001".
+        UniqueConstraint("connection", "channel_order_id", name="uq_orders_connection_order"),
+        Index("ix_orders_channel", "channel"),
         Index("ix_orders_status", "status"),
         Index("ix_orders_fulfilment_ref", "fulfilment_provider", "fulfilment_ref"),
         Index("ix_orders_needs_attention", "needs_attention"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
-    channel: str = Field(max_length=32)
+    channel: str = Field(max_length=32)  # the system: depop, topi, aboutyou
+    connection: str = Field(max_length=97)  # the account it came from: "depop/shop-b"
     channel_order_id: str = Field(max_length=128)
     status: str = Field(max_length=32)
     channel_status: str = Field(default="", max_length=64)
@@ -33,6 +37,8 @@ class Order(SQLModel, table=True):
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     placed_at: datetime = Field(sa_type=UTCDateTime)
     fulfilment_provider: str | None = Field(default=None, max_length=32)
+    # The provider account it was routed to ("deliverr/default"); null for manual fulfilment.
+    fulfilment_connection: str | None = Field(default=None, max_length=97)
     fulfilment_ref: str | None = Field(default=None, max_length=128)
     fulfilment_status: str | None = Field(default=None, max_length=32)
     fulfilment_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
+from connectors.registry import resolve, system_of
 from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
 from hub.types import utcnow
 
@@ -23,24 +24,26 @@ def get(session: Session, order_id: str, *, for_update: bool = False) -> Order |
     return session.get(Order, order_id, with_for_update=for_update, populate_existing=True)
 
 
-def by_channel_id(session: Session, channel: str, channel_order_id: str) -> Order | None:
+def by_channel_id(session: Session, connection: str, channel_order_id: str) -> Order | None:
+    """The order `channel_order_id` of the channel connection `connection`."""
     return session.scalars(
         select(Order).where(
-            col(Order.channel) == channel, col(Order.channel_order_id) == channel_order_id
+            col(Order.connection) == connection, col(Order.channel_order_id) == channel_order_id
         )
     ).first()
 
 
 def by_channel_ids(
-    session: Session, channel: str, channel_order_ids: Sequence[str]
+    session: Session, connection: str, channel_order_ids: Sequence[str]
 ) -> dict[str, Order]:
-    """The orders of `channel` among `channel_order_ids`, by channel order id: one look-up for
-    a page of them."""
+    """The orders of `connection` among `channel_order_ids`, by channel order id: one look-up
+    for a page of them."""
     if not channel_order_ids:
         return {}
     found = session.scalars(
         select(Order).where(
-            col(Order.channel) == channel, col(Order.channel_order_id).in_(channel_order_ids)
+            col(Order.connection) == connection,
+            col(Order.channel_order_id).in_(channel_order_ids),
         )
     )
     return {order.channel_order_id: order for order in found}
@@ -52,7 +55,7 @@ def insert_new(
     lines: Mapping[str, Sequence[dict[str, Any]]],
     history: Mapping[str, dict[str, Any]],
 ) -> list[Order]:
-    """Insert those of `orders` (rows) whose (channel, channel_order_id) is new, with their
+    """Insert those of `orders` (rows) whose (connection, channel_order_id) is new, with their
     `lines` and their `history` row (both by order id); the orders inserted, as `RETURNING`
     gave them.
 
@@ -66,7 +69,7 @@ def insert_new(
         session.scalars(
             insert(Order)
             .values(list(orders))
-            .on_conflict_do_nothing(index_elements=["channel", "channel_order_id"])
+            .on_conflict_do_nothing(index_elements=["connection", "channel_order_id"])
             .returning(Order)
         )
     )
@@ -78,22 +81,25 @@ def insert_new(
     return created
 
 
-def by_channel_line_ids(session: Session, channel: str, line_ids: Sequence[str]) -> Order | None:
-    """The order of `channel` holding any of `line_ids`, for events that name lines only."""
+def by_channel_line_ids(session: Session, connection: str, line_ids: Sequence[str]) -> Order | None:
+    """The order of `connection` holding any of `line_ids`, for events that name lines only."""
     if not line_ids:
         return None
     return session.scalars(
         select(Order)
         .join(OrderLine, col(OrderLine.order_id) == col(Order.id))
-        .where(col(Order.channel) == channel, col(OrderLine.channel_line_id).in_(line_ids))
+        .where(col(Order.connection) == connection, col(OrderLine.channel_line_id).in_(line_ids))
         .order_by(col(Order.id))
     ).first()
 
 
-def by_fulfilment_ref(session: Session, provider: str, ref: str) -> Order | None:
+def by_fulfilment_ref(session: Session, connection: str, ref: str) -> Order | None:
+    """The order the provider connection `connection` holds as `ref`."""
     return session.scalars(
         select(Order).where(
-            col(Order.fulfilment_provider) == provider, col(Order.fulfilment_ref) == ref
+            col(Order.fulfilment_provider) == system_of(connection),
+            col(Order.fulfilment_ref) == ref,
+            col(Order.fulfilment_connection) == connection,
         )
     ).first()
 
@@ -147,6 +153,7 @@ def search(
     session: Session,
     *,
     channel: str | None = None,
+    connection: str | None = None,
     channel_order_id: str | None = None,
     status: str | None = None,
     needs_attention: bool | None = None,
@@ -158,6 +165,8 @@ def search(
     query = select(Order)
     if channel:
         query = query.where(col(Order.channel) == channel)
+    if connection:
+        query = query.where(col(Order.connection) == resolve(connection))
     if channel_order_id:
         query = query.where(col(Order.channel_order_id) == channel_order_id)
     if status:

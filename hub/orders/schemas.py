@@ -64,6 +64,7 @@ class OrderPublic(BaseModel):
             "example": {
                 "id": "ord_01JD3ZK5Q8V9X2M4N6P8R0T2W4",
                 "channel": "depop",
+                "connection": "depop/default",
                 "channel_order_id": "123456",
                 "status": "confirmed",
                 "channel_status": "SHIPPING_PENDING",
@@ -90,7 +91,8 @@ class OrderPublic(BaseModel):
     )
 
     id: str
-    channel: str
+    channel: str  # the system: depop, topi, aboutyou
+    connection: str  # the account: "depop/default", "depop/shop-b"
     channel_order_id: str
     status: str
     channel_status: str
@@ -99,6 +101,7 @@ class OrderPublic(BaseModel):
     needs_attention: bool
     attention_reason: str | None
     fulfilment_provider: str | None
+    fulfilment_connection: str | None = None
     fulfilment_ref: str | None
     fulfilment_status: str | None
     placed_at: datetime

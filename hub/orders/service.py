@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from connectors import base
 from connectors.base import Capability, ChannelOrder, OrderLineView, OrderView, ShipmentView
-from connectors.registry import NotConfigured
+from connectors.registry import NotConfigured, connection_key
 from hub.errors import DomainError
 from hub.ids import new_id
 from hub.inventory import repository as stock
@@ -99,24 +99,33 @@ def get(session: Session, order_id: str) -> Order:
 # -- receiving --------------------------------------------------------------------------------
 
 
-def receive(session: Session, incoming: ChannelOrder, source: str) -> tuple[Order, bool]:
-    """The hub's order for `incoming`, created if new; True when this call created it.
+def receive(
+    session: Session, incoming: ChannelOrder, source: str, connection: str | None = None
+) -> tuple[Order, bool]:
+    """The hub's order for `incoming` from the channel connection `connection` (by default its
+    channel's default connection), created if new; True when this call created it.
 
     The insert comes first (`INSERT ... ON CONFLICT DO NOTHING RETURNING`): a new order, the
     common case, costs no look-up, and of two processes receiving the same order at once (a
-    webhook and a reconciliation run) the unique (channel, channel_order_id) lets exactly one
-    win; the other reads the winner's order.
+    webhook and a reconciliation run) the unique (connection, channel_order_id) lets exactly
+    one win; the other reads the winner's order.
     """
-    created = receive_many(session, [incoming], source)
+    connection = connection or connection_key(incoming.channel)
+    created = receive_many(session, [incoming], source, connection)
     if created:
         return created[0], True
-    winner = repo.by_channel_id(session, incoming.channel, incoming.channel_order_id)
+    winner = repo.by_channel_id(session, connection, incoming.channel_order_id)
     if winner is None:
-        raise StaleOrder(f"{incoming.channel} order {incoming.channel_order_id} vanished")
+        raise StaleOrder(f"{connection} order {incoming.channel_order_id} vanished")
     return winner, False
 
 
-def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str) -> list[Order]:
+def receive_many(
+    session: Session,
+    incoming: Sequence[ChannelOrder],
+    source: str,
+    connection: str | None = None,
+) -> list[Order]:
     """`receive` for a page of orders none of which the caller found: the orders this call
     created (one statement each for orders, lines and history). An order another writer
     created meanwhile is left out; the caller takes it through `receive`.
@@ -142,6 +151,7 @@ def receive_many(session: Session, incoming: Sequence[ChannelOrder], source: str
             {
                 "id": order_id,
                 "channel": order.channel,
+                "connection": connection or connection_key(order.channel),
                 "channel_order_id": order.channel_order_id,
                 "status": OrderState.CREATED.value,
                 "channel_status": order.channel_status,
@@ -432,7 +442,7 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
     """
     if _held(session, order):
         return
-    can = capabilities(runtime, order.channel)
+    can = capabilities(runtime, order.connection)
     rejects = Capability.REJECT in can
     if order.status == OrderState.CREATED:
         if Capability.ACKNOWLEDGE in can:
@@ -451,7 +461,7 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
             order.id,
             [(line.sku, line.open_quantity) for line in lines if line.sku and line.open_quantity],
             policy=runtime.settings.untracked_skus,
-            origin_channel=order.channel,
+            origin_channel=order.connection,
         )
         short = result.short
     if not missing_sku and not short:
@@ -619,7 +629,7 @@ def fill_waiting(session: Session, runtime: Runtime, sku: str, source: str) -> N
         item = stock.get(session, sku)
         if item is None or item.available <= 0:
             break
-        if capabilities(runtime, order.channel) & {Capability.ACCEPT, Capability.REJECT}:
+        if capabilities(runtime, order.connection) & {Capability.ACCEPT, Capability.REJECT}:
             continue  # such a channel's order is rejected, never kept waiting
         advance(session, runtime, order, source)
         if order.status == WAITING_STATE:

@@ -83,7 +83,7 @@ def acknowledge(ctx: JobContext) -> None:
         if not may(order.status, Trigger.ACKNOWLEDGE):
             return
         view = service.view(session, order_id)
-    runtime.connectors.channel(order.channel).acknowledge(view)
+    runtime.connectors.channel(order.connection).acknowledge(view)
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
         if may(order.status, Trigger.ACKNOWLEDGE):
@@ -114,7 +114,7 @@ def accept(ctx: JobContext) -> None:
         if not may(order.status, Trigger.CONFIRM):
             return
         view = service.view(session, order_id)
-    runtime.connectors.channel(order.channel).accept(view)
+    runtime.connectors.channel(order.connection).accept(view)
     with runtime.db.transaction() as session:
         order = service.get(session, order_id)
         if may(order.status, Trigger.CONFIRM):
@@ -132,7 +132,7 @@ def reject(ctx: JobContext) -> None:
             return
         view = service.view(session, order_id)
     try:
-        runtime.connectors.channel(order.channel).reject(view, reason)
+        runtime.connectors.channel(order.connection).reject(view, reason)
     except FlowNotSupported:
         with runtime.db.transaction() as session:
             service.flag(session, order_id, f"cannot be fulfilled: {reason}", _source(ctx))

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connectors.registry import DEFAULT, connection_key, name_of, system_of
 from hub import audit
-from hub.deps import ActorDep, ReaderDep, RuntimeDep, require_admin
+from hub.deps import Actor, ActorDep, ReaderDep, RuntimeDep, require_admin
 from hub.errors import ApiError
 from hub.reconcile import repository as repo
 from hub.reconcile import service
+from hub.runtime import Runtime
 
 router = APIRouter(
     prefix="/admin/reconcile", tags=["reconciliation"], dependencies=[Depends(require_admin)]
@@ -54,6 +56,7 @@ class RunPublic(BaseModel):
 
     id: str
     channel: str
+    connection: str
     state: str
     window_from: datetime
     window_to: datetime
@@ -84,9 +87,39 @@ _BAD_WINDOW: dict[int | str, dict[str, Any]] = {
 def start(
     channel: str, runtime: RuntimeDep, actor: ActorDep, body: ReconcileIn | None = None
 ) -> RunQueued:
-    """Queue a reconciliation of `channel` over a window (default: since the last run)."""
-    if channel not in runtime.connectors.channels:
-        raise ApiError(404, "channel_not_configured", f"channel {channel!r} is not configured")
+    """Queue a reconciliation of `channel`'s default connection over a window (default: since
+    the last run)."""
+    return _start(connection_key(channel), runtime, actor, body)
+
+
+@router.post(
+    "/{system}/{connection}",
+    response_model=RunQueued,
+    status_code=202,
+    responses=_NOT_CONFIGURED | _BAD_WINDOW,
+)
+def start_connection(
+    system: str,
+    connection: str,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    body: ReconcileIn | None = None,
+) -> RunQueued:
+    """Queue a reconciliation of the channel connection `system/connection` over a window
+    (default: since that connection's last run)."""
+    return _start(connection_key(system, connection), runtime, actor, body)
+
+
+def _start(key: str, runtime: Runtime, actor: Actor, body: ReconcileIn | None) -> RunQueued:
+    channel = key
+    if not runtime.connectors.has_channel(key):
+        if name_of(key) == DEFAULT:
+            raise ApiError(
+                404, "channel_not_configured", f"channel {system_of(key)!r} is not configured"
+            )
+        raise ApiError(
+            404, "connection_not_configured", f"connection {key!r} is not an enabled channel"
+        )
     body = body or ReconcileIn()
     try:
         with runtime.db.transaction() as session:
@@ -108,11 +141,14 @@ def start(
 def list_runs(
     session: ReaderDep,
     channel: str | None = None,
+    connection: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RunPage:
     """Runs newest first, scheduled and on demand. Pass `next_cursor` back as `cursor`."""
-    rows = repo.recent(session, channel=channel, before_id=cursor, limit=limit + 1)
+    rows = repo.recent(
+        session, channel=channel, connection=connection, before_id=cursor, limit=limit + 1
+    )
     page = [RunPublic.model_validate(run, from_attributes=True) for run in rows[:limit]]
     return RunPage(data=page, next_cursor=page[-1].id if len(rows) > limit else None)
 

@@ -16,6 +16,7 @@ class ReconcileRun(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     channel: str = Field(max_length=32)
+    connection: str = Field(max_length=97, index=True)
     state: str = Field(default="queued", max_length=16)  # queued, running, retrying, done, failed
     window_from: datetime = Field(sa_type=UTCDateTime)
     window_to: datetime = Field(sa_type=UTCDateTime)
@@ -34,6 +35,6 @@ class ProviderFeedCursor(SQLModel, table=True):
 
     __tablename__ = "provider_feed_cursors"
 
-    provider: str = Field(primary_key=True, max_length=32)
+    provider: str = Field(primary_key=True, max_length=97)  # the provider connection's key
     cursor: str | None = None
     read_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

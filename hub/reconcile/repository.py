@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from connectors.registry import resolve
 from hub.reconcile.models import ProviderFeedCursor, ReconcileRun
 from hub.types import utcnow
 
@@ -17,22 +18,30 @@ def get(session: Session, run_id: str) -> ReconcileRun | None:
 
 
 def recent(
-    session: Session, *, channel: str | None = None, before_id: str | None = None, limit: int = 50
+    session: Session,
+    *,
+    channel: str | None = None,
+    connection: str | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
 ) -> Sequence[ReconcileRun]:
     """Runs newest first (ids sort by creation time), after the cursor `before_id`."""
     query = select(ReconcileRun)
     if channel:
         query = query.where(col(ReconcileRun.channel) == channel)
+    if connection:
+        query = query.where(col(ReconcileRun.connection) == resolve(connection))
     if before_id:
         query = query.where(col(ReconcileRun.id) < before_id)
     return session.scalars(query.order_by(col(ReconcileRun.id).desc()).limit(limit)).all()
 
 
-def watermark(session: Session, channel: str) -> datetime | None:
-    """The end of the newest finished run's window: everything before it was seen."""
+def watermark(session: Session, connection: str) -> datetime | None:
+    """The end of the connection's newest finished run's window: everything before it was
+    seen. Each connection has its own: one shop's runs say nothing of another's orders."""
     return session.scalars(
         select(col(ReconcileRun.window_to))
-        .where(col(ReconcileRun.channel) == channel, col(ReconcileRun.state) == "done")
+        .where(col(ReconcileRun.connection) == connection, col(ReconcileRun.state) == "done")
         .order_by(col(ReconcileRun.window_to).desc())
         .limit(1)
     ).first()

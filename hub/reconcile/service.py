@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from connectors.base import ChannelOrder, ChannelOrderStatus
+from connectors.registry import resolve, system_of
 from hub import metrics
 from hub.config import HubSettings
 from hub.fulfilment import repository as fulfilment_repo
@@ -53,13 +54,14 @@ class InvalidWindow(ValueError):
 def start_run(
     session: Session,
     settings: HubSettings,
-    channel: str,
+    connection: str,
     *,
     window_from: datetime | None = None,
     window_to: datetime | None = None,
     key: str | None = None,
 ) -> ReconcileRun | None:
-    """Store a run and queue it; None when a run under `key` exists already.
+    """Store a run of the channel connection `connection` (a bare system name: its default)
+    and queue it; None when a run under `key` exists already.
 
     Without a window: from the last watermark (less an overlap, since late webhooks and clock
     skew blur the edge) to now. `to` is capped at now: a window reaching into the future would
@@ -68,6 +70,7 @@ def start_run(
     for value in (window_from, window_to):
         if value is not None and value.tzinfo is None:
             raise InvalidWindow("times need a UTC offset, e.g. 2026-11-23T00:00:00Z")
+    connection = resolve(connection)
     now = utcnow()
     to = min(window_to, now) if window_to is not None else now
     if window_from is not None:
@@ -76,7 +79,7 @@ def start_run(
         since = window_from
     else:
         overlap = timedelta(minutes=settings.reconcile_overlap_minutes)
-        mark = repo.watermark(session, channel)
+        mark = repo.watermark(session, connection)
         since = (
             mark - overlap if mark else to - timedelta(days=settings.reconcile_first_window_days)
         )
@@ -86,9 +89,18 @@ def start_run(
     run_id = new_id("rec")
     # The job first: its unique key is what makes a scheduled slot run once, and no run row
     # is left behind when the slot was queued already.
-    if not queue.enqueue(session, RUN, key or run_key(run_id), {"run_id": run_id}):
+    if not queue.enqueue(
+        session, RUN, key or run_key(run_id), {"run_id": run_id}, connection=connection
+    ):
         return None
-    run = ReconcileRun(id=run_id, channel=channel, window_from=since, window_to=to, created_at=now)
+    run = ReconcileRun(
+        id=run_id,
+        channel=system_of(connection),
+        connection=connection,
+        window_from=since,
+        window_to=to,
+        created_at=now,
+    )
     session.add(run)
     session.flush()
     return run
@@ -135,7 +147,7 @@ def apply_batch(
     except _TRANSIENT:
         raise
     except Exception:
-        findings = [_isolated(session, runtime, run.id, o) for o in batch]
+        findings = [_isolated(session, runtime, run, o) for o in batch]
     found: list[dict[str, Any]] = []
     for incoming, result in zip(batch, findings, strict=True):
         run.seen += 1
@@ -162,7 +174,7 @@ def _apply_page(
 ) -> list[Finding]:
     source = f"reconcile:{run.id}"
     known = orders_repo.by_channel_ids(
-        session, run.channel, [o.channel_order_id for o in batch if o.channel == run.channel]
+        session, run.connection, [o.channel_order_id for o in batch if o.channel == run.channel]
     )
     missing: dict[str, ChannelOrder] = {}
     for incoming in batch:
@@ -174,7 +186,7 @@ def _apply_page(
             missing.setdefault(incoming.channel_order_id, incoming)
     created = {
         order.channel_order_id: order
-        for order in orders.receive_many(session, list(missing.values()), source)
+        for order in orders.receive_many(session, list(missing.values()), source, run.connection)
     }
     findings: list[Finding] = []
     for incoming in batch:
@@ -192,6 +204,7 @@ def _apply_page(
                 session,
                 runtime,
                 run.id,
+                run.connection,
                 incoming,
                 known.get(incoming.channel_order_id) if incoming.channel == run.channel else None,
             )
@@ -206,10 +219,12 @@ _MISSING_ORDER = ("missing_order", "created the order from the channel")
 _TRANSIENT = (orders.StaleOrder, OperationalError)
 
 
-def _isolated(session: Session, runtime: Runtime, run_id: str, incoming: ChannelOrder) -> Finding:
+def _isolated(
+    session: Session, runtime: Runtime, run: ReconcileRun, incoming: ChannelOrder
+) -> Finding:
     try:
         with session.begin_nested():
-            return reconcile_order(session, runtime, run_id, incoming)
+            return reconcile_order(session, runtime, run.id, run.connection, incoming)
     except _TRANSIENT:
         raise
     except Exception as exc:
@@ -234,25 +249,26 @@ def reconcile_order(
     session: Session,
     runtime: Runtime,
     run_id: str,
+    connection: str,
     incoming: ChannelOrder,
     known: Order | None = None,
 ) -> Finding:
-    """One channel order: create it if missing, fix drift, say what was found and done.
-    `known` is the hub's order when the caller looked it up already."""
+    """One order of the channel connection `connection`: create it if missing, fix drift, say
+    what was found and done. `known` is the hub's order when the caller looked it up already."""
     source = f"reconcile:{run_id}"
     if known is not None and incoming.status is not ChannelOrderStatus.CANCELLED:
         # What intake would do for an order it holds that the channel did not cancel.
         orders.update_channel_status(session, known, incoming.channel_status)
         return _drift(session, known, incoming, run_id, source)
     if incoming.status is ChannelOrderStatus.SHIPPED and not orders_repo.by_channel_id(
-        session, incoming.channel, incoming.channel_order_id
+        session, connection, incoming.channel_order_id
     ):
         # Shipped before the hub knew of it (sold before the hub ran, or shipped by hand):
         # taking it in would route it to a warehouse and send the buyer a second parcel.
         return Finding(
             drift=[("missing_shipped_order", "not taken in: the channel shipped it already")]
         )
-    outcome = intake.take_order(session, runtime, incoming, source)
+    outcome = intake.take_order(session, runtime, incoming, source, connection)
     found = Finding(created=outcome.created)
     if outcome.created:
         found.drift.append(_MISSING_ORDER)

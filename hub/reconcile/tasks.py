@@ -11,7 +11,7 @@ import structlog
 from sqlmodel import Session
 
 from connectors.base import ChannelOrder, ConnectorError, Permanent
-from connectors.registry import NotConfigured
+from connectors.registry import DEFAULT, NotConfigured
 from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
@@ -63,12 +63,12 @@ def run_reconciliation(ctx: JobContext) -> None:
             return
         service.begin(run)
         session.add(run)
-        channel_name, since, until = run.channel, run.window_from, run.window_to
+        connection, since, until = run.connection, run.window_from, run.window_to
     try:
         try:
-            channel = runtime.connectors.channel(channel_name)
+            channel = runtime.connectors.channel(connection)
         except NotConfigured:
-            raise Permanent(f"channel {channel_name} is not configured") from None
+            raise Permanent(f"connection {connection} is disabled or not configured") from None
         listing: Iterator[ChannelOrder] = channel.list_orders(since, until)
         while batch := list(islice(listing, BATCH)):
             with runtime.db.transaction() as session:
@@ -94,7 +94,7 @@ def run_reconciliation(ctx: JobContext) -> None:
     log.info(
         "hub.reconcile.done",
         run_id=run_id,
-        channel=channel_name,
+        connection=connection,
         seen=run.seen,
         created=run.created,
         updated=run.updated,
@@ -102,23 +102,25 @@ def run_reconciliation(ctx: JobContext) -> None:
     )
 
 
-def reconcile_schedule_name(channel: str) -> str:
-    return f"reconcile:{channel}"
+def reconcile_schedule_name(connection: str) -> str:
+    """A default connection keeps the schedule name it had when a system had one account."""
+    return f"reconcile:{connection.removesuffix('/' + DEFAULT)}"
 
 
 @schedules
 def reconcile_schedules(runtime: Runtime) -> list[Schedule]:
-    """One reconciliation per enabled channel on HUB_RECONCILE_CRON (UTC)."""
+    """One reconciliation per enabled channel connection on HUB_RECONCILE_CRON (UTC): each its
+    own job, so a failing connection never delays another."""
     reconcile_on = cron(runtime.settings.reconcile_cron)
     return [
-        Schedule(reconcile_schedule_name(name), reconcile_on, _reconcile(runtime, name))
-        for name in sorted(runtime.connectors.channels)
+        Schedule(reconcile_schedule_name(key), reconcile_on, _reconcile(runtime, key))
+        for key in runtime.connectors.channel_keys()
     ]
 
 
-def _reconcile(runtime: Runtime, channel: str) -> Callable[[Session, datetime], None]:
+def _reconcile(runtime: Runtime, connection: str) -> Callable[[Session, datetime], None]:
     def enqueue(session: Session, slot: datetime) -> None:
-        key = slot_key(reconcile_schedule_name(channel), slot)
-        service.start_run(session, runtime.settings, channel, window_to=slot, key=key)
+        key = slot_key(reconcile_schedule_name(connection), slot)
+        service.start_run(session, runtime.settings, connection, window_to=slot, key=key)
 
     return enqueue

@@ -70,17 +70,17 @@ def test_an_order_with_a_sku_not_at_flexport_waits_flagged_until_the_product_exi
 
 def test_the_sku_map_lives_in_the_database_and_is_refreshed_on_schedule(hub: Hub) -> None:
     store = DatabaseSkuMaps(hub.db)
-    assert store.load("flexport") == {}
+    assert store.load("flexport/default") == {}
     scheduler = Scheduler(hub.runtime)
     fire(hub, scheduler, "refresh-sku-maps")
-    mapped = dict(store.load("flexport"))
+    mapped = dict(store.load("flexport/default"))
     assert mapped["SKU-A"] == hub.flexport.products["SKU-A"]
 
     # Flexport's catalogue changes: a product gone, one added.
     del hub.flexport.products["SKU-A"]
     hub.flexport.add_product("SKU-NEW")
     fire(hub, scheduler, "refresh-sku-maps", slots_later=1)
-    mapped = dict(store.load("flexport"))
+    mapped = dict(store.load("flexport/default"))
     assert "SKU-A" not in mapped
     assert mapped["SKU-NEW"] == hub.flexport.products["SKU-NEW"]
 

@@ -50,6 +50,7 @@ def test_rules_are_listed_in_the_order_they_are_tried_and_can_be_deleted(hub: Hu
         "id": early["id"],
         "priority": 5,
         "channel": None,
+        "connection": None,
         "sku_pattern": "HANDMADE-*",
         "country_code": None,
         "provider": "deliverr",

@@ -279,7 +279,7 @@ def test_depop_sale_updates_the_other_channels_but_depop_is_not_told_again(hub: 
     assert hub.stock(SKU)["available"] == 2
     assert hub.aboutyou.stocks[SKU] == 2
     assert depop_listing_calls(hub, SKU) == before
-    [sync] = [j for j in jobs(hub, LISTING_SYNC) if j["payload"]["skip_channel"] == "depop"]
+    [sync] = [j for j in jobs(hub, LISTING_SYNC) if j["payload"]["skip_channel"] == "depop/default"]
     assert sync["state"] == "done"
 
 

@@ -1,0 +1,87 @@
+"""All SQL about connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlmodel import Session, col
+
+from hub.connections.models import Connection, ConnectionSkuExclusion, Source
+from hub.db import insert_ignore
+from hub.types import utcnow
+
+
+def ensure_env_connections(session: Session, systems: Iterable[str]) -> None:
+    """The `default` connection row of each system, which its environment variables describe
+    (created on first start, and again after a test empties the tables)."""
+    now = utcnow()
+    for system in systems:
+        insert_ignore(
+            session,
+            Connection,
+            {
+                "key": f"{system}/default",
+                "system": system,
+                "name": "default",
+                "source": Source.ENV.value,
+                "enabled": True,
+                "settings": {},
+                "secrets": None,
+                "attention_reason": None,
+                "revision": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["key"],
+        )
+
+
+def everything(session: Session) -> Sequence[Connection]:
+    return session.scalars(select(Connection).order_by(col(Connection.key))).all()
+
+
+def get(session: Session, key: str, *, for_update: bool = False) -> Connection | None:
+    return session.get(Connection, key, with_for_update=for_update, populate_existing=True)
+
+
+def revisions(session: Session) -> dict[str, int]:
+    """Each connection's revision: what a process compares to know what to rebuild."""
+    rows = session.execute(select(col(Connection.key), col(Connection.revision)))
+    return {str(key): int(revision) for key, revision in rows}
+
+
+def excluded(session: Session, sku: str) -> set[str]:
+    """The channel connections that do not sell `sku`."""
+    rows = session.scalars(
+        select(col(ConnectionSkuExclusion.connection)).where(col(ConnectionSkuExclusion.sku) == sku)
+    )
+    return set(rows)
+
+
+def exclusions(session: Session, connection: str) -> list[str]:
+    rows = session.scalars(
+        select(col(ConnectionSkuExclusion.sku))
+        .where(col(ConnectionSkuExclusion.connection) == connection)
+        .order_by(col(ConnectionSkuExclusion.sku))
+    )
+    return list(rows)
+
+
+def exclude(session: Session, connection: str, sku: str) -> bool:
+    return insert_ignore(
+        session,
+        ConnectionSkuExclusion,
+        {"connection": connection, "sku": sku, "created_at": utcnow()},
+        ["connection", "sku"],
+    )
+
+
+def include(session: Session, connection: str, sku: str) -> bool:
+    result = session.execute(
+        delete(ConnectionSkuExclusion).where(
+            col(ConnectionSkuExclusion.connection) == connection,
+            col(ConnectionSkuExclusion.sku) == sku,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
