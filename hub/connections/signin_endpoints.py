@@ -1,0 +1,150 @@
+"""HTTP for connecting an account by signing in: the admin call that starts it, and the
+callback the system's authorize page sends the owner back to (authenticated by its state)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.connections import signin
+from hub.deps import ActorDep, RuntimeDep
+from hub.errors import ErrorBody
+
+admin_router = APIRouter(prefix="/admin/connections", tags=["connections"])
+callback_router = APIRouter(tags=["connections"])
+
+CALLBACK = "connection_sign_in_callback"
+BINDING_COOKIE = "hub_sign_in_"  # + a prefix of the state's digest: one per pending sign-in
+CALLBACK_PATH = "/connections/"
+CONSOLE_DONE = "/console/connections"
+
+
+class AuthorizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        description="the new connection's name: `depop/<name>`; an existing one is updated",
+    )
+
+
+class AuthorizeAnswer(BaseModel):
+    authorization_url: str
+    connection: str
+    expires_at: datetime
+
+
+class CallbackAnswer(BaseModel):
+    connection: str
+    status: str
+    created: bool
+
+
+def callback_url(request: Request, system: str) -> str:
+    return str(request.url_for(CALLBACK, system=system))
+
+
+def binding_cookie(state: str) -> str:
+    return BINDING_COOKIE + signin.digest(state)[:16]
+
+
+def set_binding(response: Response, request: Request, started: signin.Started) -> None:
+    """The console's half of the binding: a cookie only this browser holds, sent back with
+    the system's redirect (SameSite=Lax: a top-level navigation from another site)."""
+    assert started.binding is not None
+    response.set_cookie(
+        binding_cookie(started.state),
+        started.binding,
+        max_age=int(signin.STATE_LIFETIME.total_seconds()),
+        path=CALLBACK_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+@admin_router.post(
+    "/{system}/authorize",
+    response_model=AuthorizeAnswer,
+    responses={
+        404: {"model": ErrorBody, "description": "the system has no sign-in"},
+        409: {"model": ErrorBody, "description": "the hub's OAuth app is not configured"},
+        422: {"model": ErrorBody, "description": "a bad connection name"},
+    },
+)
+def authorize(
+    system: str,
+    body: AuthorizeRequest,
+    request: Request,
+    actor: ActorDep,
+    runtime: RuntimeDep,
+) -> AuthorizeAnswer:
+    """Start connecting the account `system/name` by its owner signing in: send the owner's
+    browser to `authorization_url` within ten minutes. The state in it is single-use."""
+    started = signin.start(
+        runtime,
+        system=system,
+        name=body.name,
+        actor=actor,
+        callback_url=callback_url(request, system),
+        console=False,
+    )
+    return AuthorizeAnswer(
+        authorization_url=started.authorization_url,
+        connection=started.key,
+        expires_at=started.expires_at,
+    )
+
+
+@callback_router.get(
+    "/connections/{system}/callback",
+    name=CALLBACK,
+    response_model=CallbackAnswer,
+    responses={
+        400: {"model": ErrorBody, "description": "bad or expired state, or consent denied"},
+        403: {"model": ErrorBody, "description": "a console sign-in back in another browser"},
+        409: {"model": ErrorBody, "description": "the state was already used"},
+        502: {"model": ErrorBody, "description": "the code exchange failed"},
+    },
+)
+def callback(
+    system: str,
+    request: Request,
+    runtime: RuntimeDep,
+    state: Annotated[str, Query(max_length=200)] = "",
+    code: Annotated[str | None, Query(max_length=2000)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+    error_description: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Response:
+    """Where the system sends the owner back: `code` and `state`, or `error` and `state`. No
+    admin token: the single-use state the hub issued authenticates it."""
+    cookie = binding_cookie(state) if state else None
+    finished = signin.finish(
+        runtime,
+        system=system,
+        state=state,
+        code=code,
+        error=error,
+        error_description=error_description,
+        binding=request.cookies.get(cookie) if cookie else None,
+    )
+    if finished.console:
+        # Back to the console page the operator started from, which says what was connected.
+        response: Response = RedirectResponse(
+            f"{CONSOLE_DONE}?{urlencode({'connected': finished.key})}", status_code=303
+        )
+    else:
+        response = JSONResponse(
+            CallbackAnswer(
+                connection=finished.key, status="connected", created=finished.created
+            ).model_dump()
+        )
+    if cookie:
+        response.delete_cookie(cookie, path=CALLBACK_PATH, httponly=True, samesite="lax")
+    return response
