@@ -497,6 +497,12 @@ class FulfilmentProvider(Protocol):
         """The provider's order id. Idempotent on `request.order_id`: a retry never duplicates."""
         ...
 
+    def find_order_id(self, order_id: str) -> str | None:
+        """The provider's id of the order created for hub order `order_id`, or None when it
+        holds none. Never creates one: what a retry asks for an order cancelled since an
+        earlier attempt that may have reached the provider."""
+        ...
+
     def get_order(self, provider_order_id: str) -> FulfilmentStatus: ...
 
     def cancel_order(self, provider_order_id: str) -> None:

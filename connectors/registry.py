@@ -111,6 +111,13 @@ class Registry:
             self._checked = now
         self.refresh(self)
 
+    def reload(self) -> None:
+        """Read the connections again now (after this process changed one)."""
+        if self.refresh is not None:
+            with self._lock:
+                self._checked = (self.clock or time.monotonic)()
+            self.refresh(self)
+
     def channel(self, key: str) -> SalesChannel:
         key = resolve(key)
         self._maybe_refresh(missed=key not in self.channels)

@@ -12,9 +12,10 @@ import hub.tasks  # noqa: F401  (loads every domain)
 from hub import console, errors
 from hub.admin import openapi
 from hub.admin.audit import router as audit_router
-from hub.admin.endpoints import metrics_router
+from hub.admin.endpoints import metrics_router, process_metrics_router
 from hub.admin.endpoints import router as ops_router
 from hub.admin.orders import router as orders_router
+from hub.connections.endpoints import router as connections_router
 from hub.connections.signin_endpoints import admin_router as sign_in_router
 from hub.connections.signin_endpoints import callback_router as sign_in_callback_router
 from hub.fulfilment.endpoints import router as routing_router
@@ -90,6 +91,7 @@ def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = Fals
         stock_router,
         routing_router,
         reconcile_router,
+        connections_router,
         sign_in_router,
         sign_in_callback_router,
     ):
@@ -106,4 +108,14 @@ def create_metrics_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     errors.install(app)
     app.include_router(metrics_router)
+    return app
+
+
+def create_worker_metrics_app(runtime: Runtime) -> FastAPI:
+    """A worker's own counters on `hub worker --metrics-port`, behind HUB_METRICS_TOKEN like
+    the hub's `/metrics`."""
+    app = FastAPI(title="Order hub worker metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(process_metrics_router)
     return app

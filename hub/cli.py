@@ -13,6 +13,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import structlog
@@ -20,6 +21,9 @@ from pydantic import SecretStr
 
 from hub.config import Settings
 from hub.logging import configure_logging
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger("hub.cli")
 
@@ -72,6 +76,26 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _BackgroundServer:
+    """A uvicorn server on a socket of its own, in a daemon thread.
+
+    Off the main thread uvicorn installs no signal handlers: the process's own SIGTERM handling
+    stops this one when it is done."""
+
+    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+        import uvicorn
+
+        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="metrics-server", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -108,21 +132,11 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
         channels=sorted(runtime.connectors.channels),
         providers=sorted(runtime.connectors.providers),
     )
-    metrics_server: uvicorn.Server | None = None
-    metrics_thread: threading.Thread | None = None
-    if metrics_socket is not None:
-        metrics_server = uvicorn.Server(
-            uvicorn.Config(create_metrics_app(runtime), log_config=None, access_log=False)
-        )
-        # Off the main thread uvicorn installs no signal handlers: the API server below owns
-        # SIGTERM and stops this one when it is done.
-        metrics_thread = threading.Thread(
-            target=metrics_server.run,
-            kwargs={"sockets": [metrics_socket]},
-            name="metrics-server",
-            daemon=True,
-        )
-        metrics_thread.start()
+    metrics_server = (
+        _BackgroundServer(create_metrics_app(runtime), metrics_socket)
+        if metrics_socket is not None
+        else None
+    )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again against the
     # handler it found; a handler that ignores it lets `serve` exit 0 as the contract says.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -131,9 +145,8 @@ def serve(host: str, port: int, no_worker: bool, no_scheduler: bool) -> None:
     try:
         server.run(sockets=[api_socket])
     finally:
-        if metrics_server is not None and metrics_thread is not None:
-            metrics_server.should_exit = True
-            metrics_thread.join(10)
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 @main.command()
@@ -168,19 +181,24 @@ def worker(concurrency: int | None, processes: int, metrics_port: int | None) ->
 
 def _worker_process(threads: int, metrics_port: int | None, index: int) -> None:
     """One worker process: `threads` threads until SIGTERM."""
-    from prometheus_client import start_http_server
-
+    from hub.app import create_worker_metrics_app
     from hub.jobs.worker import Worker
     from hub.wiring import build_runtime
 
     runtime = build_runtime(_settings())
+    metrics_server = None
     if metrics_port is not None:
         # The job counters live in this process; the API's /metrics has the database figures.
-        start_http_server(metrics_port + index)
+        # On every interface, as before; HUB_METRICS_TOKEN guards it as it guards the API's.
+        metrics_server = _BackgroundServer(
+            create_worker_metrics_app(runtime), _listen("0.0.0.0", metrics_port + index)
+        )
     running = Worker(runtime, threads)
     running.start()
     _wait_for_signal()
     running.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
 
 
 @main.command()
@@ -429,3 +447,44 @@ def demo() -> None:
     # Progress and the report go to stdout; only the hub's warnings and errors reach the log.
     configure_logging(None, "warning")
     sys.exit(run_demo())
+
+
+@main.group()
+def secrets_group() -> None:
+    """Keys that seal connection secrets at rest (HUB_SECRET_KEY)."""
+
+
+main.add_command(secrets_group, name="secrets")
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key for HUB_SECRET_KEY."""
+    from hub.secrets import generate_key
+
+    click.echo(generate_key())
+
+
+@secrets_group.command("rotate")
+def secrets_rotate() -> None:
+    """Seal every stored secret again with the first key of HUB_SECRET_KEY, in one transaction.
+
+    To rotate: put the new key first and keep the old one after it
+    (HUB_SECRET_KEY=new,old), restart the hub's processes, run this, then drop the old key.
+    """
+    from hub.connections.service import rotate
+    from hub.db import Database
+    from hub.migrate import upgrade
+    from hub.secrets import SecretKeyMissing, UnreadableSecret, box_for
+
+    settings = _settings()
+    upgrade(settings.hub.database_url)
+    db = Database(settings.hub.database_url)
+    try:
+        with db.transaction() as session:
+            connections, credentials = rotate(session, box_for(settings.hub))
+    except (SecretKeyMissing, UnreadableSecret) as exc:
+        raise click.ClickException(f"{exc}; nothing was changed") from None
+    finally:
+        db.dispose()
+    click.echo(f"resealed {connections} connections and {credentials} stored credentials")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import JSON, Column
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, select
+from sqlmodel import Field, Session, SQLModel
 
 from hub.config import HubSettings
 from hub.db import Database, insert_ignore
@@ -126,3 +126,9 @@ class DatabaseTokenStore:
             row.updated_at = utcnow()
             session.add(row)
             return True
+
+
+def sealed(session: Session) -> Sequence[StoredCredential]:
+    """Every stored credential whose value is sealed, locked for resealing."""
+    rows = session.scalars(select(StoredCredential).with_for_update()).all()
+    return [row for row in rows if SEALED in (row.value or {})]

@@ -23,16 +23,24 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import make_url
 
 from hub.config import HubSettings
+from hub.errors import DomainError
 
 log = structlog.get_logger("hub.secrets")
 
 
-class SecretKeyMissing(RuntimeError):
-    """No key to seal or open secrets with."""
+class SecretKeyMissing(DomainError):
+    """No key to seal or open secrets with: the hub's configuration, not the request, is
+    at fault."""
+
+    status = 503
+    code = "secret_key_not_configured"
 
 
-class UnreadableSecret(ValueError):
+class UnreadableSecret(DomainError):
     """A sealed value none of the configured keys opens (a key dropped too early, or tampering)."""
+
+    status = 500
+    code = "secret_unreadable"
 
 
 def generate_key() -> str:

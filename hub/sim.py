@@ -31,7 +31,7 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
-from connectors.catalog import CONNECTORS
+from connectors.catalog import CONNECTORS, by_name
 from connectors.connector import ConnectorSettings
 from connectors.contracts import published_contract, watch
 from connectors.ratelimit import NoRateLimit
@@ -64,6 +64,30 @@ class SimulatedHub:
     admin_token: str
     simulators: dict[str, SimulatorBase]
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # How connectors reach simulators (by connector or connection key), kept so another
+    # account can be added; set by `wire_simulators`.
+    http: dict[str, httpx.Client] = field(default_factory=dict)
+    client_for: ClientFor | None = None
+    hub_url: str = ""
+
+    def add_account(self, system: str, name: str) -> tuple[SimulatorBase, ConnectorSettings]:
+        """A second (third, ...) account on `system`: its own simulator with fresh
+        credentials, reached by the connection `system/name` once that is created (the
+        settings returned are what to create it with), posting its webhooks to that
+        connection's URL. The simulator is kept under the connection's key."""
+        if self.client_for is None:
+            raise RuntimeError("accounts are added to a hub wired by wire_simulators")
+        connector = by_name()[system]
+        settings = connector.simulated(f"https://{name}.{system}.test")
+        simulator = connector.simulator(settings)
+        key = f"{system}/{name}"
+        client = _watched(system, self.client_for(simulator.app, _base_url(settings)))
+        self.http[key] = client
+        self.closers.append(client.close)
+        simulator.webhook_url = f"{self.hub_url}/webhooks/{system}/{name}"
+        simulator.webhook_client = self.client
+        self.simulators[key] = simulator
+        return simulator, settings
 
     def simulator(self, name: str, kind: type[Sim]) -> Sim:
         """The simulator of connector `name`, typed."""
@@ -162,7 +186,16 @@ def wire_simulators(
         sim.webhook_url = f"{hub_url}/webhooks/{name}"
         sim.webhook_client = client
     closers = [client.close, *(c.close for c in clients.values())]
-    return SimulatedHub(runtime, client, admin_token, simulators, closers)
+    return SimulatedHub(
+        runtime,
+        client,
+        admin_token,
+        dict(simulators),
+        closers,
+        http=clients,
+        client_for=client_for,
+        hub_url=hub_url,
+    )
 
 
 def _watched(name: str, client: httpx.Client) -> httpx.Client:

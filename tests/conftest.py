@@ -21,6 +21,10 @@ import hub.models  # noqa: F401  (every table on the metadata)
 from hub.db import Database
 from hub.migrate import upgrade
 
+# Connection secrets are sealed with this key in every test (and every process a test starts);
+# a hub on Postgres refuses to keep secrets without one.
+os.environ.setdefault("HUB_SECRET_KEY", "j13XKvJ8DXylw1qe0CiWtXBCh4dHswdPxhjhCU3Ldk8=")
+
 POSTGRES_URL = os.environ.get(
     "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -148,6 +148,10 @@ class DeliverrProvider:
                 return self._reuse(existing, request.order_id)
         raise self._failure(response, context)
 
+    def find_order_id(self, order_id: str) -> str | None:
+        found = self.find_order(order_id)
+        return None if found is None else found.orderId
+
     def get_order(self, provider_order_id: str) -> FulfilmentStatus:
         """The order's status and shipments as Deliverr reports them now."""
         with deadline(self._settings.call_deadline_seconds):

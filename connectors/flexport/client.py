@@ -149,6 +149,10 @@ class FlexportProvider:
                 return self._reuse(existing, request.order_id)
         raise self._failure(response, context)
 
+    def find_order_id(self, order_id: str) -> str | None:
+        found = self.find_order(order_id)
+        return None if found is None else found.id
+
     def get_order(self, provider_order_id: str) -> FulfilmentStatus:
         with deadline(self._settings.call_deadline_seconds):
             response = self._call("GET", f"/orders/{_segment(provider_order_id)}")

@@ -22,6 +22,9 @@ from state_machines.order import describe
 router = APIRouter(tags=["operations"])
 # Apart from the rest, so that with HUB_METRICS_PORT set it is served on that port alone.
 metrics_router = APIRouter(tags=["operations"])
+# A worker's own counters (`hub worker --metrics-port`): no database figures, which the API's
+# /metrics serves, so scraping each worker adds no query.
+process_metrics_router = APIRouter(tags=["operations"])
 
 metrics_bearer = HTTPBearer(
     auto_error=False,
@@ -94,6 +97,20 @@ async def metrics_endpoint(runtime: RuntimeDep) -> Response:
     jobs, attention, reconciliation) read from the database now."""
     body = await run_in_threadpool(metrics.render, runtime.db)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+@process_metrics_router.get(
+    "/metrics",
+    dependencies=[Depends(require_metrics_token)],
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        401: {"description": "HUB_METRICS_TOKEN is set and the request does not carry it"},
+    },
+)
+def process_metrics_endpoint() -> Response:
+    """Prometheus text format: this process's event counters (jobs run, their times)."""
+    return Response(metrics.render_process(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(

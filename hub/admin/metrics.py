@@ -79,6 +79,11 @@ class DatabaseCollector(Collector):
         )
 
 
+def render_process() -> bytes:
+    """The Prometheus text exposition of this process's counters alone."""
+    return generate_latest(REGISTRY)
+
+
 def render(db: Database) -> bytes:
     """The Prometheus text exposition: this process's counters, then the database's gauges."""
     figures = CollectorRegistry(auto_describe=False)

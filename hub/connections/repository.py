@@ -37,8 +37,11 @@ def ensure_env_connections(session: Session, systems: Iterable[str]) -> None:
         )
 
 
-def everything(session: Session) -> Sequence[Connection]:
-    return session.scalars(select(Connection).order_by(col(Connection.key))).all()
+def everything(session: Session, *, for_update: bool = False) -> Sequence[Connection]:
+    query = select(Connection).order_by(col(Connection.key))
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).all()
 
 
 def get(session: Session, key: str, *, for_update: bool = False) -> Connection | None:

@@ -20,6 +20,8 @@ from connectors.connector import Connector, ConnectorSettings, Role
 from connectors.registry import DEFAULT, NAME_PATTERN, NotConfigured, connection_key
 from hub.connections import repository as repo
 from hub.connections.models import Connection, Source
+from hub.credentials import SEALED
+from hub.credentials import sealed as credentials_sealed
 from hub.errors import DomainError
 from hub.runtime import Runtime
 from hub.secrets import SecretBox
@@ -256,7 +258,7 @@ def flag(session: Session, key: str, reason: str) -> None:
     log.warning("hub.connections.flagged", connection=key, reason=reason)
 
 
-def public(row: Connection, role: Role, box: SecretBox | None) -> dict[str, Any]:
+def public(row: Connection, role: Role, box: SecretBox | None, active: bool) -> dict[str, Any]:
     """A connection as the API shows it: its settings, and the names (never the values) of
     the secrets it holds."""
     secrets: list[str] = []
@@ -272,9 +274,13 @@ def public(row: Connection, role: Role, box: SecretBox | None) -> dict[str, Any]
         "role": role.value,
         "source": row.source,
         "enabled": row.enabled,
+        "active": active,
         "settings": dict(row.settings or {}),
         "secrets_set": secrets,
         "attention_reason": row.attention_reason,
+        "webhook_path": f"/webhooks/{row.system}"
+        if row.name == DEFAULT
+        else f"/webhooks/{row.system}/{row.name}",
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -310,3 +316,28 @@ def check(runtime: Runtime, key: str) -> CheckResult:
         log.warning("hub.connections.check_crashed", connection=key, error=type(exc).__name__)
         return CheckResult(ok=False, detail=f"the call failed: {type(exc).__name__}")
     return CheckResult(ok=True, detail="the credentials work")
+
+
+def rotate(session: Session, box: SecretBox) -> tuple[int, int]:
+    """Seal every stored secret again with the first key of HUB_SECRET_KEY, in the caller's
+    one transaction: the connections' secrets and the credentials connectors renewed. Fails
+    whole (nothing changed) if any value opens with none of the keys. The numbers resealed."""
+    connections = 0
+    for row in repo.everything(session, for_update=True):
+        if row.secrets:
+            row.secrets = box.reseal(row.secrets)
+            session.add(row)
+            connections += 1
+    credentials = 0
+    for credential in credentials_sealed(session):
+        credential.value = {SEALED: box.reseal(credential.value[SEALED])}
+        session.add(credential)
+        credentials += 1
+    log.info("hub.secrets.rotated", connections=connections, credentials=credentials)
+    return connections, credentials
+
+
+def plain_values(settings: ConnectorSettings) -> dict[str, Any]:
+    """`settings` as the values a connection is created with (secrets revealed): for tools
+    and tests that hold a connector's settings object."""
+    return {k: _plain(v) for k, v in settings.model_dump().items() if v is not None}

@@ -43,6 +43,9 @@ from state_machines.order import Effect, IllegalTransition, OrderState, Trigger,
 MANUAL = "manual"
 NO_SKU = "line has no SKU"
 NEEDS_INPUT = "needs_input"  # the flag of a shipment the channel holds back for a person's answer
+# The flag of a provider that gave up on, or cannot report on, its order: routing the order
+# again is what resolves it.
+PROVIDER_FAILED = "provider_failed"
 
 ROUTE = OrderJob("fulfilment.route", "route")
 CANCEL = OrderJob("fulfilment.cancel", "cancel-fulfilment")
@@ -275,7 +278,10 @@ def routed(session: Session, order: Order, provider: str, ref: str | None, sourc
 
 
 def reset_fulfilment(session: Session, order: Order, source: str) -> None:
-    """Forget the failed routing so the order can be routed again; clears its flag."""
+    """Forget the failed routing so the order can be routed again, and resolve the flags that
+    failure raised (a route job's death, a provider's refusal or error, a line no provider
+    could pick, which the new route raises again if it still holds). Flags of other causes
+    (money out of range, a shipment waiting for input, ...) stay: routing again fixes none."""
     previous = {"provider": order.fulfilment_provider, "reference": order.fulfilment_ref}
     order.fulfilment_provider = None
     order.fulfilment_connection = None
@@ -285,7 +291,16 @@ def reset_fulfilment(session: Session, order: Order, source: str) -> None:
     order.updated_at = utcnow()
     session.add(order)
     orders.note(session, order, "fulfilment_reset", source, previous)
-    orders.clear_flag(session, order, source)
+    if not order.needs_attention:
+        return
+    route_jobs = {
+        f"job:{job.id}" for job in queue.list_jobs(session, kind=ROUTE.kind, order_id=order.id)
+    }
+    for flag in orders_repo.flags(session, order.id, open_only=True):
+        if flag.code in (PROVIDER_FAILED, orders.NO_SKU_CODE) or (
+            flag.code == orders.JOB_FAILED and flag.source in route_jobs
+        ):
+            orders.clear_flag(session, order, source, flag_id=flag.id)
 
 
 def apply_report(
@@ -327,15 +342,14 @@ def apply_fulfilment(
         # The provider's own word that it will ship nothing: what the order held goes back.
         provider_gave_up(session, order, None, None, source)
     elif status.status is ProviderOrderStatus.CANCELLED and may(order.status, Trigger.SHIP):
-        orders.flag(session, order.id, f"{provider} cancelled the fulfilment order", source)
+        reason = f"{provider} cancelled the fulfilment order"
+        orders.flag(session, order.id, reason, source, code=PROVIDER_FAILED)
     elif status.status is ProviderOrderStatus.ERROR:
-        orders.flag(
-            session, order.id, f"{provider} reports an error on the fulfilment order", source
-        )
+        reason = f"{provider} reports an error on the fulfilment order"
+        orders.flag(session, order.id, reason, source, code=PROVIDER_FAILED)
     elif status.status is ProviderOrderStatus.UNSUPPORTED:
-        orders.flag(
-            session, order.id, f"{provider} reports unknown status {status.raw_status!r}", source
-        )
+        reason = f"{provider} reports unknown status {status.raw_status!r}"
+        orders.flag(session, order.id, reason, source, code=PROVIDER_FAILED)
     return added
 
 

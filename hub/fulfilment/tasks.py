@@ -62,7 +62,8 @@ def route(ctx: JobContext) -> None:
 
     A retry runs for an order cancelled since, too: the earlier attempt may have left an order
     at the provider, which would ship unless the hub learns its reference and cancels it (the
-    cancel job waits for this one)."""
+    cancel job waits for this one). That retry only looks the order up: it never creates one
+    for an order the hub no longer means to ship."""
     runtime, order_id = ctx.runtime, _order_id(ctx)
     enabled = runtime.connectors.provider_keys()
     with runtime.db.reader() as session:
@@ -81,6 +82,8 @@ def route(ctx: JobContext) -> None:
         )
         # Only a job's first attempt knows no earlier one reached the provider.
         request = replace(fulfilment.request_for(order, lines), first_try=ctx.job.attempts == 1)
+        # Read in the same transaction as everything the call is built from.
+        create = order.status == OrderState.CONFIRMED
     if unnamed:
         # No provider can pick a line without a SKU, and shipping the rest would split the
         # parcel: the order waits, flagged (again, after an operator's retry) for a person.
@@ -94,9 +97,14 @@ def route(ctx: JobContext) -> None:
         return
     ref: str | None = None
     if provider_name != fulfilment.MANUAL and request.lines:
-        ref = runtime.connectors.provider(provider_name).create_order(request)
+        provider = runtime.connectors.provider(provider_name)
+        ref = provider.create_order(request) if create else provider.find_order_id(order_id)
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
+        if not create and ref is None:
+            # Cancelled, and no earlier attempt left it at the provider: nothing to take back.
+            ctx.finish(session)
+            return
         fulfilment.routed(session, order, provider_name, ref, f"job:{ctx.job.id}")
         if order.status == OrderState.CANCELLED and ref:
             # Cancelled while the provider call was in flight: take it back at once.

@@ -93,6 +93,14 @@ def reserve(
     return Reservation(True)
 
 
+def lock(session: Session, skus: Iterable[str]) -> None:
+    """Lock the stock rows of `skus` now, in SKU order, for a transaction that goes on to
+    reserve, release or commit several orders' units: one order at a time, each in SKU order,
+    would still take the rows out of order across the orders and could deadlock with another
+    transaction taking the same SKUs in order. Rows locked already are not waited for again."""
+    repo.lock_many(session, sorted(set(skus)))
+
+
 def commit(session: Session, order_id: str, sku: str, quantity: int) -> None:
     """`quantity` units of `sku` shipped for `order_id`: they leave on_hand and the reservation."""
     item = repo.get(session, sku, for_update=True)

@@ -8,12 +8,13 @@ each domain declared them beside its handlers.
 
 The lease is short (HUB_SCHEDULER_LEASE_SECONDS) and renewed at a third of it, so a follower
 leads within about one lease of a leader's crash. A slot that passed while nobody led (a crash
-just before 03:00, a restart) is not lost: every heartbeat of the leader queues each schedule's
-latest slot when it lies within the catch-up window (HUB_SCHEDULER_CATCHUP_SECONDS). The
-slot's key makes that a no-op for a slot already queued, by this leader or a former one. Only
-the latest slot is caught up, as APScheduler's coalescing does: each scheduled job covers all
-that is due up to its slot (a reconciliation reads up to it, a maintenance scan looks at the
-present), so running older missed slots too would repeat the same work.
+just before 03:00, a restart) is not lost: every heartbeat of the leader queues each slot of
+each schedule that lies within the catch-up window (HUB_SCHEDULER_CATCHUP_SECONDS) and that
+this process has not queued yet, oldest first. Every missed slot runs, not only the latest: a
+slot's job is what that slot owes (an hourly reconciliation's run records its own window and
+watermark, a report names its hour), and a skipped one would leave a hole that no later run
+says was there. The slot's key makes the enqueue a no-op for a slot already queued, by this
+leader, a former one or a racing one, so each slot runs once.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from hub.jobs import leases
 from hub.jobs.registry import all_schedules
-from hub.jobs.schedules import Schedule, slot_of
+from hub.jobs.schedules import Schedule, slot_of, slots_within
 from hub.runtime import Runtime
 from hub.types import utcnow
 
 log = structlog.get_logger("hub.scheduler")
 
 LEASE_NAME = "scheduler"
+# The most slots of one schedule a heartbeat queues. The catch-up window bounds them already for
+# the schedules the hub declares (a 15-minute interval over 6 hours is 24); this bounds a
+# window configured far longer than a schedule's interval, keeping the newest slots.
+MAX_CATCHUP_SLOTS = 500
 
 
 class Scheduler:
@@ -59,12 +64,16 @@ class Scheduler:
         self.catchup = timedelta(
             seconds=settings.scheduler_catchup_seconds if catchup is None else catchup
         )
+        # Given schedules are fixed; the registry's are read again at every heartbeat, so a
+        # connection created or switched off gets or loses its schedules within seconds.
+        self._fixed = schedules is not None
         self.schedules = schedules if schedules is not None else all_schedules(runtime)
         self._clock = clock
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
         self._leading = False
-        # The latest slot of each schedule this process saw committed: a heartbeat skips it.
+        # The latest slot of each schedule a heartbeat of this process committed: the next
+        # heartbeat queues only later ones.
         self._queued: dict[str, datetime] = {}
 
     def try_lead(self) -> bool:
@@ -78,29 +87,48 @@ class Scheduler:
         return leading
 
     def heartbeat(self) -> bool:
-        """Take or renew the lease and, while leading, queue every schedule's latest slot that
+        """Take or renew the lease and, while leading, queue every slot of every schedule that
         lies within the catch-up window and is not known to be queued; True when leading."""
+        self._follow_registry()
         with self._lock, self.runtime.db.transaction() as session:
             now = self._clock()
             leading = leases.try_lead(session, LEASE_NAME, self.owner, self.lease_ttl, now=now)
             due = self._due(now) if leading else []
-            for schedule, slot in due:
-                schedule.enqueue(session, slot)
+            for schedule, slots in due:
+                for slot in slots:
+                    schedule.enqueue(session, slot)
         self._note_leadership(leading)
-        for schedule, slot in due:
-            self._queued[schedule.name] = slot
-            log.info("hub.scheduler.caught_up", schedule=schedule.name, slot=slot.isoformat())
+        for schedule, slots in due:
+            self._queued[schedule.name] = slots[-1]
+            log.info(
+                "hub.scheduler.caught_up",
+                schedule=schedule.name,
+                slots=len(slots),
+                first=slots[0].isoformat(),
+                last=slots[-1].isoformat(),
+            )
         return leading
 
-    def _due(self, now: datetime) -> list[tuple[Schedule, datetime]]:
-        due: list[tuple[Schedule, datetime]] = []
+    def _due(self, now: datetime) -> list[tuple[Schedule, list[datetime]]]:
+        """Each schedule's slots within the window after the latest this process queued."""
+        due: list[tuple[Schedule, list[datetime]]] = []
         for schedule in self.schedules:
-            try:
-                slot = slot_of(schedule.trigger, now)
-            except ValueError:
-                continue  # a trigger that has not fired yet has nothing to catch up
-            if now - slot <= self.catchup and self._queued.get(schedule.name) != slot:
-                due.append((schedule, slot))
+            known = self._queued.get(schedule.name)
+            slots = [
+                slot
+                for slot in slots_within(schedule.trigger, now - self.catchup, now)
+                if known is None or slot > known
+            ]
+            if len(slots) > MAX_CATCHUP_SLOTS:
+                log.warning(
+                    "hub.scheduler.catchup_truncated",
+                    schedule=schedule.name,
+                    missed=len(slots),
+                    queued=MAX_CATCHUP_SLOTS,
+                )
+                slots = slots[-MAX_CATCHUP_SLOTS:]
+            if slots:
+                due.append((schedule, slots))
         return due
 
     def fire(self, schedule: Schedule, slot: datetime) -> bool:
@@ -115,9 +143,10 @@ class Scheduler:
             if leading:
                 schedule.enqueue(session, slot)
         self._note_leadership(leading)
+        # The slot is not noted as queued: a firing that took the lease over has not caught up
+        # the older slots, and the next heartbeat would skip them. That heartbeat queues this
+        # slot again, a no-op under its key.
         if leading:
-            if slot >= self._queued.get(schedule.name, slot):
-                self._queued[schedule.name] = slot
             log.info("hub.scheduler.fired", schedule=schedule.name, slot=slot.isoformat())
         return leading
 
@@ -143,6 +172,38 @@ class Scheduler:
         except Exception:
             log.exception("hub.scheduler.heartbeat_failed")
 
+    def _follow_registry(self) -> None:
+        """Fire the schedules the registry gives now: add the new ones, drop the gone ones."""
+        if self._fixed:
+            return
+        wanted = {s.name: s for s in all_schedules(self.runtime)}
+        known = {s.name for s in self.schedules}
+        if set(wanted) == known:
+            return
+        with self._lock:
+            self.schedules = list(wanted.values())
+        if not self._scheduler.running:
+            return
+        for name in known - set(wanted):
+            self._scheduler.remove_job(name)
+        for name in set(wanted) - known:
+            self._add(wanted[name])
+        log.info(
+            "hub.scheduler.schedules_changed",
+            added=sorted(set(wanted) - known),
+            removed=sorted(known - set(wanted)),
+        )
+
+    def _add(self, schedule: Schedule) -> None:
+        self._scheduler.add_job(
+            self._job(schedule),
+            schedule.trigger,
+            id=schedule.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
+
     def start(self) -> None:
         """Start firing in a background thread; the lease is tried at once (catching up what
         was missed), then renewed at a third of its lifetime so a live leader keeps it and a
@@ -156,14 +217,7 @@ class Scheduler:
             max_instances=1,
         )
         for schedule in self.schedules:
-            self._scheduler.add_job(
-                self._job(schedule),
-                schedule.trigger,
-                id=schedule.name,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=3600,
-            )
+            self._add(schedule)
         self._scheduler.start()
         log.info(
             "hub.scheduler.started", owner=self.owner, schedules=[s.name for s in self.schedules]

@@ -119,6 +119,37 @@ def slot_of(trigger: Trigger, now: datetime) -> datetime:
     raise ValueError(f"the trigger {trigger} has not fired before {now.isoformat()}")
 
 
+def slots_within(trigger: Trigger, since: datetime, now: datetime) -> list[datetime]:
+    """Every run slot of `trigger` from `since` to `now`, both included, oldest first: each
+    the slot `slot_of` names for a firing at that moment, so every process lists the same.
+
+    Raises ValueError when `since` is after `now` or either is naive.
+    """
+    if since.tzinfo is None or now.tzinfo is None:
+        raise ValueError("slots_within needs aware datetimes")
+    if since > now:
+        raise ValueError(f"the span starts at {since.isoformat()}, after {now.isoformat()}")
+    try:
+        last = slot_of(trigger, now)
+    except ValueError:
+        return []  # it has not fired by `now`, so not in the span either
+    if isinstance(trigger, IntervalTrigger):
+        step = trigger.interval // _MICROSECOND * _MICROSECOND
+        slots: list[datetime] = []
+        slot = last
+        while slot >= since and slot >= trigger.start_date:
+            slots.append(slot)
+            slot -= step
+        slots.reverse()
+        return slots
+    found: list[datetime] = []
+    fire: datetime | None = trigger.get_next_fire_time(None, since)
+    while fire is not None and fire <= last:
+        found.append(fire.astimezone(UTC))
+        fire = trigger.get_next_fire_time(fire, fire + _MICROSECOND)
+    return found
+
+
 Enqueue = Callable[[Session, datetime], None]
 
 

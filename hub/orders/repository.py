@@ -157,11 +157,13 @@ def search(
     channel_order_id: str | None = None,
     status: str | None = None,
     needs_attention: bool | None = None,
+    open_flag: str | None = None,
     sku: str | None = None,
     after_id: str | None = None,
     limit: int = 50,
 ) -> Sequence[Order]:
-    """Orders newest first (ids sort by creation time), after the cursor `after_id`."""
+    """Orders newest first (ids sort by creation time), after the cursor `after_id`;
+    `open_flag` keeps those with an open flag of that code."""
     query = select(Order)
     if channel:
         query = query.where(col(Order.channel) == channel)
@@ -173,6 +175,14 @@ def search(
         query = query.where(col(Order.status) == status)
     if needs_attention is not None:
         query = query.where(col(Order.needs_attention) == needs_attention)
+    if open_flag:
+        query = query.where(
+            exists().where(
+                col(OrderFlag.order_id) == Order.id,
+                col(OrderFlag.resolved_at).is_(None),
+                col(OrderFlag.code) == open_flag,
+            )
+        )
     if sku:
         query = query.where(
             exists().where(col(OrderLine.order_id) == Order.id, col(OrderLine.sku) == sku)

@@ -607,12 +607,12 @@ def view(session: Session, order_id: str, shipments: Sequence[ShipmentView] = ()
 def offer_freed_units(session: Session, skus: Sequence[str]) -> None:
     """Units of `skus` came free: for each SKU paid orders wait for, queue one job (coalesced)
     that offers them the units, oldest order first."""
-    if not repo.search(session, status=WAITING_STATE, needs_attention=True, limit=1):
+    if not repo.search(session, status=WAITING_STATE, open_flag=OVERSOLD_CODE, limit=1):
         return
     waited_for = [
         sku
         for sku in skus
-        if repo.search(session, status=WAITING_STATE, needs_attention=True, sku=sku, limit=1)
+        if repo.search(session, status=WAITING_STATE, open_flag=OVERSOLD_CODE, sku=sku, limit=1)
     ]
     queue.enqueue_coalesced(
         session, FILL_WAITING, [(fill_key(sku), {"sku": sku}) for sku in waited_for]
@@ -645,14 +645,15 @@ _PAGE = 200
 
 
 def waiting(session: Session, sku: str) -> list[Order]:
-    """Flagged waiting orders with a line of `sku`, oldest first."""
+    """Orders waiting for stock with a line of `sku`, oldest first: those with an open
+    oversold flag, not any flag (an order flagged for another cause waits for no stock)."""
     found: list[Order] = []
     cursor: str | None = None
     while True:
         page = repo.search(
             session,
             status=WAITING_STATE,
-            needs_attention=True,
+            open_flag=OVERSOLD_CODE,
             sku=sku,
             after_id=cursor,
             limit=_PAGE,

@@ -3,7 +3,7 @@ idempotent intake as webhooks. Every run is stored with what it found and what i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from hub.config import HubSettings
 from hub.fulfilment import repository as fulfilment_repo
 from hub.fulfilment.service import PUSH_TRACKING
 from hub.ids import new_id
+from hub.inventory import service as inventory
 from hub.jobs import queue
 from hub.orders import intake
 from hub.orders import repository as orders_repo
@@ -141,9 +142,17 @@ def apply_batch(
     savepoint, not one per order.
     A conflict with a concurrent writer is raised instead, so the job retries the run.
     """
+    known = orders_repo.by_channel_ids(
+        session, run.connection, [o.channel_order_id for o in batch if o.channel == run.channel]
+    )
+    # The page's orders each take their stock rows in SKU order, but one after another they
+    # take the page's rows out of order; locking them all first, sorted, keeps the page from
+    # deadlocking with a transaction that takes two of them in order. Outside the savepoint:
+    # a rolled-back savepoint would let its locks go.
+    inventory.lock(session, _skus_of(session, batch, known.values()))
     try:
         with session.begin_nested():
-            findings = _apply_page(session, runtime, run, batch)
+            findings = _apply_page(session, runtime, run, batch, known)
     except _TRANSIENT:
         raise
     except Exception:
@@ -169,13 +178,21 @@ def apply_batch(
     session.add(run)
 
 
+def _skus_of(session: Session, batch: Sequence[ChannelOrder], known: Iterable[Order]) -> set[str]:
+    """Every SKU the page may reserve, release or commit: its lines and its known orders'."""
+    skus = {line.sku for incoming in batch for line in incoming.lines if line.sku}
+    lines = orders_repo.lines_for(session, [order.id for order in known])
+    return skus | {line.sku for line in lines if line.sku}
+
+
 def _apply_page(
-    session: Session, runtime: Runtime, run: ReconcileRun, batch: Sequence[ChannelOrder]
+    session: Session,
+    runtime: Runtime,
+    run: ReconcileRun,
+    batch: Sequence[ChannelOrder],
+    known: Mapping[str, Order],
 ) -> list[Finding]:
     source = f"reconcile:{run.id}"
-    known = orders_repo.by_channel_ids(
-        session, run.connection, [o.channel_order_id for o in batch if o.channel == run.channel]
-    )
     missing: dict[str, ChannelOrder] = {}
     for incoming in batch:
         if (

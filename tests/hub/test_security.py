@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import structlog
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from hub.config import HubSettings, Settings
+from hub.connections.service import plain_values
 from hub.db import Database
 from hub.logging import configure_logging
 from tests.harness import ADMIN_TOKEN, TOPI_ID, TOPI_SECRET, Hub, all_settings, make_hub
@@ -126,8 +128,36 @@ def test_no_secret_or_token_reaches_the_logs_or_an_error_body(
         keep(hub.admin("GET", "/admin/orders/ord_missing"))
         keep(hub.admin("PUT", "/admin/stock/SKU-1", json={"on_hand": -1}))
         keep(hub.admin("POST", "/admin/reconcile/nowhere", json={}))
+        # A second shop, its secrets given through the API: every answer about it is read.
+        _, shop_b = hub.wired.add_account("depop", "shop-b")
+        values = plain_values(shop_b)
+        created = hub.admin(
+            "POST",
+            "/admin/connections",
+            json={"system": "depop", "name": "shop-b", "settings": values},
+        )
+        assert created.status_code == 201, created.text
+        seen.append(created.text)
+        seen.append(hub.admin("GET", "/admin/connections").text)
+        keep(hub.admin("POST", "/admin/connections", json={"system": "depop", "name": "shop-b"}))
+        keep(
+            hub.admin(
+                "PATCH",
+                "/admin/connections/depop/shop-b",
+                json={"settings": {"api_key": values["api_key"], "base_url": 7}},
+            )
+        )
+        keep(hub.client.post("/webhooks/depop/shop-b", content=body, headers={}))
+        seen.append(hub.admin("POST", "/admin/connections/depop/shop-b/check").text)
         for path in ("/admin/jobs?limit=500", "/admin/events?limit=500", "/admin/orders"):
             seen.append(hub.admin("GET", path).text)  # last errors and reasons, as operators see
+        with hub.db.reader() as session:
+            # What a dump of the database holds of connections and renewed credentials.
+            dumped = " ".join(
+                str(row)
+                for table in ("connections", "stored_credentials")
+                for row in session.execute(sa.text(f"SELECT * FROM {table}")).all()
+            )
     finally:
         hub.close()
 
@@ -142,12 +172,16 @@ def test_no_secret_or_token_reaches_the_logs_or_an_error_body(
         secrets |= forms_of(secret)
     secrets.add(base64.b64encode(f"{TOPI_ID}:{TOPI_SECRET}".encode()).decode())
     secrets |= set(hub.topi.tokens)  # access tokens topi issued during the flow
+    for name in ("api_key", "webhook_secret"):
+        secrets |= forms_of(str(values[name]))
+    assert "depop/shop-b" in dumped
     assert hub.topi.issued_tokens >= 2
     assert len(seen) >= 12
     for secret in secrets:
         assert secret not in logged, f"a secret ({secret[:4]}...) is in the log"
         for text in seen:
             assert secret not in text, f"a secret ({secret[:4]}...) is in an answer: {text[:200]}"
+        assert secret not in dumped, f"a secret ({secret[:4]}...) is readable in the database"
 
 
 # -- bodies over 1 MiB -------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -89,13 +91,41 @@ def test_metrics_count_webhooks_jobs_orders_attention_and_reconciliation(hub: Hu
 def test_hub_worker_serves_its_job_counters_and_stops_on_sigterm(
     sqlite_template: Path, tmp_path: Path
 ) -> None:
+    with _worker_with_metrics(sqlite_template, tmp_path) as port:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    assert "# TYPE hub_jobs_run_total counter" in text
+    assert "# TYPE hub_job_latency_seconds histogram" in text
+
+
+def test_hub_worker_metrics_with_a_token_set_answer_only_a_scrape_that_carries_it(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    with _worker_with_metrics(sqlite_template, tmp_path, HUB_METRICS_TOKEN="w-token") as port:
+        url = f"http://127.0.0.1:{port}/metrics"
+        bare = httpx.get(url, timeout=2)
+        wrong = httpx.get(url, headers={"authorization": "Bearer w-tokenx"}, timeout=2)
+        scraped = httpx.get(url, headers={"authorization": "Bearer w-token"}, timeout=2)
+    for refused in (bare, wrong):
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "unauthenticated"
+        assert "hub_" not in refused.text
+    assert scraped.status_code == 200
+    assert "# TYPE hub_jobs_run_total counter" in scraped.text
+    # A worker's own counters only: the database figures are the API's.
+    assert "# TYPE hub_orders gauge" not in scraped.text
+
+
+@contextmanager
+def _worker_with_metrics(template: Path, tmp_path: Path, **env_vars: str) -> Iterator[int]:
+    """`hub worker --metrics-port` on a free port, up and answering; SIGTERM stops it with 0."""
     database = tmp_path / "hub.db"
-    shutil.copy(sqlite_template, database)
+    shutil.copy(template, database)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env["HUB_DATABASE_URL"] = f"sqlite:///{database}"
+    env.update(env_vars)
     worker = subprocess.Popen(
         [sys.executable, "-c", "from hub.cli import main; main()", "worker"]
         + ["--metrics-port", str(port)],
@@ -107,14 +137,13 @@ def test_hub_worker_serves_its_job_counters_and_stops_on_sigterm(
         deadline = time.monotonic() + 60
         while True:
             try:
-                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
                 break
             except httpx.TransportError:
                 assert worker.poll() is None, worker.communicate()
                 assert time.monotonic() < deadline, "the worker never served its metrics"
                 time.sleep(0.1)
-        assert "# TYPE hub_jobs_run_total counter" in text
-        assert "# TYPE hub_job_latency_seconds histogram" in text
+        yield port
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from connectors.base import Permanent, Retriable
+from connectors.deliverr.transformers import DeliverrOrderStatus
+from hub.fulfilment import service as fulfilment
+from hub.orders import service as orders_service
 from tests.harness import Hub
 
 from .conftest import error, ok, place, send
@@ -154,6 +157,47 @@ def test_retry_fulfilment_routes_again_after_the_provider_refused(hub: Hub) -> N
     assert routed["needs_attention"] is False
     assert routed["fulfilment_provider"] == "deliverr"
     assert hub.deliverr_order(order["id"])["status"] == "CREATED"
+
+
+def test_retry_fulfilment_resolves_the_routing_flags_and_keeps_the_others(hub: Hub) -> None:
+    hub.deliverr.set_error_for_next_create("ORDER_MISSING_CITY")
+    order = place(hub, "A-1", ("SKU-1", 1))
+    [refused] = [f["code"] for f in order["flags"]]
+    assert refused == "job_failed"
+    # Two reasons routing again does not settle, raised as their causes raise them.
+    with hub.db.transaction() as session:
+        orders_service.flag(
+            session,
+            order["id"],
+            "the channel holds a parcel for an answer",
+            "test",
+            code=fulfilment.NEEDS_INPUT,
+        )
+        orders_service.flag(session, order["id"], "the buyer wrote in", "test")
+
+    ok(hub.admin("POST", f"/admin/orders/{order['id']}/retry-fulfilment"), 202)
+    hub.drain()
+
+    routed = hub.order_by_id(order["id"])
+    assert routed["fulfilment_provider"] == "deliverr"
+    assert sorted(f["code"] for f in routed["flags"]) == ["attention", "needs_input"]
+    assert routed["needs_attention"] is True
+    resolved = [f for f in routed["flag_history"] if f["resolved_at"] is not None]
+    assert [f["code"] for f in resolved] == ["job_failed"]
+
+
+def test_retry_fulfilment_resolves_a_provider_error_flag(hub: Hub) -> None:
+    order = place(hub, "A-1", ("SKU-1", 1))
+    ref = order["fulfilment_ref"]
+    hub.deliverr.orders[ref].status = DeliverrOrderStatus.ERROR
+    hub.poll_fulfilment(order["id"])
+    [flag] = hub.order_by_id(order["id"])["flags"]
+    assert flag["message"] == "deliverr reports an error on the fulfilment order"
+
+    ok(hub.admin("POST", f"/admin/orders/{order['id']}/retry-fulfilment"), 202)
+    hub.drain()
+
+    assert hub.order_by_id(order["id"])["flags"] == []
 
 
 def test_a_manual_shipment_that_does_not_fit_the_order_answers_422(hub: Hub) -> None:

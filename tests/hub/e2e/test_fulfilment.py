@@ -11,13 +11,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import select
+from sqlmodel import col
 
 from connectors.deliverr import DeliverrProvider, DeliverrSettings
 from connectors.deliverr.transformers import ERROR_RULES, DeliverrErrorCode, Outcome
 from connectors.depop.transformers import ORDER_NEW
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
+from hub.jobs.models import Job, JobState
 from hub.jobs.scheduler import Scheduler
+from hub.jobs.worker import run_one, worker_name
 from hub.types import utcnow
 from tests.harness import DELIVERR_HOOK, DELIVERR_TOKEN, HOSTS, Hub, make_hub
 
@@ -348,6 +352,78 @@ def test_cancelling_a_routed_order_cancels_it_at_deliverr(hub: Hub) -> None:
     assert "fulfilment_cancelled" in triggers(order)
     assert not order["needs_attention"]
     assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 3, "reserved": 0, "available": 3}
+
+
+def _run_until_route_failed_once(hub: Hub, order_id: str) -> None:
+    """Run jobs one at a time until the order's route job has failed once and waits to retry."""
+    name = worker_name()
+    for _ in range(50):
+        assert run_one(hub.runtime, name), "the route job never failed"
+        with hub.db.reader() as session:
+            mine = col(Job.order_id) == order_id
+            route = session.scalars(
+                select(Job).where(mine, col(Job.kind) == "fulfilment.route")
+            ).first()
+        if route is not None and route.attempts == 1 and route.state == JobState.QUEUED:
+            return
+    raise AssertionError("the route job never failed")
+
+
+def test_a_route_retry_for_an_order_cancelled_since_never_creates_it_at_deliverr(
+    hub: Hub,
+) -> None:
+    hub.depop.add_product("SKU-A", quantity=3)
+    hub.set_stock("SKU-A", 3)
+    hub.deliverr.fail_next(1, 503)  # the first attempt reaches Deliverr, which stores nothing
+    purchase_id = hub.depop.purchase("SKU-A")
+    order_id = _order_id_when_stored(hub, purchase_id)
+    _run_until_route_failed_once(hub, order_id)
+
+    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel", json={"reason": "r"})
+    assert response.status_code == 200, response.text
+    hub.drain()
+
+    assert creates(hub) == [503], "the retry created the cancelled order at Deliverr"
+    assert hub.deliverr.orders == {}
+    lookups = hub.deliverr.calls_to("GET", f"{CREATE_PATH}/externalId/{order_id}")
+    assert [c.status for c in lookups] == [404]  # it only looked for what the first left
+    order = hub.order_by_id(order_id)
+    assert order["status"] == "cancelled"
+    assert order["fulfilment_provider"] is None
+    (route,) = jobs(order, "fulfilment.route")
+    assert (route["state"], route["attempts"]) == ("done", 2)
+    assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 3, "reserved": 0, "available": 3}
+
+
+def test_a_route_retry_for_an_order_cancelled_since_cancels_what_the_first_attempt_left(
+    hub: Hub,
+) -> None:
+    hub.depop.add_product("SKU-A", quantity=3)
+    hub.set_stock("SKU-A", 3)
+    hub.deliverr.timeout_next_create(1)  # Deliverr stores it; the hub never hears the answer
+    purchase_id = hub.depop.purchase("SKU-A")
+    order_id = _order_id_when_stored(hub, purchase_id)
+    _run_until_route_failed_once(hub, order_id)
+
+    response = hub.admin("POST", f"/admin/orders/{order_id}/cancel", json={"reason": "r"})
+    assert response.status_code == 200, response.text
+    hub.drain()
+
+    assert len(hub.deliverr.orders) == 1
+    assert hub.deliverr_order(order_id)["status"] == "CANCELLED"
+    order = hub.order_by_id(order_id)
+    assert order["status"] == "cancelled"
+    assert hub.stock("SKU-A") == {"sku": "SKU-A", "on_hand": 3, "reserved": 0, "available": 3}
+
+
+def _order_id_when_stored(hub: Hub, purchase_id: str) -> str:
+    name = worker_name()
+    for _ in range(20):
+        found = hub.orders(channel_order_id=purchase_id)
+        if found:
+            return str(found[0]["id"])
+        assert run_one(hub.runtime, name), "the order was never stored"
+    raise AssertionError("the order was never stored")
 
 
 def test_cancel_after_deliverr_shipped_asks_for_a_return(hub: Hub) -> None:

@@ -214,3 +214,20 @@ def test_racing_raisers_of_one_reason_leave_one_open_flag(postgres_database: Dat
         ]
     finally:
         hub.close()
+
+
+def test_a_restock_offers_units_only_to_orders_flagged_oversold(hub: Hub) -> None:
+    assert hub.fake is not None
+    hub.set_stock("SKU-1", 5)
+    # Acknowledged and flagged, but for its channel's refusal of the accept, not for stock.
+    hub.fake.failures["accept"] = [Permanent("the channel refused the accept")]
+    order = place(hub, "A-1")
+    assert (order["status"], order["needs_attention"]) == ("acknowledged", True)
+    assert [f["code"] for f in order["flags"]] == ["job_failed"]
+
+    hub.set_stock("SKU-1", 9)  # units come free: no order waits for them
+    hub.drain()
+
+    fills = hub.admin("GET", "/admin/jobs", params={"kind": service.FILL_WAITING}).json()["data"]
+    assert fills == []
+    assert hub.order_by_id(order["id"])["status"] == "acknowledged"

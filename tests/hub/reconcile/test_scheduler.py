@@ -266,3 +266,71 @@ def test_a_slot_older_than_the_catch_up_window_is_not_run(pg_hub: Hub) -> None:
 
     assert late.heartbeat()
     assert _runs_for(pg_hub.db, slot) == 0
+
+
+def _stuck_scans(hub: Hub) -> list[str]:
+    """The idempotency keys of the queued stuck-order scans, as the admin API lists them."""
+    jobs = hub.admin("GET", "/admin/jobs", params={"kind": STUCK, "limit": 500}).json()["data"]
+    with hub.db.reader() as session:
+        ids = [job["id"] for job in jobs]
+        return sorted(
+            session.scalars(select(col(Job.idempotency_key)).where(col(Job.id).in_(ids))).all()
+        )
+
+
+def test_a_leader_back_after_three_missed_slots_queues_each_of_them_once(hub: Hub) -> None:
+    runtime = hub.runtime
+    assert runtime.settings.maintenance_interval_seconds == 900
+    clock = Clock(datetime.fromisoformat("2026-11-20T02:00:01+00:00"))
+    stuck = [s for s in Scheduler(runtime).schedules if s.name == STUCK_ORDERS]
+    leader = Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=3600, clock=clock)
+    assert leader.heartbeat()
+    before = _stuck_scans(hub)
+    # The hour before it: 01:15, 01:30, 01:45 and 02:00.
+    assert len(before) == 4
+
+    # The leader is down across the 02:15, 02:30 and 02:45 slots, then comes back.
+    clock.advance(45 * 60)
+    assert leader.heartbeat()
+
+    missed = [
+        slot_key(STUCK, datetime.fromisoformat(f"2026-11-20T02:{m}:00+00:00"))
+        for m in ("15", "30", "45")
+    ]
+    assert sorted(set(_stuck_scans(hub)) - set(before)) == missed
+    # A second catch-up, by the same leader or by a new one that remembers nothing, adds none.
+    assert leader.heartbeat()
+    leader.stop()
+    successor = Scheduler(runtime, schedules=stuck, lease_ttl=10, catchup=3600, clock=clock)
+    assert successor.heartbeat()
+    assert len(_stuck_scans(hub)) == 7
+    hub.drain()
+    jobs = hub.admin("GET", "/admin/jobs", params={"kind": STUCK}).json()["data"]
+    assert sorted((j["state"], j["attempts"]) for j in jobs) == [("done", 1)] * 7
+
+
+def test_two_schedulers_catching_up_at_once_queue_each_missed_slot_once(pg_hub: Hub) -> None:
+    runtime = pg_hub.runtime
+    clock = Clock(datetime.fromisoformat("2026-11-20T02:45:01+00:00"))
+    stuck = [s for s in Scheduler(runtime).schedules if s.name == STUCK_ORDERS]
+    # A lease that has lapsed as soon as it is taken: both believe they lead, and neither
+    # remembers what the other queued.
+    racers = [
+        Scheduler(
+            runtime, schedules=[slow(stuck[0], 0.01)], lease_ttl=-1, catchup=3600, clock=clock
+        )
+        for _ in range(2)
+    ]
+    led: list[bool] = []
+
+    def beat(i: int) -> None:
+        led.append(racers[i].heartbeat())
+
+    in_parallel(beat, 2)
+    in_parallel(beat, 2)
+
+    assert led == [True] * 4
+    assert _stuck_scans(pg_hub) == sorted(
+        slot_key(STUCK, datetime.fromisoformat(f"2026-11-20T02:{m}:00+00:00"))
+        for m in ("00", "15", "30", "45")
+    )

@@ -4,12 +4,13 @@ must be the moment APScheduler fired for."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.jobs.schedules import EPOCH, cron, interval, slot_key, slot_of
+from hub.jobs.schedules import EPOCH, cron, interval, slot_key, slot_of, slots_within
 
 
 def utc(
@@ -141,3 +142,85 @@ def test_an_interval_slot_is_aligned_and_holds_now(seconds: int, now: datetime) 
     assert (slot - EPOCH) % step == timedelta(0)
     fire = trigger.get_next_fire_time(None, now)
     assert slot_of(trigger, fire) == fire
+
+
+@pytest.mark.parametrize(
+    ("trigger", "since", "now", "slots"),
+    [
+        (
+            interval(900),
+            utc(2026, 3, 10, 12, 0, 0, 1),
+            utc(2026, 3, 10, 12, 45),
+            [utc(2026, 3, 10, 12, 15), utc(2026, 3, 10, 12, 30), utc(2026, 3, 10, 12, 45)],
+        ),
+        (interval(900), utc(2026, 3, 10, 12), utc(2026, 3, 10, 12, 14), [utc(2026, 3, 10, 12)]),
+        (interval(900), utc(2026, 3, 10, 12, 1), utc(2026, 3, 10, 12, 14), []),
+        (
+            cron("0 3 * * *"),
+            utc(2026, 3, 7, 3),
+            utc(2026, 3, 9, 2, 59),
+            [utc(2026, 3, 7, 3), utc(2026, 3, 8, 3)],
+        ),
+        (
+            cron("0 */6 * * *"),
+            utc(2026, 3, 10, 0, 0, 1),
+            utc(2026, 3, 10, 18),
+            [utc(2026, 3, 10, 6), utc(2026, 3, 10, 12), utc(2026, 3, 10, 18)],
+        ),
+        (cron("0 0 30 2 *"), utc(2026, 1, 1), utc(2026, 3, 1), []),
+    ],
+)
+def test_slots_within_lists_every_firing_in_the_span_oldest_first(
+    trigger: Any, since: datetime, now: datetime, slots: list[datetime]
+) -> None:
+    assert slots_within(trigger, since, now) == slots
+
+
+def test_slots_within_refuses_a_span_that_ends_before_it_starts() -> None:
+    with pytest.raises(ValueError, match="after"):
+        slots_within(interval(60), utc(2026, 1, 2), utc(2026, 1, 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    expression=crons,
+    now=moments,
+    hours=st.integers(min_value=0, max_value=72),
+)
+def test_slots_within_are_the_slots_firings_name_and_miss_none(
+    expression: str, now: datetime, hours: int
+) -> None:
+    trigger = cron(expression)
+    since = now - timedelta(hours=hours)
+    slots = slots_within(trigger, since, now)
+    assert all(since <= s <= now for s in slots)
+    assert all(slot_of(trigger, s) == s for s in slots)
+    # No firing between two listed slots, nor between `since` and the first, nor after the last.
+    edges = [since - timedelta(microseconds=1), *slots]
+    for earlier, later in zip(edges, [*slots, None], strict=True):
+        following = trigger.get_next_fire_time(None, earlier + timedelta(microseconds=1))
+        if later is None:
+            assert following > now
+        else:
+            assert following == later
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seconds=st.integers(min_value=1, max_value=86_400),
+    now=moments,
+    span=st.integers(min_value=0, max_value=3 * 86_400),
+)
+def test_interval_slots_within_are_every_aligned_step_in_the_span(
+    seconds: int, now: datetime, span: int
+) -> None:
+    trigger = interval(seconds)
+    since = now - timedelta(seconds=span)
+    slots = slots_within(trigger, since, now)
+    step = timedelta(seconds=seconds)
+    assert all(slot_of(trigger, s) == s for s in slots)
+    assert all(b - a == step for a, b in zip(slots, slots[1:], strict=False))
+    if slots:
+        assert slots[0] - step < since and slots[-1] == slot_of(trigger, now)
+    else:
+        assert slot_of(trigger, now) < since
