@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from connectors.base import ConnectorError, Retriable
+from connectors.catalog import CONNECTORS
 from connectors.connector import Connector, SignIn
 from connectors.pkce import Pkce, new_state
 from connectors.registry import DEFAULT, NAME_PATTERN, connection_key
@@ -111,6 +112,22 @@ class Finished:
 
 def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def systems(runtime: Runtime) -> dict[str, str | None]:
+    """Every system whose accounts can be connected by signing in, with why not now (the
+    hub's app is not configured) or None."""
+    found: dict[str, str | None] = {}
+    for connector in CONNECTORS:
+        if connector.sign_in is None:
+            continue
+        settings = runtime.connector_settings.get(connector.name)
+        found[connector.name] = (
+            connector.sign_in.unavailable(settings)
+            if settings is not None
+            else f"this process has no {connector.name} settings"
+        )
+    return found
 
 
 def sign_in_of(runtime: Runtime, system: str) -> tuple[Connector[Any], SignIn[Any], Any]:

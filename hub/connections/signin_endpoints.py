@@ -134,6 +134,8 @@ def callback(
         error_description=error_description,
         binding=request.cookies.get(cookie) if cookie else None,
     )
+    # This process builds the new connector now; the others within their refresh interval.
+    runtime.connectors.reload()
     if finished.console:
         # Back to the console page the operator started from, which says what was connected.
         response: Response = RedirectResponse(

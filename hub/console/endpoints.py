@@ -22,6 +22,9 @@ from connectors.registry import system_of
 from hub import audit
 from hub.admin.diagram import state_machine_svg
 from hub.admin.orders import detail as order_detail
+from hub.connections import repository as connections_repo
+from hub.connections import signin
+from hub.connections.signin_endpoints import callback_url, set_binding
 from hub.console import actions, charts, csvio
 from hub.console import repository as console_repo
 from hub.console.session import (
@@ -60,6 +63,7 @@ NAV = [
     ("stock", "/console/stock", "Stock"),
     ("webhooks", "/console/webhooks", "Webhooks"),
     ("reconcile", "/console/reconcile", "Reconciliation"),
+    ("connections", "/console/connections", "Connections"),
     ("audit", "/console/audit", "Audit"),
 ]
 
@@ -997,6 +1001,67 @@ def _parse_moment(value: str) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(value.strip())
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- connections ------------------------------------------------------------------------------
+
+
+def _sign_in_label(system: str) -> str:
+    return "Connect a Depop shop" if system == "depop" else f"Connect a {system} account"
+
+
+@router.get("/connections", response_class=HTMLResponse)
+def connections_page(
+    request: Request,
+    session: SessionDep,
+    reader: ReaderDep,
+    runtime: RuntimeDep,
+    connected: Annotated[str | None, Query(max_length=100)] = None,
+) -> HTMLResponse:
+    rows = list(connections_repo.everything(reader))
+    active = {*runtime.connectors.channels, *runtime.connectors.providers}
+    sign_ins = [
+        {"system": system, "label": _sign_in_label(system), "unavailable": reason}
+        for system, reason in signin.systems(runtime).items()
+    ]
+    keys = {row.key for row in rows}
+    return render(
+        request,
+        session,
+        "connections.html",
+        section="connections",
+        connections=rows,
+        active=active,
+        sign_ins=sign_ins,
+        # The callback sends the browser here naming what it connected; only a real key shows.
+        connected=connected if connected in keys else None,
+    )
+
+
+@router.post("/connections/{system}/connect")
+def connect_by_signing_in(
+    system: str,
+    request: Request,
+    runtime: RuntimeDep,
+    actor: WriterDep,
+    name: Annotated[str, Form(max_length=63)] = "",
+) -> RedirectResponse:
+    """Start the sign-in and send the browser to the system's authorize page, with the cookie
+    that binds the state to this browser."""
+    try:
+        started = signin.start(
+            runtime,
+            system=system,
+            name=name.strip(),
+            actor=actor,
+            callback_url=callback_url(request, system),
+            console=True,
+        )
+    except DomainError as exc:
+        return back(request, "/console/connections", f"Not done: {exc}")
+    response = RedirectResponse(started.authorization_url, status_code=303)
+    set_binding(response, request, started)
+    return response
 
 
 # -- audit ------------------------------------------------------------------------------------

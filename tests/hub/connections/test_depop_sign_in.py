@@ -5,6 +5,7 @@ token by exactly one of two workers, and a revoked grant flagging the connection
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -342,3 +343,63 @@ def test_two_shops_signed_in_keep_their_own_tokens(rig: Rig) -> None:
     assert a is not None and b is not None
     assert a["refresh_token"] != b["refresh_token"] and a["origin"] != b["origin"]
     assert rig.runtime.connectors.channel_keys("depop") == ["depop/shop-a", "depop/shop-b"]
+
+
+# -- the console ----------------------------------------------------------------------------------
+
+
+def _console(rig: Rig, token: str = ADMIN_TOKEN) -> str:
+    """Sign the hub client in to the console; the CSRF token of the connections page."""
+    signed = rig.hub.post(
+        "/console/login", data={"token": token, "next": "/console"}, follow_redirects=False
+    )
+    assert signed.status_code == 303, signed.text
+    page = rig.hub.get("/console/connections")
+    assert page.status_code == 200
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    return found.group(1) if found else ""
+
+
+def _console_seller(rig: Rig, name: str) -> str:
+    csrf = _console(rig)
+    started = rig.hub.post(
+        "/console/connections/depop/connect",
+        data={"csrf": csrf, "name": name},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    url = started.headers["location"]
+    assert url.startswith(rig.sim_url + AUTHORIZE_PATH)
+    with httpx.Client() as browser:
+        approved = browser.get(url)
+    assert approved.status_code == 302
+    return str(approved.headers["location"])
+
+
+def test_the_console_button_connects_a_shop_and_comes_back_to_the_console(rig: Rig) -> None:
+    _console(rig)
+    page = rig.hub.get("/console/connections")
+    assert "Connect a Depop shop" in page.text
+    back = rig.hub.get(_console_seller(rig, "shop-b"), follow_redirects=False)
+    assert back.status_code == 303
+    assert back.headers["location"] == "/console/connections?connected=depop%2Fshop-b"
+    shown = rig.hub.get(back.headers["location"])
+    assert "Connected depop/shop-b." in shown.text
+    assert "<code>depop/shop-b</code>" in shown.text
+    assert _connection(rig, "depop/shop-b").enabled
+
+
+def test_a_console_sign_in_finished_in_another_browser_is_refused(rig: Rig) -> None:
+    location = _console_seller(rig, "shop-b")
+    rig.hub.cookies.clear()  # another browser: without the cookie that binds the state
+    answer = rig.hub.get(location)
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "state_not_bound_to_this_browser"
+    assert _connection(rig, "depop/shop-b") is None
+
+
+def test_a_read_only_operator_sees_no_connect_button(rig: Rig) -> None:
+    assert _console(rig, READ_TOKEN) == ""
+    page = rig.hub.get("/console/connections")
+    assert "Connect a Depop shop" in page.text  # the heading says what could be done
+    assert "/console/connections/depop/connect" not in page.text
