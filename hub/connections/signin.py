@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import col
 
 from connectors.base import ConnectorError, Retriable
@@ -41,6 +41,7 @@ from hub.types import utcnow
 log = structlog.get_logger("hub.connections.signin")
 
 STATE_LIFETIME = timedelta(minutes=10)
+FORGET_AFTER = timedelta(days=1)
 
 
 class SignInNotSupported(DomainError):
@@ -188,6 +189,10 @@ def start(
     )
     url = sign_in.authorization_url(settings, redirect_uri, state, pkce.challenge)
     with runtime.db.transaction() as session:
+        # Sign-ins nobody finished are kept a day (to tell "expired" from "unknown"), no longer.
+        session.execute(
+            delete(PendingSignIn).where(col(PendingSignIn.expires_at) < now - FORGET_AFTER)
+        )
         session.add(pending)
         audit.record(session, actor, "connection.sign_in", key, detail={"via": started_by})
     log.info("hub.connections.sign_in_started", connection=key, started_by=started_by)

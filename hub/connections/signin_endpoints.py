@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.connections import signin
 from hub.deps import ActorDep, RuntimeDep
-from hub.errors import ErrorBody
 
 admin_router = APIRouter(prefix="/admin/connections", tags=["connections"])
 callback_router = APIRouter(tags=["connections"])
@@ -25,7 +24,7 @@ CONSOLE_DONE = "/console/connections"
 
 
 class AuthorizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"name": "shop-b"}})
 
     name: str = Field(
         min_length=1,
@@ -35,12 +34,31 @@ class AuthorizeRequest(BaseModel):
 
 
 class AuthorizeAnswer(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "authorization_url": "https://www.depop.com/settings/oauth/apps/?response_type="
+                "code&client_id=app&redirect_uri=https%3A%2F%2Fhub.example.com%2Fconnections%2F"
+                "depop%2Fcallback&scope=orders_read%20orders_write%20products_read%20"
+                "products_write&state=kq3...&code_challenge=E9Mel...&code_challenge_method=S256",
+                "connection": "depop/shop-b",
+                "expires_at": "2026-12-01T00:10:00Z",
+            }
+        }
+    )
+
     authorization_url: str
     connection: str
     expires_at: datetime
 
 
 class CallbackAnswer(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"connection": "depop/shop-b", "status": "connected", "created": True}
+        }
+    )
+
     connection: str
     status: str
     created: bool
@@ -73,9 +91,9 @@ def set_binding(response: Response, request: Request, started: signin.Started) -
     "/{system}/authorize",
     response_model=AuthorizeAnswer,
     responses={
-        404: {"model": ErrorBody, "description": "the system has no sign-in"},
-        409: {"model": ErrorBody, "description": "the hub's OAuth app is not configured"},
-        422: {"model": ErrorBody, "description": "a bad connection name"},
+        404: {"description": "The system has no sign-in (sign_in_not_supported)"},
+        409: {"description": "The hub's OAuth app is not configured (sign_in_not_configured)"},
+        422: {"description": "A bad connection name (invalid_connection)"},
     },
 )
 def authorize(
@@ -107,10 +125,17 @@ def authorize(
     name=CALLBACK,
     response_model=CallbackAnswer,
     responses={
-        400: {"model": ErrorBody, "description": "bad or expired state, or consent denied"},
-        403: {"model": ErrorBody, "description": "a console sign-in back in another browser"},
-        409: {"model": ErrorBody, "description": "the state was already used"},
-        502: {"model": ErrorBody, "description": "the code exchange failed"},
+        400: {
+            "description": "No state the hub issued (invalid_state), an expired one "
+            "(state_expired), the owner declined (access_denied), or the system refused the "
+            "code (code_exchange_refused, authorization_refused)"
+        },
+        403: {
+            "description": "A console sign-in finished in another browser "
+            "(state_not_bound_to_this_browser)"
+        },
+        409: {"description": "The state was already used (state_already_used)"},
+        502: {"description": "The system did not answer the code exchange (code_exchange_failed)"},
     },
 )
 def callback(

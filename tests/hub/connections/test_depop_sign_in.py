@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -31,6 +32,7 @@ from hub.credentials import DatabaseTokenStore
 from hub.db import Database
 from hub.runtime import Runtime
 from hub.secrets import box_for, generate_key
+from hub.types import utcnow
 from hub.wiring import ScopedTokenStore, build_runtime
 from tests.harness import ADMIN_TOKEN, hub_settings
 from tests.hub.inbox.live import serving
@@ -403,3 +405,16 @@ def test_a_read_only_operator_sees_no_connect_button(rig: Rig) -> None:
     page = rig.hub.get("/console/connections")
     assert "Connect a Depop shop" in page.text  # the heading says what could be done
     assert "/console/connections/depop/connect" not in page.text
+
+
+def test_sign_ins_nobody_finished_are_forgotten_after_a_day(rig: Rig) -> None:
+    _seller(rig, "shop-a")
+    with rig.runtime.db.transaction() as session:
+        session.execute(
+            sa.text("UPDATE connection_sign_ins SET expires_at = :past"),
+            {"past": utcnow() - timedelta(days=2)},
+        )
+    _seller(rig, "shop-b")
+    with rig.runtime.db.reader() as session:
+        names = session.execute(sa.text("SELECT name FROM connection_sign_ins")).scalars().all()
+    assert names == ["shop-b"]
