@@ -277,6 +277,7 @@ def _console_pages(hub: Hub) -> dict[str, str]:
         "webhooks": "/console/webhooks",
         "event": f"/console/events/{shipped['events'][0]['id']}",
         "reconcile": "/console/reconcile",
+        "connections": "/console/connections",
         "audit": "/console/audit",
     }
 
