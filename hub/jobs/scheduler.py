@@ -182,6 +182,11 @@ class Scheduler:
             return
         with self._lock:
             self.schedules = list(wanted.values())
+        # A schedule that appears now (a connection created) owes nothing from before it
+        # existed: its slots start from now, not from the catch-up window.
+        now = self._clock()
+        for name in set(wanted) - known:
+            self._queued[name] = now
         if not self._scheduler.running:
             return
         for name in known - set(wanted):

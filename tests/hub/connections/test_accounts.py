@@ -14,6 +14,8 @@ from connectors.topi.simulator import TopiSimulator
 from hub.connections.service import plain_values
 from hub.db import Database
 from hub.jobs.scheduler import Scheduler
+from hub.jobs.schedules import slot_of
+from hub.types import utcnow
 from tests.harness import Hub, make_hub
 
 SKU = "TEE-RED-M"
@@ -191,9 +193,13 @@ def test_a_new_connection_gets_its_own_reconciliation_schedule(database: Databas
         shop_b(hub)
 
         assert scheduler.heartbeat()
-        assert "reconcile:depop/shop-b" in {s.name for s in scheduler.schedules}
-        runs = hub.admin("GET", "/admin/reconcile/runs", params={"connection": "depop/shop-b"})
-        assert [r["connection"] for r in runs.json()["data"]] == ["depop/shop-b"]
+        [schedule] = [s for s in scheduler.schedules if s.name == "reconcile:depop/shop-b"]
+        runs = "/admin/reconcile/runs"
+        # Nothing is owed from before it existed; its next slot runs it.
+        assert hub.admin("GET", runs, params={"connection": "depop/shop-b"}).json()["data"] == []
+        assert scheduler.fire(schedule, slot_of(schedule.trigger, utcnow()))
+        found = hub.admin("GET", runs, params={"connection": "depop/shop-b"}).json()["data"]
+        assert [r["connection"] for r in found] == ["depop/shop-b"]
 
         hub.admin("PATCH", "/admin/connections/depop/shop-b", json={"enabled": False})
         scheduler.heartbeat()
