@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+import httpx
+
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr.simulator import DeliverrSimulator
 from connectors.depop.simulator import DepopSimulator
@@ -238,6 +240,20 @@ class Demo:
         self.record(outcome)
         return f"run {found['state']}: {', '.join(kinds) or 'no mismatch'}; order {status}"
 
+    def depop_second_shop(self) -> str:
+        """The seller connects a second Depop shop by signing in (OAuth with PKCE): the hub's
+        authorize call, Depop's page approving it, the callback; a check proves its tokens."""
+        name = "second-shop"
+        started = self.hub.admin("POST", "/admin/connections/depop/authorize", json={"name": name})
+        with httpx.Client(timeout=30) as browser:  # the seller's browser
+            approved = browser.get(started["authorization_url"])
+            back = browser.get(approved.headers["location"])
+        connected = back.status_code == 200 and back.json().get("connection") == f"depop/{name}"
+        checked = self.hub.admin("POST", f"/admin/connections/depop/{name}/check")
+        self.check("a Depop shop was connected by the seller signing in", connected)
+        self.check("the signed-in shop's OAuth tokens work", bool(checked.get("ok")))
+        return f"depop/{name}: {checked.get('detail')}"
+
     def play(self) -> None:
         steps: list[tuple[str, Callable[[], str]]] = [
             ("Counting stock and listing it", self.stock_up),
@@ -249,6 +265,7 @@ class Demo:
             ("ABOUT YOU: sneakers ordered, then cancelled", self.aboutyou_cancelled),
             ("ABOUT YOU: a hoodie, dropshipped by Deliverr", self.aboutyou_shipped),
             ("Depop: a cap sells but its webhook is lost", self.depop_dropped_webhook),
+            ("Depop: a second shop is connected by signing in", self.depop_second_shop),
         ]
         for number, (text, action) in enumerate(steps, start=1):
             self.step(number, len(steps), text, action)
