@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import httpx
+from pydantic import SecretStr
 
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr.simulator import DeliverrSimulator
 from connectors.depop.simulator import DepopSimulator
 from connectors.flexport.simulator import FlexportSimulator
 from connectors.topi.simulator import SimLine, TopiSimulator
+from hub.secrets import generate_key
 from hub.sim import SimulatedHub, fresh_simulated_hub
 
 # -- the story -------------------------------------------------------------------------------
@@ -321,7 +323,8 @@ def run_demo(out: TextIO | None = None) -> int:
     """Play the demo; 0 when every order ended where it should, else 1."""
     stream = out or sys.stdout
     started = time.perf_counter()
-    with fresh_simulated_hub() as hub:
+    # A throwaway hub seals the signed-in shop's tokens with a throwaway key (no key file).
+    with fresh_simulated_hub(secret_key=SecretStr(generate_key())) as hub:
         demo = Demo(hub, stream)
         demo.say("The order hub on a fresh SQLite file; Depop, topi, ABOUT YOU, Deliverr and")
         demo.say("Flexport simulated and served on loopback. Every call below crosses real HTTP.")
