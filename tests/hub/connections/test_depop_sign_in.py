@@ -5,6 +5,8 @@ token by exactly one of two workers, and a revoked grant flagging the connection
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import threading
 import time
@@ -36,6 +38,7 @@ from hub.types import utcnow
 from hub.wiring import ScopedTokenStore, build_runtime
 from tests.harness import ADMIN_TOKEN, hub_settings
 from tests.hub.inbox.live import serving
+from tests.hub.test_security import json_log  # noqa: F401  (the fixture)
 
 HUB = "http://hub.test"
 CALLBACK = f"{HUB}/connections/depop/callback"
@@ -418,3 +421,36 @@ def test_sign_ins_nobody_finished_are_forgotten_after_a_day(rig: Rig) -> None:
     with rig.runtime.db.reader() as session:
         names = session.execute(sa.text("SELECT name FROM connection_sign_ins")).scalars().all()
     assert names == ["shop-b"]
+
+
+def test_no_code_state_or_token_of_a_sign_in_reaches_the_logs_or_an_answer(
+    rig: Rig,
+    json_log: io.StringIO,  # noqa: F811  (the fixture imported above)
+) -> None:
+    location = _seller(rig, "shop-b")
+    query = dict(parse_qsl(urlsplit(location).query))
+    answers = [rig.hub.get(location).text, rig.hub.get(location).text]  # connected, then reused
+    stored = rig.tokens("depop/shop-b").load(STORE_KEY)
+    assert stored is not None
+    [grant] = rig.sim_control("GET", "/_sim/oauth/grants").json()
+    rig.sim_control("POST", f"/_sim/oauth/grants/{grant['id']}/revoke")
+    with pytest.raises(Permanent):
+        rig.channel("depop/shop-b").client.get_product("A")
+    answers.append(rig.hub.get("/admin/connections/depop/shop-b", headers=AUTH).text)
+    answers.append(rig.hub.get("/admin/connections", headers=AUTH).text)
+
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    events = {line["event"] for line in lines}
+    assert {"hub.connections.signed_in", "hub.connections.flagged"} <= events, events
+    # The hub's own log: the test's browser (httpx) logging the URLs it visits is not the hub.
+    hub_log = json.dumps([line for line in lines if not line["event"].startswith("HTTP Request")])
+    secrets = {
+        "code": query["code"],
+        "state": query["state"],
+        "access token": stored["access_token"],
+        "refresh token": stored["refresh_token"],
+        "client secret": CLIENT[1],
+        "webhook secret": WEBHOOK_SECRET,
+    }
+    assert [what for what, value in secrets.items() if value in hub_log] == []
+    assert [what for what, value in secrets.items() if any(value in a for a in answers)] == []
