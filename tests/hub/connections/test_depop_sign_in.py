@@ -454,3 +454,25 @@ def test_no_code_state_or_token_of_a_sign_in_reaches_the_logs_or_an_answer(
     }
     assert [what for what, value in secrets.items() if value in hub_log] == []
     assert [what for what, value in secrets.items() if any(value in a for a in answers)] == []
+
+
+def test_two_callbacks_with_one_state_at_once_connect_once(rig: Rig) -> None:
+    location = urlsplit(_seller(rig, "shop-b"))
+    token_calls = rig.token_calls()
+    rig.sim.token_latency = 0.2
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+    with serving(create_app(rig.runtime)) as hub_url:
+
+        def callback() -> None:
+            with httpx.Client(base_url=hub_url, timeout=30) as browser:
+                start.wait()
+                statuses.append(browser.get(f"{location.path}?{location.query}").status_code)
+
+        threads = [threading.Thread(target=callback) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert sorted(statuses) == [200, 409]
+    assert rig.token_calls() == token_calls + 1  # the code was exchanged once
