@@ -42,6 +42,8 @@ log = structlog.get_logger("hub.connections.signin")
 
 STATE_LIFETIME = timedelta(minutes=10)
 FORGET_AFTER = timedelta(days=1)
+SIGN_IN_LEASE = "sign-in"  # a lease in the connection's token store, beside its renewals
+SIGN_IN_LEASE_SECONDS = 60.0  # above the code exchange's deadline
 
 
 class SignInNotSupported(DomainError):
@@ -67,6 +69,11 @@ class SignInStateExpired(DomainError):
 class SignInStateUsed(DomainError):
     status = 409
     code = "state_already_used"
+
+
+class SignInBusy(DomainError):
+    status = 409
+    code = "sign_in_in_progress"
 
 
 class SignInNotYours(DomainError):
@@ -199,13 +206,11 @@ def start(
     return Started(key, url, state, pending.expires_at, binding)
 
 
-def _spend(runtime: Runtime, system: str, state: str, binding: str | None) -> PendingSignIn:
-    """Claim the pending sign-in `state` names, once: the first callback wins, every later one
-    (or one after ten minutes, or from another browser) is refused with its reason."""
-    found = digest(state)
-    now = utcnow()
+def _pending(runtime: Runtime, system: str, state: str, binding: str | None) -> PendingSignIn:
+    """The pending sign-in `state` names, checked to be this system's and, when the console
+    started it, to have come back to the browser holding its cookie."""
     with runtime.db.reader() as session:
-        pending = session.get(PendingSignIn, found)
+        pending = session.get(PendingSignIn, digest(state))
         if pending is not None:
             session.expunge(pending)
     if pending is None or pending.system != system:
@@ -219,19 +224,25 @@ def _spend(runtime: Runtime, system: str, state: str, binding: str | None) -> Pe
             "this sign-in was started in another browser's console session; finish it there "
             "or start again"
         )
+    return pending
+
+
+def _spend(runtime: Runtime, pending: PendingSignIn) -> None:
+    """Claim the pending sign-in, once: the first callback wins, every later one (or one after
+    ten minutes) is refused with its reason."""
+    now = utcnow()
     with runtime.db.transaction() as session:
         claimed = session.execute(
             update(PendingSignIn)
             .where(
-                col(PendingSignIn.state_digest) == found,
+                col(PendingSignIn.state_digest) == pending.state_digest,
                 col(PendingSignIn.used_at).is_(None),
                 col(PendingSignIn.expires_at) > now,
             )
             .values(used_at=now)
         )
-        won = getattr(claimed, "rowcount", 0) == 1
-    if won:
-        return pending
+        if getattr(claimed, "rowcount", 0) == 1:
+            return
     if pending.used_at is not None or pending.expires_at > now:
         raise SignInStateUsed("this sign-in was already finished; start connecting again")
     raise SignInStateExpired(
@@ -254,32 +265,46 @@ def finish(
     update the connection with the tokens, enabled."""
     if not state:
         raise SignInStateInvalid("the callback carries no state")
-    connector, sign_in, settings = sign_in_of(runtime, system)
-    pending = _spend(runtime, system, state, binding)
+    _, sign_in, settings = sign_in_of(runtime, system)
+    pending = _pending(runtime, system, state, binding)
     key = connection_key(system, pending.name)
-    if error:
-        said = f" ({error_description})" if error_description else ""
-        log.info("hub.connections.sign_in_refused", connection=key, error=error)
-        if error == "access_denied":
-            raise SignInDenied(f"the account's owner declined to connect {key}{said}")
-        raise SignInRefused(f"{system} refused the sign-in for {key}: {error}{said}")
-    if not code:
-        raise SignInStateInvalid("the callback carries neither a code nor an error")
-    box = box_for(runtime.settings)
-    verifier = str(box.open(pending.verifier)["verifier"])
     if runtime.lend is None:
         raise SignInUnavailable("this process cannot lend a new connection a token store")
     # The new connection's own token store (and the HTTP client a test points at a simulator).
     lent = runtime.lend(key)
+    store = lent.token_store
+    assert store is not None
+    # One sign-in of a connection finishes at a time: two at once (two tabs, one name) would
+    # each store a pair and each write its grant, and could leave the connection naming the
+    # grant whose pair was overwritten.
+    owner = secrets.token_hex(8)
+    if not store.acquire(SIGN_IN_LEASE, owner, SIGN_IN_LEASE_SECONDS):
+        raise SignInBusy(f"another sign-in of {key} is finishing; try this link again shortly")
     try:
-        values = sign_in.connect(settings, lent, pending.redirect_uri, code, verifier)
-    except Retriable as exc:
-        raise SignInFailed(
-            f"{system} did not answer the code exchange ({exc.reason}); start connecting again"
-        ) from exc
-    except ConnectorError as exc:
-        raise SignInExchangeRefused(f"{system} refused the code exchange: {exc.reason}") from exc
-    created = _save(runtime, box, connector, key, pending, values)
+        _spend(runtime, pending)
+        if error:
+            said = f" ({error_description})" if error_description else ""
+            log.info("hub.connections.sign_in_refused", connection=key, error=error)
+            if error == "access_denied":
+                raise SignInDenied(f"the account's owner declined to connect {key}{said}")
+            raise SignInRefused(f"{system} refused the sign-in for {key}: {error}{said}")
+        if not code:
+            raise SignInStateInvalid("the callback carries neither a code nor an error")
+        box = box_for(runtime.settings)
+        verifier = str(box.open(pending.verifier)["verifier"])
+        try:
+            values = sign_in.connect(settings, lent, pending.redirect_uri, code, verifier)
+        except Retriable as exc:
+            raise SignInFailed(
+                f"{system} did not answer the code exchange ({exc.reason}); start connecting again"
+            ) from exc
+        except ConnectorError as exc:
+            raise SignInExchangeRefused(
+                f"{system} refused the code exchange: {exc.reason}"
+            ) from exc
+        created = _save(runtime, box, key, pending, values)
+    finally:
+        store.release(SIGN_IN_LEASE, owner)
     log.info("hub.connections.signed_in", connection=key, started_by=pending.started_by)
     return Finished(key, created, pending.started_by, pending.binding_digest is not None)
 
@@ -287,7 +312,6 @@ def finish(
 def _save(
     runtime: Runtime,
     box: SecretBox,
-    connector: Connector[Any],
     key: str,
     pending: PendingSignIn,
     values: dict[str, Any],

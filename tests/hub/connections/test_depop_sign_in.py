@@ -476,3 +476,35 @@ def test_two_callbacks_with_one_state_at_once_connect_once(rig: Rig) -> None:
             thread.join(30)
     assert sorted(statuses) == [200, 409]
     assert rig.token_calls() == token_calls + 1  # the code was exchanged once
+
+
+def test_two_sign_ins_of_one_name_at_once_leave_a_working_connection(rig: Rig) -> None:
+    locations = [urlsplit(_seller(rig, "shop-b")) for _ in range(2)]
+    rig.sim.token_latency = 0.3
+    rig.sim.add_product("A")
+    start = threading.Barrier(2)
+    answers: dict[int, httpx.Response] = {}
+    with serving(create_app(rig.runtime)) as hub_url:
+
+        def callback(index: int) -> None:
+            location = locations[index]
+            with httpx.Client(base_url=hub_url, timeout=30) as browser:
+                start.wait()
+                answers[index] = browser.get(f"{location.path}?{location.query}")
+
+        threads = [threading.Thread(target=callback, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        statuses = sorted(a.status_code for a in answers.values())
+        assert statuses == [200, 409], [a.text for a in answers.values()]
+        [(late, busy)] = [(i, a) for i, a in answers.items() if a.status_code == 409]
+        assert busy.json()["error"] == "sign_in_in_progress"
+        assert rig.channel("depop/shop-b").client.get_product("A").sku == "A"
+        # The one told to try again may: its state was not spent.
+        location = locations[late]
+        with httpx.Client(base_url=hub_url, timeout=30) as browser:
+            again = browser.get(f"{location.path}?{location.query}")
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert rig.channel("depop/shop-b").client.get_product("A").sku == "A"
