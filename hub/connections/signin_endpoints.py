@@ -134,7 +134,10 @@ def authorize(
             "description": "A console sign-in finished in another browser "
             "(state_not_bound_to_this_browser)"
         },
-        409: {"description": "The state was already used (state_already_used)"},
+        409: {
+            "description": "The state was already used (state_already_used), or another "
+            "sign-in of the connection is finishing (sign_in_in_progress; retry the link)"
+        },
         502: {"description": "The system did not answer the code exchange (code_exchange_failed)"},
     },
 )
