@@ -508,3 +508,21 @@ def test_two_sign_ins_of_one_name_at_once_leave_a_working_connection(rig: Rig) -
             again = browser.get(f"{location.path}?{location.query}")
     assert again.status_code == 200 and again.json()["created"] is False
     assert rig.channel("depop/shop-b").client.get_product("A").sku == "A"
+
+
+def test_a_revoked_grant_of_depop_refresh_token_flags_the_default_connection(rig: Rig) -> None:
+    seed = rig.sim.grant()
+    depop = rig.settings.connectors["depop"]
+    assert isinstance(depop, DepopSettings)
+    settings = Settings(
+        rig.settings.hub, depop=depop.model_copy(update={"refresh_token": SecretStr(seed)})
+    )
+    runtime = build_runtime(settings, db=rig.runtime.db)
+    try:
+        rig.sim.revoke(seed)
+        with pytest.raises(Permanent):
+            rig.channel("depop/default", runtime).client.get_product("A")
+    finally:
+        runtime.connectors.close()
+    reason = _connection(rig, "depop/default").attention_reason
+    assert reason is not None and "DEPOP_REFRESH_TOKEN" in reason
