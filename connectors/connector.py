@@ -59,6 +59,8 @@ class SignIn(Generic[S]):
     connection made from them holds. Each callable gets the system's environment settings
     (`S`), which hold the hub's OAuth app."""
 
+    # What the button that starts it says, e.g. "Connect a Depop shop".
+    label: str
     # Why a sign-in cannot start with these settings (a sentence naming what is missing), or
     # None when it can.
     unavailable: Callable[[S], str | None]

@@ -65,6 +65,7 @@ CONNECTOR = Connector(
     simulator=_simulator,
     simulated=_simulated,
     sign_in=SignIn(
+        label="Connect a Depop shop",
         unavailable=sign_in_unavailable,
         redirect_uri=lambda settings: settings.redirect_uri,
         authorization_url=sign_in_url,

@@ -122,19 +122,26 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def systems(runtime: Runtime) -> dict[str, str | None]:
-    """Every system whose accounts can be connected by signing in, with why not now (the
-    hub's app is not configured) or None."""
-    found: dict[str, str | None] = {}
+@dataclass(frozen=True, slots=True)
+class Available:
+    system: str
+    label: str  # what the button that starts it says
+    unavailable: str | None  # why it cannot start now (the hub's app is not configured)
+
+
+def systems(runtime: Runtime) -> list[Available]:
+    """Every system whose accounts can be connected by signing in, and whether one can now."""
+    found: list[Available] = []
     for connector in CONNECTORS:
         if connector.sign_in is None:
             continue
         settings = runtime.connector_settings.get(connector.name)
-        found[connector.name] = (
+        reason = (
             connector.sign_in.unavailable(settings)
             if settings is not None
             else f"this process has no {connector.name} settings"
         )
+        found.append(Available(connector.name, connector.sign_in.label, reason))
     return found
 
 

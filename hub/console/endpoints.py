@@ -1006,10 +1006,6 @@ def _parse_moment(value: str) -> datetime | None:
 # -- connections ------------------------------------------------------------------------------
 
 
-def _sign_in_label(system: str) -> str:
-    return "Connect a Depop shop" if system == "depop" else f"Connect a {system} account"
-
-
 @router.get("/connections", response_class=HTMLResponse)
 def connections_page(
     request: Request,
@@ -1020,10 +1016,7 @@ def connections_page(
 ) -> HTMLResponse:
     rows = list(connections_repo.everything(reader))
     active = {*runtime.connectors.channels, *runtime.connectors.providers}
-    sign_ins = [
-        {"system": system, "label": _sign_in_label(system), "unavailable": reason}
-        for system, reason in signin.systems(runtime).items()
-    ]
+    sign_ins = signin.systems(runtime)
     keys = {row.key for row in rows}
     return render(
         request,
