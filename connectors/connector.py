@@ -43,9 +43,36 @@ class Lent:
     limiter: RateLimiter | None = None  # None: the connector limits this process only
     sleep: Callable[[float], None] = time.sleep  # how it waits between polls
     sku_maps: SkuMapStore | None = None  # where a provider's SKU map is kept (Capability.SKU_MAP)
+    # Called with a reason when the account cannot work until a person acts (a revoked OAuth
+    # grant): the hub flags the connection. None: the failing call alone says so.
+    attention: Callable[[str], None] | None = None
 
 
 S = TypeVar("S", bound=ConnectorSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn(Generic[S]):
+    """How an account's owner connects it by signing in to the system (OAuth 2.0 authorization
+    code with PKCE). The hub keeps the state and the PKCE verifier and serves the callback; the
+    connector knows the system's URLs, its token exchange, where the tokens are kept and what a
+    connection made from them holds. Each callable gets the system's environment settings
+    (`S`), which hold the hub's OAuth app."""
+
+    # What the button that starts it says, e.g. "Connect a Depop shop".
+    label: str
+    # Why a sign-in cannot start with these settings (a sentence naming what is missing), or
+    # None when it can.
+    unavailable: Callable[[S], str | None]
+    # The callback URL registered with the system, when the settings name one; None: the hub
+    # uses its own URL for the callback.
+    redirect_uri: Callable[[S], str | None]
+    # (settings, redirect_uri, state, PKCE S256 challenge) -> where to send the owner.
+    authorization_url: Callable[[S, str, str, str], str]
+    # (settings, what is lent to the new connection, redirect_uri, code, PKCE verifier) ->
+    # the new connection's settings, secrets among them. Exchanges the code, and keeps the
+    # tokens in the lent token store; raises `Permanent` / `Retriable` as any call does.
+    connect: Callable[[S, Lent, str, str, str], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +90,6 @@ class Connector(Generic[S]):
     simulated: Callable[[str], S]
     # Its own commands under `hub <name> ...` (a click group), loaded only when the CLI starts.
     commands: Callable[[], Any] | None = None
+    # How an owner connects an account by signing in; None: connections are made with
+    # credentials typed in.
+    sign_in: SignIn[S] | None = None

@@ -16,6 +16,8 @@ from hub.admin.endpoints import metrics_router, process_metrics_router
 from hub.admin.endpoints import router as ops_router
 from hub.admin.orders import router as orders_router
 from hub.connections.endpoints import router as connections_router
+from hub.connections.signin_endpoints import admin_router as sign_in_router
+from hub.connections.signin_endpoints import callback_router as sign_in_callback_router
 from hub.fulfilment.endpoints import router as routing_router
 from hub.inbox.endpoints import admin_router as events_router
 from hub.inbox.endpoints import deliveries_router
@@ -90,6 +92,8 @@ def create_app(runtime: Runtime, *, worker: bool = False, scheduler: bool = Fals
         routing_router,
         reconcile_router,
         connections_router,
+        sign_in_router,
+        sign_in_callback_router,
     ):
         app.include_router(router)
     if runtime.settings.metrics_port is None:

@@ -18,11 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+import httpx
+from pydantic import SecretStr
+
 from connectors.aboutyou.simulator import AboutYouSimulator
 from connectors.deliverr.simulator import DeliverrSimulator
 from connectors.depop.simulator import DepopSimulator
 from connectors.flexport.simulator import FlexportSimulator
 from connectors.topi.simulator import SimLine, TopiSimulator
+from hub.secrets import generate_key
 from hub.sim import SimulatedHub, fresh_simulated_hub
 
 # -- the story -------------------------------------------------------------------------------
@@ -238,6 +242,20 @@ class Demo:
         self.record(outcome)
         return f"run {found['state']}: {', '.join(kinds) or 'no mismatch'}; order {status}"
 
+    def depop_second_shop(self) -> str:
+        """The seller connects a second Depop shop by signing in (OAuth with PKCE): the hub's
+        authorize call, Depop's page approving it, the callback; a check proves its tokens."""
+        name = "second-shop"
+        started = self.hub.admin("POST", "/admin/connections/depop/authorize", json={"name": name})
+        with httpx.Client(timeout=30) as browser:  # the seller's browser
+            approved = browser.get(started["authorization_url"])
+            back = browser.get(approved.headers["location"])
+        connected = back.status_code == 200 and back.json().get("connection") == f"depop/{name}"
+        checked = self.hub.admin("POST", f"/admin/connections/depop/{name}/check")
+        self.check("a Depop shop was connected by the seller signing in", connected)
+        self.check("the signed-in shop's OAuth tokens work", bool(checked.get("ok")))
+        return f"depop/{name}: {checked.get('detail')}"
+
     def play(self) -> None:
         steps: list[tuple[str, Callable[[], str]]] = [
             ("Counting stock and listing it", self.stock_up),
@@ -249,6 +267,7 @@ class Demo:
             ("ABOUT YOU: sneakers ordered, then cancelled", self.aboutyou_cancelled),
             ("ABOUT YOU: a hoodie, dropshipped by Deliverr", self.aboutyou_shipped),
             ("Depop: a cap sells but its webhook is lost", self.depop_dropped_webhook),
+            ("Depop: a second shop is connected by signing in", self.depop_second_shop),
         ]
         for number, (text, action) in enumerate(steps, start=1):
             self.step(number, len(steps), text, action)
@@ -304,7 +323,8 @@ def run_demo(out: TextIO | None = None) -> int:
     """Play the demo; 0 when every order ended where it should, else 1."""
     stream = out or sys.stdout
     started = time.perf_counter()
-    with fresh_simulated_hub() as hub:
+    # A throwaway hub seals the signed-in shop's tokens with a throwaway key (no key file).
+    with fresh_simulated_hub(secret_key=SecretStr(generate_key())) as hub:
         demo = Demo(hub, stream)
         demo.say("The order hub on a fresh SQLite file; Depop, topi, ABOUT YOU, Deliverr and")
         demo.say("Flexport simulated and served on loopback. Every call below crosses real HTTP.")

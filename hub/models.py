@@ -1,7 +1,7 @@
 """Every table, imported in one place so SQLModel.metadata is complete for Alembic and tests."""
 
 from hub.audit import AuditEntry
-from hub.connections.models import Connection, ConnectionSkuExclusion
+from hub.connections.models import Connection, ConnectionSkuExclusion, PendingSignIn
 from hub.credentials import StoredCredential
 from hub.fulfilment.models import ProviderSku, RoutingRule, Shipment, ShipmentLine
 from hub.inbox.models import InboundEvent, WebhookDelivery
@@ -31,6 +31,7 @@ __all__ = [
     "OrderEvent",
     "OrderFlag",
     "OrderLine",
+    "PendingSignIn",
     "ProviderFeedCursor",
     "ProviderSku",
     "RateLimitSlot",

@@ -125,16 +125,27 @@ class ConnectionLoader:
             return None
         if not configured.configured:
             return None
-        lent = Lent(
-            http=self._http.get(row.key) or self._http.get(row.system),
-            token_store=ScopedTokenStore(self._tokens, row.key),
-            limiter=self._limiter,
-            sleep=self._sleep,
-            sku_maps=ScopedSkuMaps(self._sku_maps, row.key),
-        )
-        built = connector.build(configured, lent)
+        built = connector.build(configured, self.lend(row.key))
         self._built[row.key] = (row.revision, built)
         return built
+
+    def lend(self, key: str) -> Lent:
+        """What the connector of connection `key` is lent: its own view of the credential
+        store and SKU maps, the HTTP client a test or the demo points at a simulator, the
+        shared limiter, and a way to flag the connection when it needs a person."""
+        return Lent(
+            http=self._http.get(key) or self._http.get(system_of(key)),
+            token_store=ScopedTokenStore(self._tokens, key),
+            limiter=self._limiter,
+            sleep=self._sleep,
+            sku_maps=ScopedSkuMaps(self._sku_maps, key),
+            attention=functools.partial(self._flag, key),
+        )
+
+    def _flag(self, key: str, reason: str) -> None:
+        # Called by a connector mid-call, outside any transaction: its own short one.
+        with self._db.transaction() as session:
+            connections.flag(session, key, reason)
 
 
 def _scoped(connection: str, key: str) -> str:
@@ -199,8 +210,12 @@ def build_runtime(
 ) -> Runtime:
     database = db or Database(settings.hub.database_url)
     priorities.configure(settings.hub.job_priorities)
+    registry = build_registry(settings, database, http, sleep=sleep, limiter=limiter)
+    assert isinstance(registry.refresh, ConnectionLoader)
     return Runtime(
         settings=settings.hub,
         db=database,
-        connectors=build_registry(settings, database, http, sleep=sleep, limiter=limiter),
+        connectors=registry,
+        connector_settings=settings.connectors,
+        lend=registry.refresh.lend,
     )

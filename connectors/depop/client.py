@@ -11,7 +11,7 @@ naming the credential or scope that is missing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -105,6 +105,7 @@ class DepopClient:
         *,
         limiter: RateLimiter | None = None,
         token_store: LeasedTokenStore | None = None,
+        attention: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._owns_http = http is None
@@ -117,6 +118,7 @@ class DepopClient:
                 self.http,
                 token_store,
                 before_call=lambda: self.limiter.acquire(LIMIT, max_wait=MAX_WAIT),
+                attention=attention,
             )
 
     def close(self) -> None:
@@ -345,9 +347,12 @@ class DepopChannel:
         *,
         limiter: RateLimiter | None = None,
         token_store: LeasedTokenStore | None = None,
+        attention: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.client = DepopClient(settings, http, limiter=limiter, token_store=token_store)
+        self.client = DepopClient(
+            settings, http, limiter=limiter, token_store=token_store, attention=attention
+        )
         self.webhooks: WebhookReceiver = DepopWebhooks(settings)
 
     def close(self) -> None:

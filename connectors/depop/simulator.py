@@ -4,8 +4,11 @@ It keeps products by SKU and orders, refuses every request that does not fit Dep
 description (`connectors.depop.spec`, enforced in its own app) and validates the rest the way the
 Seller API documents, answers errors in Depop's `{id, errors: [{code, message}]}` format, checks
 the Bearer credential (the API key, which has every scope, or an OAuth access token limited to
-the scopes it was granted), issues OAuth tokens at `POST /api/v1/oauth2/access-token/`
-(access tokens for an hour, refresh tokens single-use), and sends signed `v1:order.new`,
+the scopes it was granted), serves the seller's authorize page at `GET /settings/oauth/apps/`
+(authorization code with PKCE S256; the seller approves, or declines when told to), issues
+OAuth tokens at `POST /api/v1/oauth2/access-token/` (single-use codes, access tokens for an
+hour, single-use refresh tokens; a grant the seller revokes stops them all), and sends signed
+`v1:order.new`,
 `v1:order.refund` and `v1:product.like|unlike` webhooks to the configured target.
 """
 
@@ -20,19 +23,20 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.contracts import enforce
-from connectors.depop.spec import OPENAPI
+from connectors.depop.spec import AUTHORIZE, AUTHORIZE_PATH, OPENAPI
 from connectors.depop.transformers import (
     ORDER_NEW,
     ORDER_REFUND,
@@ -48,6 +52,7 @@ SELLER_ID = 123456
 TOKEN_PATH = "/api/v1/oauth2/access-token/"
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_LIFETIME = timedelta(days=365)
+CODE_LIFETIME = timedelta(minutes=10)  # RFC 6749 4.1.2: "a maximum ... of 10 minutes"
 SCOPES = frozenset(
     {
         "products_read",
@@ -147,6 +152,8 @@ class _Grant:
     client_id: str
     scopes: frozenset[str]
     expires_at: datetime
+    id: str = dataclass_field(default_factory=lambda: uuid.uuid4().hex)
+    revoked: bool = False
 
 
 @dataclass
@@ -154,6 +161,18 @@ class _Code:
     grant: _Grant
     challenge: str
     redirect_uri: str
+    expires_at: datetime
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    """`url` with `params` added to its query (RFC 6749 4.1.2 keeps the redirect_uri's own)."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _authorize_refusal(error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400)
 
 
 def _amount(value: Any, field: str, errors: list[tuple[str, str]]) -> Decimal | None:
@@ -208,14 +227,21 @@ class DepopSimulator(SimulatorBase):
         *,
         clock: Callable[[], datetime] | None = None,
         oauth_client: tuple[str, str] | None = None,
+        redirect_uris: Iterable[str] | None = (),
     ) -> None:
         super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
         self.api_key = api_key
-        # OAuth: the registered client (id, secret) and what its sellers granted.
+        # OAuth: the registered client (id, secret), its registered redirect URIs, and what its
+        # sellers granted.
         self.oauth_client = oauth_client
+        # None: any http(s) URL counts as registered (the demo, whose hub URL is not known).
+        self.redirect_uris: set[str] | None = None if redirect_uris is None else set(redirect_uris)
+        # What the seller does on the authorize page: approve (True) or decline.
+        self.seller_approves = True
         self.token_latency = 0.0  # seconds the token endpoint takes, as a slow one would
+        self._grants: dict[str, _Grant] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
-        self._spent_refresh_tokens: set[str] = set()
+        self._spent_refresh_tokens: dict[str, _Grant] = {}
         self._access_tokens: dict[str, tuple[_Grant, datetime]] = {}
         self._codes: dict[str, _Code] = {}
         self.webhook_secret = webhook_secret
@@ -661,7 +687,7 @@ class DepopSimulator(SimulatorBase):
                 issued = self._access_tokens.get(token)
             if issued is None:
                 raise DepopError(401, [("unauthorized", "invalid api key")])
-            grant, expires_at = issued
+            grant, expires_at = issued  # a revoked grant's access tokens are gone already
             if self.clock() >= expires_at:
                 raise DepopError(401, [("unauthorized", "access token expired")])
             scopes = set(grant.scopes)
@@ -679,6 +705,7 @@ class DepopSimulator(SimulatorBase):
         )
         token = f"prt_{secrets.token_hex(20)}"
         with self.lock:
+            self._grants[grant.id] = grant
             self._refresh_tokens[token] = grant
         return token
 
@@ -686,21 +713,82 @@ class DepopSimulator(SimulatorBase):
         self, code_challenge: str, redirect_uri: str, scopes: Iterable[str] = SCOPES
     ) -> str:
         """A seller approves the client at the authorize page (PKCE, S256): the code that
-        Depop sends to `redirect_uri`."""
+        Depop sends to `redirect_uri`, single-use, good for `CODE_LIFETIME`."""
         if self.oauth_client is None:
             raise ValueError("the simulator has no OAuth client")
-        grant = _Grant(
-            self.oauth_client[0], frozenset(scopes), self.clock() + REFRESH_TOKEN_LIFETIME
-        )
+        now = self.clock()
+        grant = _Grant(self.oauth_client[0], frozenset(scopes), now + REFRESH_TOKEN_LIFETIME)
         code = secrets.token_urlsafe(16)
         with self.lock:
-            self._codes[code] = _Code(grant, code_challenge, redirect_uri)
+            self._codes[code] = _Code(grant, code_challenge, redirect_uri, now + CODE_LIFETIME)
         return code
 
-    def revoke(self, refresh_token: str) -> None:
-        """The seller disconnects the app: the refresh token stops working."""
+    def authorize(self, url: str) -> Response:
+        """The authorize page (RFC 6749 4.1.1-4.1.2, RFC 7636 4.3): an unknown client or an
+        unregistered redirect_uri is refused here (never redirected to); any other problem,
+        the seller's refusal, or the code goes back to the redirect_uri with the state."""
+        params = dict(parse_qsl(urlsplit(url).query))
+        client = self.oauth_client
+        if client is None or params.get("client_id") != client[0]:
+            return _authorize_refusal("invalid_client", "unknown client_id")
+        redirect_uri = params.get("redirect_uri", "")
+        registered = (
+            redirect_uri.startswith(("http://", "https://"))
+            if self.redirect_uris is None
+            else redirect_uri in self.redirect_uris
+        )
+        if not registered:
+            return _authorize_refusal(
+                "invalid_request", "redirect_uri is not registered for this client"
+            )
+        answer = {"state": params["state"]} if params.get("state") else {}
+        problems = AUTHORIZE.request_problems("GET", url, {}, None)
+        if params.get("response_type") != "code":
+            error = "unsupported_response_type"
+        elif problems:
+            error = "invalid_request"
+        elif not self.seller_approves:
+            error, problems = "access_denied", ["the seller declined the app"]
+        else:
+            code = self.authorization_code(
+                params["code_challenge"], redirect_uri, params["scope"].split(" ")
+            )
+            return RedirectResponse(_with_query(redirect_uri, {"code": code, **answer}), 302)
+        description = "; ".join(problems) or "response_type must be code"
+        query = {"error": error, "error_description": description, **answer}
+        return RedirectResponse(_with_query(redirect_uri, query), 302)
+
+    def grants(self) -> list[dict[str, Any]]:
+        """Every grant sellers gave the client: its id, scopes, and whether it was revoked."""
         with self.lock:
-            self._refresh_tokens.pop(refresh_token, None)
+            return [
+                {"id": g.id, "scopes": sorted(g.scopes), "revoked": g.revoked}
+                for g in self._grants.values()
+            ]
+
+    def revoke(self, refresh_token: str) -> None:
+        """The seller disconnects the app: the grant that issued `refresh_token` (current or
+        spent) ends, with every refresh and access token it issued."""
+        with self.lock:
+            grant = self._refresh_tokens.get(refresh_token) or self._spent_refresh_tokens.get(
+                refresh_token
+            )
+        if grant is not None:
+            self.revoke_grant(grant.id)
+
+    def revoke_grant(self, grant_id: str) -> None:
+        """End one grant: its refresh tokens answer invalid_grant, its access tokens 401."""
+        with self.lock:
+            grant = self._grants.get(grant_id)
+            if grant is None:
+                raise KeyError(grant_id)
+            grant.revoked = True
+            self._refresh_tokens = {
+                t: g for t, g in self._refresh_tokens.items() if g.id != grant_id
+            }
+            self._access_tokens = {
+                t: v for t, v in self._access_tokens.items() if v[0].id != grant_id
+            }
 
     def exchange_token(self, form: Mapping[str, str]) -> dict[str, Any]:
         """The token endpoint: a new access and refresh token for a code or a refresh token.
@@ -725,9 +813,10 @@ class DepopSimulator(SimulatorBase):
                         else "The refresh token is invalid, expired, revoked, or does not "
                         "belong to the client",
                     )
-                self._spent_refresh_tokens.add(presented)
+                self._spent_refresh_tokens[presented] = grant
             else:
-                grant = self._redeem_code(form)
+                grant = self._redeem_code(form, now)
+                self._grants[grant.id] = grant
             access = f"pat_{secrets.token_hex(20)}"
             refresh = f"prt_{secrets.token_hex(20)}"
             self._access_tokens[access] = (grant, now + timedelta(seconds=ACCESS_TOKEN_SECONDS))
@@ -739,10 +828,18 @@ class DepopSimulator(SimulatorBase):
             "token_type": "Bearer",
         }
 
-    def _redeem_code(self, form: Mapping[str, str]) -> _Grant:
+    def _redeem_code(self, form: Mapping[str, str], now: datetime) -> _Grant:
+        # Popped first: a code is spent by any attempt, as RFC 6749 4.1.2 asks.
         code = self._codes.pop(form.get("code", ""), None)
-        if code is None or form.get("redirect_uri") != code.redirect_uri:
+        if code is None or code.expires_at <= now or code.grant.client_id != form["client_id"]:
             raise OAuthError(400, "invalid_grant", "The provided authorization grant is invalid")
+        if form.get("redirect_uri") != code.redirect_uri:
+            raise OAuthError(
+                400,
+                "invalid_grant",
+                "The provided authorization grant does not match the redirection URI used in "
+                "the authorization request",
+            )
         verifier = form.get("code_verifier", "")
         if not re.fullmatch(r"[A-Za-z0-9._~-]{43,128}", verifier):
             raise OAuthError(400, "invalid_request", "code_verifier is required (PKCE)")
@@ -921,6 +1018,11 @@ class DepopSimulator(SimulatorBase):
         def status() -> dict[str, str]:
             return {"status": "OK"}
 
+        @app.get(AUTHORIZE_PATH)
+        def authorize(request: Request) -> Response:
+            # The raw query, as sent: the contract judges what the client built.
+            return self.authorize(str(request.url))
+
     def place_order(self, sku: str, quantity: int = 1) -> str:
         """A buyer buys `sku` (listed first when it is not on sale): Depop sells one unit of a
         listing per purchase, so `quantity` purchases are made; the last one's id."""
@@ -971,6 +1073,24 @@ class DepopSimulator(SimulatorBase):
             """Tracking recorded per purchase and parcel: what reached Depop, once each."""
             with self.lock:
                 return json.loads(json.dumps(self.shipped_parcels))  # type: ignore[no-any-return]
+
+        @app.post("/_sim/oauth/seller")
+        def sim_oauth_seller(approve: bool = True) -> dict[str, bool]:
+            """What the seller does on the authorize page from now on: approve or decline."""
+            self.seller_approves = approve
+            return {"approve": approve}
+
+        @app.get("/_sim/oauth/grants")
+        def sim_oauth_grants() -> list[dict[str, Any]]:
+            return self.grants()
+
+        @app.post("/_sim/oauth/grants/{grant_id}/revoke")
+        def sim_oauth_revoke(grant_id: str) -> Response:
+            try:
+                self.revoke_grant(grant_id)
+            except KeyError:
+                return JSONResponse({"error": "grant_not_found"}, status_code=404)
+            return JSONResponse({"id": grant_id, "revoked": True})
 
         @app.post("/_sim/events/{event_id}/redeliver")
         def sim_redeliver(event_id: str) -> dict[str, int | None]:

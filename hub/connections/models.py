@@ -50,3 +50,23 @@ class ConnectionSkuExclusion(SQLModel, table=True):
     connection: str = Field(primary_key=True, max_length=KEY_LIMIT)
     sku: str = Field(primary_key=True, max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PendingSignIn(SQLModel, table=True):
+    """A sign-in the hub started (OAuth authorization code with PKCE) and the system's
+    redirect has not finished yet: the state as its SHA-256 only (a database reader cannot
+    finish someone's flow), the PKCE verifier sealed, who started it, and, when the console
+    started it, the digest of the cookie the same browser must bring back."""
+
+    __tablename__ = "connection_sign_ins"
+
+    state_digest: str = Field(primary_key=True, max_length=64)
+    system: str = Field(max_length=32)
+    name: str = Field(max_length=64)
+    verifier: str = Field(sa_column=Column(Text, nullable=False))
+    redirect_uri: str = Field(sa_column=Column(Text, nullable=False))
+    started_by: str = Field(max_length=200)  # "admin:<token name>" or "console:<token name>"
+    binding_digest: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

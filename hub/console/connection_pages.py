@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, get_args, get_origin
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from connectors.registry import connection_key
 from hub.connections import actions as connection_actions
 from hub.connections import repository as connections_repo
 from hub.connections import service as connections
+from hub.connections import signin
 from hub.connections.models import Connection, Source
 from hub.console.endpoints import attempt, back, render
 from hub.console.session import ConsoleSession, SessionDep, WriterDep
@@ -137,14 +138,24 @@ def _listing(runtime: Runtime) -> list[dict[str, Any]]:
 
 
 @router.get("", response_class=HTMLResponse)
-def connections_page(request: Request, session: SessionDep, runtime: RuntimeDep) -> HTMLResponse:
+def connections_page(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    connected: Annotated[str | None, Query(max_length=100)] = None,
+) -> HTMLResponse:
+    listing = _listing(runtime)
     return render(
         request,
         session,
         "connections.html",
         section="connections",
-        connections=_listing(runtime),
+        connections=listing,
         systems=[(c.name, c.role.value) for c in CONNECTORS],
+        sign_ins=signin.systems(runtime),
+        # The sign-in's callback sends the browser here naming what it connected; only a real
+        # key is shown.
+        connected=connected if connected in {c["key"] for c in listing} else None,
     )
 
 

@@ -26,6 +26,8 @@ from hub.admin.diagram import state_machine_svg
 from hub.admin.orders import detail as order_detail
 from hub.connections import repository as connections_repo
 from hub.connections import service as connections
+from hub.connections import signin
+from hub.connections.signin_endpoints import callback_url, set_binding
 from hub.console import actions, charts, csvio
 from hub.console import repository as console_repo
 from hub.console.session import (
@@ -1052,6 +1054,35 @@ def _parse_moment(value: str) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(value.strip())
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- connections ------------------------------------------------------------------------------
+
+
+@router.post("/connections/{system}/connect")
+def connect_by_signing_in(
+    system: str,
+    request: Request,
+    runtime: RuntimeDep,
+    actor: WriterDep,
+    name: Annotated[str, Form(max_length=63)] = "",
+) -> RedirectResponse:
+    """Start the sign-in and send the browser to the system's authorize page, with the cookie
+    that binds the state to this browser."""
+    try:
+        started = signin.start(
+            runtime,
+            system=system,
+            name=name.strip(),
+            actor=actor,
+            callback_url=callback_url(request, system),
+            console=True,
+        )
+    except DomainError as exc:
+        return back(request, "/console/connections", f"Not done: {exc}")
+    response = RedirectResponse(started.authorization_url, status_code=303)
+    set_binding(response, request, started)
+    return response
 
 
 # -- audit ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from connectors.depop.simulator import HOST, TOKEN_PATH, DepopSimulator
 from connectors.tokens import LocalTokenStore
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
+from hub.secrets import SecretBox, generate_key
 
 CLIENT_ID, CLIENT_SECRET = "depop-app", "depop-app-secret"
 WEBHOOK_SECRET = "depop-webhook-secret"
@@ -167,7 +168,9 @@ def test_an_expired_token_is_renewed_exactly_once_by_two_workers_at_once(
     sim.add_product("A", quantity=2)
     purchase_id = sim.purchase("A")
     # An earlier worker started the chain; its access token has since run out.
-    store = DatabaseTokenStore(postgres_database)
+    # Sealed with one key every worker holds, as HUB_SECRET_KEY gives them.
+    box = SecretBox([generate_key()])
+    store = DatabaseTokenStore(postgres_database, lambda: box)
     DepopChannel(oauth_settings(seed), http=http, token_store=store).client.get_product("A")
     stored = dict(store.load(STORE_KEY) or {})
     store.save(STORE_KEY, stored | {"expires_at": repr(time.time() - 10)})
@@ -175,7 +178,9 @@ def test_an_expired_token_is_renewed_exactly_once_by_two_workers_at_once(
     sim.token_latency = 0.3  # a slow identity service widens the window for a double spend
     workers = [
         DepopChannel(
-            oauth_settings(seed), http=http, token_store=DatabaseTokenStore(postgres_database)
+            oauth_settings(seed),
+            http=http,
+            token_store=DatabaseTokenStore(postgres_database, lambda: box),
         )
         for _ in range(2)
     ]

@@ -44,15 +44,18 @@ def test_a_created_connection_shows_its_settings_and_names_its_secrets_only(hub:
     assert made.status_code == 201, made.text
     body = made.json()
     assert body["key"] == "depop/shop-b" and body["active"] is True
-    assert body["secrets_set"] == ["api_key", "webhook_secret"]
-    assert body["settings"] == {"base_url": values["base_url"]}
+    # A simulated Depop account also carries an OAuth app (shops can be connected by signing in).
+    secrets = ["api_key", "client_secret", "webhook_secret"]
+    assert body["secrets_set"] == secrets
+    assert body["settings"] == {k: v for k, v in values.items() if k not in secrets}
+    assert body["settings"]["base_url"] == values["base_url"]
     assert body["webhook_path"] == "/webhooks/depop/shop-b"
     assert values["api_key"] not in made.text
 
     again = create(hub, "depop", "shop-b", values)
     assert (again.status_code, again.json()["error"]) == (409, "connection_exists")
     read = hub.admin("GET", "/admin/connections/depop/shop-b").json()
-    assert read["secrets_set"] == ["api_key", "webhook_secret"]
+    assert read["secrets_set"] == secrets
     checked = hub.admin("POST", "/admin/connections/depop/shop-b/check").json()
     assert checked == {"ok": True, "detail": "the credentials work"}
 

@@ -109,6 +109,9 @@ def test_every_page_renders_with_orders_jobs_stock_and_events(hub: Hub) -> None:
         "/console/stock/import",
     ):
         page(hub, path)
+    # Without the hub's Depop app no shop can be connected by signing in; the page says why.
+    connections = page(hub, "/console/connections").text
+    assert "depop/default" in connections and "DEPOP_CLIENT_ID" in connections
     page(hub, "/console/orders/ord_nothing", 404)
     page(hub, "/console/jobs/999999", 404)
 
