@@ -63,7 +63,9 @@ def test_the_connections_page_lists_each_connection_naming_its_secrets_never_the
 
     for key in ("depop/default", "topi/default", "deliverr/default", "depop/shop-b"):
         assert f'href="/console/connections/{key}"' in listing
-    assert "/webhooks/depop/shop-b" in listing and "api_key, client_secret, webhook_secret" in listing
+    assert (
+        "/webhooks/depop/shop-b" in listing and "api_key, client_secret, webhook_secret" in listing
+    )
     assert 'id="connect-depop"' in listing
     for secret in (values["api_key"], values["webhook_secret"]):
         assert secret not in listing
@@ -132,7 +134,11 @@ def test_changing_a_secret_keeps_the_blank_ones_and_a_wrong_key_fails_the_check(
     assert "Settings changed: api_key." in changed.text
     assert "dp_wrong_key" not in changed.text
     shown = hub.admin("GET", "/admin/connections/depop/shop-b").json()
-    assert shown["secrets_set"] == ["api_key", "client_secret", "webhook_secret"]  # the blank one was kept
+    assert shown["secrets_set"] == [
+        "api_key",
+        "client_secret",
+        "webhook_secret",
+    ]  # the blank one was kept
     failed = post(hub, "depop/shop-b", "check")
     assert "Check failed:" in failed.text
     [entry] = audit_of(hub, action="connection.change")
