@@ -10,9 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Integer, Update, bindparam, case, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlmodel import Session, col
 
-from hub.db import insert_ignore
+from hub.db import Prebuilt, insert_ignore
 from hub.jobs import priorities, wakeup
 from hub.jobs.models import Job, JobAttempt, JobState
 from hub.types import UTCDateTime, utcnow
@@ -21,6 +23,16 @@ ERROR_LIMIT = 2000
 # A job enqueued without its own limit takes the worker's HUB_JOB_MAX_ATTEMPTS when first
 # claimed; that is 0 too unless set, and 0 means no limit by count (the retry window decides).
 CONFIGURED_MAX_ATTEMPTS = 0
+
+
+# Where the engine's own statements run: an ORM session (a handler's transaction, its effects
+# beside the job's) or a plain Core connection (`Database.connect()`: the worker's claim and its
+# finish of a job whose handler left it open, no session bookkeeping per job).
+Bind = Session | Connection
+
+
+def _connection(bind: Bind) -> Connection:
+    return bind.connection() if isinstance(bind, Session) else bind
 
 
 class LeaseLost(Exception):
@@ -163,15 +175,32 @@ def _claim_statement(postgres: bool) -> Update:
     )
 
 
-_CLAIM = {True: _claim_statement(True), False: _claim_statement(False)}
+_CLAIM = {True: Prebuilt(_claim_statement(True)), False: Prebuilt(_claim_statement(False))}
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _is_postgres(bind: Bind) -> bool:
+    if isinstance(bind, Session):
+        return bind.get_bind().dialect.name == "postgresql"
+    return bind.dialect.name == "postgresql"
+
+
+@functools.cache
+def _job_manager() -> Any:
+    configure_mappers()  # attribute instrumentation is complete only once mappers are
+    return instrumentation.manager_of_class(Job)
+
+
+def _job_from_row(row: dict[str, Any]) -> Job:
+    """A `Job` from a claimed row, without the model's validating `__init__` (a tenth of the
+    cost: the row comes from the table, typed already), still an ORM instance a session can
+    take up."""
+    job = Job.model_construct(**row)
+    _job_manager().setup_instance(job)
+    return job
 
 
 def claim(
-    session: Session,
+    session: Bind,
     worker: str,
     lease_seconds: float,
     limit: int = 1,
@@ -188,8 +217,8 @@ def claim(
     now = utcnow()
     if sweep:
         sweep_expired(session, worker, now=now)
-    rows = session.connection().execute(
-        _CLAIM[_is_postgres(session)],
+    rows = _CLAIM[_is_postgres(session)].rows(
+        _connection(session),
         {
             "now": now,
             "worker": worker,
@@ -199,12 +228,12 @@ def claim(
         },
     )
     # RETURNING keeps no order: put the claimed jobs back in the order they were chosen.
-    jobs = [Job(**row._mapping) for row in rows]
+    jobs = [_job_from_row(row) for row in rows]
     jobs.sort(key=lambda job: (job.priority, job.run_at))
     return jobs
 
 
-def sweep_expired(session: Session, worker: str, *, now: datetime | None = None) -> int:
+def sweep_expired(session: Bind, worker: str, *, now: datetime | None = None) -> int:
     """Put every job whose lease expired back in the queue, closing its attempt as
     `lease_expired`: that worker is gone, or its late result will be refused (the lease fence).
     Reads only the partial index of running jobs, so its cost is the number of running jobs."""
@@ -214,7 +243,7 @@ def sweep_expired(session: Session, worker: str, *, now: datetime | None = None)
     )
     if _is_postgres(session):
         expired = expired.with_for_update(skip_locked=True)
-    connection = session.connection()
+    connection = _connection(session)
     swept = 0
     for job_id, attempt, owner, claimed_at in connection.execute(expired).all():
         result = connection.execute(
@@ -260,6 +289,12 @@ _ATTEMPT_COLUMNS = (
 )
 
 
+# Finishing a job (complete, retry, bury) sends one statement on Postgres (the attempt's insert
+# with the fenced update as its CTE), so it may run as a transaction of its own
+# (`Database.connect(one_statement=True)`); SQLite, where it takes two, ignores the flag.
+FINISH_IS_ONE_STATEMENT = True
+
+
 @functools.cache
 def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update, Insert]:
     """The fenced update of `changed` columns and the attempt's insert, built once per shape
@@ -286,8 +321,14 @@ def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update,
     return fenced, record.returning(_attempts.c.id)
 
 
+@functools.cache
+def _finish_prebuilt(changed: tuple[str, ...]) -> Prebuilt:
+    """Postgres's one-statement finish, compiled once per shape."""
+    return Prebuilt(_finish_statement(True, changed)[1])
+
+
 def _finish(
-    session: Session,
+    session: Bind,
     job: Job,
     values: dict[str, Any],
     *,
@@ -299,8 +340,7 @@ def _finish(
     ended; else `LeaseLost`."""
     now = utcnow()
     values = {"updated_at": now, **values}
-    postgres = _is_postgres(session)
-    fenced, record = _finish_statement(postgres, tuple(sorted(values)))
+    changed = tuple(sorted(values))
     params: dict[str, Any] = {
         "f_id": job.id,
         "f_owner": job.lease_owner,
@@ -315,19 +355,20 @@ def _finish(
         "a_started_at": job.claimed_at or now,
         "a_finished_at": now,
     }
-    connection = session.connection()
-    if postgres:
-        if connection.execute(record, params).first() is None:
+    connection = _connection(session)
+    if _is_postgres(session):
+        if not _finish_prebuilt(changed).rows(connection, params):
             raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
         return
+    fenced, record = _finish_statement(False, changed)
     if connection.execute(fenced, params).rowcount != 1:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
     connection.execute(record, params)
 
 
-def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
+def _fence(session: Bind, job: Job, values: dict[str, Any]) -> None:
     """Update `job` only while `job.lease_owner` still holds it; else `LeaseLost`."""
-    result = session.connection().execute(
+    result = _connection(session).execute(
         update(_jobs)
         .where(
             _jobs.c.id == job.id,
@@ -341,7 +382,7 @@ def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
 
 
-def complete(session: Session, job: Job) -> None:
+def complete(session: Bind, job: Job) -> None:
     """Mark `job` done; call it in the same transaction as the job's effects."""
     _finish(
         session,
@@ -356,14 +397,14 @@ def complete(session: Session, job: Job) -> None:
     )
 
 
-def keep_payload(session: Session, job: Job, payload: dict[str, Any]) -> None:
+def keep_payload(session: Bind, job: Job, payload: dict[str, Any]) -> None:
     """Replace the payload of a job this worker holds (`LeaseLost` if it is gone), so the next
     attempt starts from what this one learnt (an asynchronous call's `resume`)."""
     _fence(session, job, {"payload": payload})
     job.payload = payload
 
 
-def extend_lease(session: Session, job: Job, lease_seconds: float) -> None:
+def extend_lease(session: Bind, job: Job, lease_seconds: float) -> None:
     """Keep a long job's lease for another `lease_seconds` (`LeaseLost` if it is gone), so no
     other worker claims it while it is still making progress."""
     _fence(session, job, {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
@@ -375,7 +416,7 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 def retry(
-    session: Session,
+    session: Bind,
     job: Job,
     error: str,
     *,
@@ -399,7 +440,7 @@ def retry(
     )
 
 
-def bury(session: Session, job: Job, error: str, *, status_code: int | None = None) -> None:
+def bury(session: Bind, job: Job, error: str, *, status_code: int | None = None) -> None:
     """Mark `job` dead: visible in the admin API and retryable there, never run by itself."""
     _finish(
         session,
@@ -417,7 +458,7 @@ def bury(session: Session, job: Job, error: str, *, status_code: int | None = No
     )
 
 
-def release(session: Session, job: Job) -> None:
+def release(session: Bind, job: Job) -> None:
     """Hand a claimed job back untouched (a draining worker), without spending an attempt: no
     attempt row was written for it, since attempts are recorded when they end."""
     _fence(
