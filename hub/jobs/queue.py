@@ -86,8 +86,10 @@ def enqueue_coalesced(
 
     A job that reads its inputs when it runs (a SKU's available units, say) covers every change
     made before it starts, so one waiting job per key is enough however many changes arrive.
-    Finding the waiting job is one unique-index look-up per key, and it is read locked on
-    Postgres so no worker claims it before this transaction ends.
+    Finding the waiting job is one unique-index look-up per key, and on Postgres it is locked
+    so no worker claims it before this transaction ends: `FOR NO KEY UPDATE`, which waits for
+    no transaction that only joined the job (`coalesce_waiting`'s key-share lock), so two such
+    transactions never wait on each other through the job row.
     """
     found = _jobs_by_keys(session, [key for key, _ in keyed])
     for key, payload in keyed:
@@ -107,6 +109,46 @@ def enqueue_coalesced(
             job = _jobs_by_keys(session, [key]).get(key)
 
 
+def coalesce_waiting(
+    session: Session,
+    keyed: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The cheap half of `enqueue_coalesced`, for a hot path: join every waiting job of these
+    keys whose payload `merge` leaves as it is, and return the (key, payload) pairs left over
+    (no job waiting, or its payload would change) for `enqueue_coalesced` to settle.
+
+    A joined job is held on Postgres with a key-share lock: claims skip it until this
+    transaction ends (so the change it covers is read when it runs), yet any number of
+    transactions join it at once, and none waits for another through the job row; a hot SKU's
+    reservations share its listing sync instead of queueing for it. The key-share lock only
+    conflicts with changing the job's key (`_retire_key`), which happens to started jobs only,
+    and a started job was never joined: joining takes waiting jobs, and claims skip joined ones.
+    """
+    keys = [key for key, _ in keyed]
+    waiting: dict[str, Job] = {}
+    for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+        query = (
+            select(Job)
+            .where(
+                col(Job.idempotency_key).in_(keys[start : start + _KEYS_PER_STATEMENT]),
+                col(Job.state) == JobState.QUEUED.value,
+            )
+            .order_by(col(Job.idempotency_key))
+            .execution_options(populate_existing=True)
+        )
+        if _is_postgres(session):
+            query = query.with_for_update(read=True, key_share=True)
+        waiting.update({job.idempotency_key: job for job in session.scalars(query)})
+    left: list[tuple[str, dict[str, Any]]] = []
+    for key, payload in keyed:
+        job = waiting.get(key)
+        if job is None or (merge is not None and merge(job.payload, payload) != job.payload):
+            left.append((key, payload))
+    return left
+
+
 _KEYS_PER_STATEMENT = 1000  # well inside every backend's limit on bound parameters
 
 
@@ -121,8 +163,8 @@ def _jobs_by_keys(session: Session, keys: Sequence[str]) -> dict[str, Job]:
             .order_by(col(Job.idempotency_key))
             .execution_options(populate_existing=True)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
+        if _is_postgres(session):
+            query = query.with_for_update(key_share=True)
         found.update({job.idempotency_key: job for job in session.scalars(query)})
     return found
 

@@ -244,3 +244,45 @@ def test_backoff_is_full_jitter_under_a_capped_exponential(attempt: int) -> None
     # Uniform over [0, ceiling]: both halves are used (a fixed or a halved delay fails this).
     assert any(d < ceiling / 2 for d in delays)
     assert any(d > ceiling / 2 for d in delays)
+
+
+def _merge_origin(waiting: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+    return waiting if waiting.get("origin") == new.get("origin") else {**waiting, "origin": None}
+
+
+def test_coalesce_waiting_joins_a_waiting_job_and_leaves_the_rest(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"origin": "x"})])
+    with database.transaction() as session:
+        left = queue.coalesce_waiting(
+            session,
+            [("sync:a", {"origin": "x"}), ("sync:b", {"origin": "x"})],
+            merge=_merge_origin,
+        )
+    assert left == [("sync:b", {"origin": "x"})]  # no job waits for b
+    with database.transaction() as session:
+        left = queue.coalesce_waiting(session, [("sync:a", {"origin": "y"})], merge=_merge_origin)
+        assert left == [("sync:a", {"origin": "y"})]  # its payload would change
+        queue.enqueue_coalesced(session, COUNT, left, merge=_merge_origin)
+    with database.reader() as session:
+        jobs = queue.list_jobs(session, kind=COUNT)
+    assert [(j.idempotency_key, j.payload) for j in jobs] == [("sync:a", {"origin": None})]
+
+
+def test_a_joined_job_is_not_claimed_until_the_joining_transaction_ends(
+    postgres_database: Database,
+) -> None:
+    with postgres_database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {})])
+    joined = postgres_database.transaction()
+    session = joined.__enter__()
+    try:
+        assert queue.coalesce_waiting(session, [("sync:a", {})]) == []
+        # Another joiner does not wait for the first (key-share locks share).
+        with postgres_database.transaction() as other:
+            assert queue.coalesce_waiting(other, [("sync:a", {})]) == []
+        # A claim skips the joined job: the change it covers is not committed yet.
+        assert claim(postgres_database, "w") == []
+    finally:
+        joined.__exit__(None, None, None)
+    assert [j.idempotency_key for j in claim(postgres_database, "w")] == ["sync:a"]
