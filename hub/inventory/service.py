@@ -214,8 +214,7 @@ def set_on_hand_many(
             raise StockBelowReserved(sku, wanted[sku], now[sku][1])
     changed = [(sku, wanted[sku]) for sku in skus if wanted[sku] != now[sku][0]]
     repo.set_many(session, changed)
-    for sku, on_hand in changed:
-        repo.add_movement(session, sku, "restock", on_hand_delta=on_hand - now[sku][0], note=note)
+    repo.add_restocks(session, [(sku, on_hand - now[sku][0]) for sku, on_hand in changed], note)
     told = set(new) | {sku for sku, _ in changed}
     _request_listing_syncs(session, [sku for sku in skus if sku in told])
     more = [sku for sku, on_hand in changed if on_hand > now[sku][0]]

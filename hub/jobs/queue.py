@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Integer, Update, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlmodel import Session, col
@@ -72,6 +73,46 @@ def enqueue(
     return created
 
 
+def enqueue_many(
+    session: Session,
+    kind: str,
+    keyed: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    run_at: datetime | None = None,
+    max_attempts: int | None = None,
+) -> set[str]:
+    """Queue a job of `kind` for each (key, payload) whose key no job holds yet, in one
+    statement (a bulk import's thousands of jobs cost a few round trips, not one each); the
+    keys this call created. Otherwise as `enqueue`."""
+    if not keyed:
+        return set()
+    now = utcnow()
+    base = {
+        "kind": kind,
+        "priority": priorities.of(kind),
+        "state": JobState.QUEUED.value,
+        "attempts": 0,
+        "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        "run_at": run_at or now,
+        "order_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    insert_ = postgresql.insert if _is_postgres(session) else sqlite.insert
+    statement = (
+        insert_(_jobs)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_jobs.c.idempotency_key)
+    )
+    rows = [{**base, "idempotency_key": key, "payload": payload or {}} for key, payload in keyed]
+    # An executemany: SQLAlchemy sends it as multi-row INSERTs of one compiled shape
+    # ("insertmanyvalues"), a few round trips for thousands of jobs.
+    created = set(session.connection().execute(statement, rows).scalars())
+    if created:
+        wakeup.after_commit(session)
+    return created
+
+
 def enqueue_coalesced(
     session: Session,
     kind: str,
@@ -92,8 +133,20 @@ def enqueue_coalesced(
     transactions never wait on each other through the job row.
     """
     found = _jobs_by_keys(session, [key for key, _ in keyed])
+    # Keys no job holds yet (a first stock import's thousands of SKUs) are queued in bulk; one
+    # another transaction queued meanwhile is coalesced below, like any other.
+    fresh: dict[str, dict[str, Any]] = {}
     for key, payload in keyed:
+        if key not in found:
+            fresh.setdefault(key, payload)
+    created = enqueue_many(session, kind, list(fresh.items()))
+    for key, payload in keyed:
+        if key in created:
+            created.discard(key)  # a later pair of the same key coalesces with this one
+            continue
         job = found.get(key)
+        if job is None:
+            job = _jobs_by_keys(session, [key]).get(key)
         while True:
             if job is not None and job.state == JobState.QUEUED:
                 merged = merge(job.payload, payload) if merge is not None else job.payload

@@ -286,3 +286,22 @@ def test_a_joined_job_is_not_claimed_until_the_joining_transaction_ends(
     finally:
         joined.__exit__(None, None, None)
     assert [j.idempotency_key for j in claim(postgres_database, "w")] == ["sync:a"]
+
+
+def test_enqueue_many_queues_each_key_once_in_one_call(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue(session, COUNT, "bulk:1")
+    with database.transaction() as session:
+        created = queue.enqueue_many(
+            session, COUNT, [(f"bulk:{n}", {"n": n}) for n in range(3)], max_attempts=2
+        )
+    assert created == {"bulk:0", "bulk:2"}  # bulk:1 was queued already
+    with database.reader() as session:
+        jobs = {j.idempotency_key: j for j in queue.list_jobs(session, kind=COUNT)}
+    assert sorted(jobs) == ["bulk:0", "bulk:1", "bulk:2"]
+    assert jobs["bulk:2"].payload == {"n": 2}
+    assert jobs["bulk:2"].max_attempts == 2
+    assert jobs["bulk:2"].state == JobState.QUEUED
+    assert jobs["bulk:2"].priority == priorities.of(COUNT)
+    with database.transaction() as session:
+        assert queue.enqueue_many(session, COUNT, [("bulk:0", {})]) == set()
