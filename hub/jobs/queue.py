@@ -244,7 +244,11 @@ def _claim_statement(postgres: bool) -> Update:
     SQLite's single writer makes the same statement safe without locks."""
     due = (
         select(_jobs.c.id)
-        .where(_jobs.c.state == JobState.QUEUED.value, _jobs.c.run_at <= _now)
+        .where(
+            _jobs.c.state == JobState.QUEUED.value,
+            _jobs.c.run_at <= _now,
+            _jobs.c.priority <= bindparam("max_priority_", type_=Integer()),
+        )
         .order_by(_jobs.c.priority, _jobs.c.run_at)
         .limit(bindparam("limit", type_=Integer()))
     )
@@ -270,6 +274,7 @@ def _claim_statement(postgres: bool) -> Update:
     )
 
 
+_ANY_PRIORITY = 2**31 - 1  # the column's range: every job
 _CLAIM = {True: Prebuilt(_claim_statement(True)), False: Prebuilt(_claim_statement(False))}
 
 
@@ -302,9 +307,12 @@ def claim(
     *,
     max_attempts: int | None = None,
     sweep: bool = True,
+    max_priority: int | None = None,
 ) -> list[Job]:
     """Take up to `limit` due jobs for `worker`, most urgent first (priority, then due time);
     `max_attempts` is the configured limit for jobs enqueued without their own (0: none).
+    With `max_priority` only jobs at least that urgent (priority <= it) are taken: a worker's
+    lane kept for order-path jobs, which bulk work can never fill.
 
     With `sweep` the jobs whose lease expired are put back in the queue first (`sweep`), by a
     statement of their own; a worker that claims often sweeps now and then instead.
@@ -320,6 +328,7 @@ def claim(
             "expires": now + timedelta(seconds=lease_seconds),
             "limit": limit,
             "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+            "max_priority_": _ANY_PRIORITY if max_priority is None else max_priority,
         },
     )
     # RETURNING keeps no order: put the claimed jobs back in the order they were chosen.

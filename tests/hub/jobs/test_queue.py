@@ -305,3 +305,14 @@ def test_enqueue_many_queues_each_key_once_in_one_call(database: Database) -> No
     assert jobs["bulk:2"].priority == priorities.of(COUNT)
     with database.transaction() as session:
         assert queue.enqueue_many(session, COUNT, [("bulk:0", {})]) == set()
+
+
+def test_a_claim_with_max_priority_takes_only_jobs_that_urgent(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue(session, BULK, "bulk")
+        queue.enqueue(session, COUNT, "default")
+    with database.transaction() as session:
+        assert queue.claim(session, "lane", 60.0, max_priority=Priority.ORDER) == []
+        [taken] = queue.claim(session, "lane", 60.0, max_priority=priorities.of(COUNT))
+    assert taken.idempotency_key == "default"
+    assert [j.idempotency_key for j in claim(database, "any")] == ["bulk"]
