@@ -8,7 +8,8 @@ Postgres database (the drills' `Cluster`), so the figures are the hub's, not a t
 - burst: BURST purchases posted by CLIENTS threads as fast as they go; orders/s from the first
   webhook stored to the last order routed; target >= 100 orders/s. CPU per order is the CPU
   time the hub's processes (API, worker supervisor and its children), the simulators process
-  and every Postgres backend spent over the burst (from /proc), divided by the orders.
+  and the Postgres processes spent over the burst (from /proc; a process that started or ended
+  during the burst is not counted), divided by the orders.
 - import: a 5,000-SKU stock import through the admin API, with one purchase placed while the
   import runs and one right after it returns; each order's latency less the quiet p50 is the
   delay the import caused (target <= 1 s).
@@ -44,16 +45,21 @@ Row = dict[str, object]
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (those still alive)."""
-    total = 0
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each of these processes still alive, by pid."""
+    found: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / _TICKS
+        found[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings by the processes alive at both."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def _tree(pid: int) -> list[int]:
@@ -175,7 +181,7 @@ class _Bench:
         after = (_cpu_seconds(pids), _cpu_seconds(sims), _cpu_seconds(postgres))
         rows = _routed(self.url, since)
         span = (max(r for _, r in rows) - min(s for s, _ in rows)).total_seconds()
-        hub_cpu, sim_cpu, pg_cpu = (a - b for a, b in zip(after, before, strict=True))
+        hub_cpu, sim_cpu, pg_cpu = (_spent(b, a) for b, a in zip(before, after, strict=True))
         rate = len(rows) / span
         return {
             "case": f"burst of {BURST}, {CLIENTS} clients, {WORKER_PROCESSES} worker processes",
