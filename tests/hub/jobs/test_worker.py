@@ -524,9 +524,7 @@ def test_an_order_path_job_runs_while_bulk_work_holds_every_other_thread(
             time.sleep(0.01)
         with database.transaction() as session:
             queue.enqueue(session, kinds.URGENT, "urgent")
-            job_id = session.scalar(
-                select(col(Job.id)).where(col(Job.idempotency_key) == "urgent")
-            )
+            job_id = session.scalar(select(col(Job.id)).where(col(Job.idempotency_key) == "urgent"))
         assert job_id is not None
         assert _wait_until_done(database, job_id, 30) == JobState.DONE
         assert len(kinds.runs()) == 2  # one gated job held its thread throughout
