@@ -134,9 +134,36 @@ def _floor_worker(
     results.put((ran, finished))
 
 
+def _floor_one_statement_worker(
+    url: str, limit: int, ready: Event, go: Event, results: multiprocessing.Queue[tuple[int, float]]
+) -> None:
+    """The floor's two statements, each its own transaction (autocommit: no BEGIN and COMMIT
+    round trips), as the hub sends them on Postgres."""
+    import psycopg
+    import sqlalchemy as sa
+
+    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ready.set()
+        go.wait()
+        ran = 0
+        while ran < limit:
+            row = conn.execute(_CLAIM, ("floor",)).fetchone()
+            if row is None:
+                break
+            conn.execute(_FINISH, (row[0],))
+            ran += 1
+        finished = time.monotonic()
+    results.put((ran, finished))
+
+
 def _drain(url: str, side: str, workers: int, limit: int) -> tuple[int, float]:
     """`workers` processes of `side` draining up to `limit` jobs each; (jobs, jobs/s)."""
-    target = _hub_worker if side == "hub" else _floor_worker
+    target = {
+        "hub": _hub_worker,
+        "floor": _floor_worker,
+        "floor1": _floor_one_statement_worker,
+    }[side]
     context = multiprocessing.get_context("fork")
     results: multiprocessing.Queue[tuple[int, float]] = context.Queue()
     go = context.Event()
@@ -161,14 +188,16 @@ def _drain(url: str, side: str, workers: int, limit: int) -> tuple[int, float]:
 def _throughput(url: str, workers: int) -> list[Row]:
     hub: list[float] = []
     floor: list[float] = []
+    floor1: list[float] = []
     for _ in range(ROUNDS):
-        for side, figures in (("hub", hub), ("floor", floor)):
+        for side, figures in (("hub", hub), ("floor", floor), ("floor1", floor1)):
             _fill(url, JOBS)
             ran, rate = _drain(url, side, workers, JOBS)
             assert ran == JOBS, f"{side} ran {ran} of {JOBS}"
             figures.append(rate)
     ratios = [h / f for h, f in zip(hub, floor, strict=True)]
     ratio = statistics.median(ratios)
+    ratio1 = statistics.median(h / f for h, f in zip(hub, floor1, strict=True))
     rounds = ", ".join(f"{h:.0f}/{f:.0f}" for h, f in zip(hub, floor, strict=True))
     label = f"{workers} worker{'s' if workers > 1 else ''}"
     return [
@@ -189,6 +218,17 @@ def _throughput(url: str, workers: int) -> list[Row]:
             "unit": "ratio",
             "target": ">= 0.8",
             "met": ratio >= 0.8,
+        },
+        {
+            "case": f"no-op jobs, floor in one-statement transactions, {label}",
+            "value": round(statistics.median(floor1)),
+            "unit": "jobs/s",
+            "rounds": ", ".join(f"{f:.0f}" for f in floor1),
+        },
+        {
+            "case": f"no-op jobs, hub / one-statement floor, {label}",
+            "value": round(ratio1, 2),
+            "unit": "ratio",
         },
     ]
 

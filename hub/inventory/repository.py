@@ -172,16 +172,15 @@ def lock_many(session: Session, skus: Sequence[str]) -> dict[str, tuple[int, int
 
 def create_many(session: Session, skus: Sequence[str]) -> None:
     """Rows at 0 for `skus`; a row another transaction created meanwhile is left as it is."""
-    insert = _insert(session)
+    if not skus:
+        return
     now = utcnow()
-    for start in range(0, len(skus), CHUNK):
-        rows = [
-            {"sku": sku, "on_hand": 0, "reserved": 0, "updated_at": now}
-            for sku in skus[start : start + CHUNK]
-        ]
-        session.execute(
-            insert(StockItem).values(rows).on_conflict_do_nothing(index_elements=["sku"])
-        )
+    # An executemany of one compiled INSERT (sent as multi-row statements by SQLAlchemy): a
+    # statement of literal rows compiled anew per chunk cost more than the database did.
+    session.connection().execute(
+        _insert(session)(StockItem.__table__).on_conflict_do_nothing(index_elements=["sku"]),  # type: ignore[attr-defined]
+        [{"sku": sku, "on_hand": 0, "reserved": 0, "updated_at": now} for sku in skus],
+    )
 
 
 def set_many(session: Session, counts: Sequence[tuple[str, int]]) -> None:
@@ -261,6 +260,28 @@ def add_movements(
             insert(StockMovement).values(rows).returning(col(StockMovement.id))
         ).scalars()
     )
+
+
+def add_restocks(session: Session, deltas: Sequence[tuple[str, int]], note: str | None) -> None:
+    """One restock movement per (sku, on_hand_delta), in a few multi-row statements (an
+    import's thousands of counts)."""
+    if not deltas:
+        return
+    at = utcnow()
+    rows = [
+        {
+            "sku": sku,
+            "reason": "restock",
+            "on_hand_delta": delta,
+            "reserved_delta": 0,
+            "order_id": None,
+            "note": note,
+            "at": at,
+        }
+        for sku, delta in deltas
+    ]
+    # An executemany of one compiled INSERT (sent as multi-row statements by SQLAlchemy).
+    session.connection().execute(insert(StockMovement.__table__), rows)  # type: ignore[attr-defined]
 
 
 def movement_totals(session: Session, sku: str) -> tuple[int, int]:

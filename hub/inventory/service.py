@@ -66,11 +66,12 @@ def reserve(
     """Hold every (sku, quantity) for `order_id`, or nothing at all.
 
     Idempotent: SKUs the order already holds are not taken twice. The rows that explain the
-    hold are written first and the stock rows are updated by one conditional statement after
-    them, so a hot SKU's row stays locked from that statement to the commit, not while the
-    rest is written; a SKU that turns out short undoes the rest (the rare path). The listing
-    syncs are queued last: their job rows are taken after the stock rows, in the order release
-    and counts take them, so the two never deadlock (and a failed hold queues none).
+    hold are written first, then the listing syncs are joined (a key-share lock on each waiting
+    sync job, which no other reservation waits for), and the stock rows are updated last by one
+    conditional statement for every SKU, so a hot SKU's row stays locked from that statement to
+    the commit only; a SKU that turns out short undoes the rest (the rare path). A SKU with no
+    sync waiting gets one queued after the stock rows, in the order release and counts take
+    stock row then job row, so the two never deadlock.
     """
     totals: Counter[str] = Counter()
     for sku, quantity in wanted:
@@ -83,13 +84,28 @@ def reserve(
         missing = sorted(set(wanted_now) - set(held))
         untracked = set(missing) - repo.tracked(session, missing)
     movements = repo.add_movements(session, "reserve", held, order_id=order_id) if held else []
-    taken = repo.take_all(session, held) if held and not untracked else set()
-    short = untracked or set(held) - taken
+    if not held or untracked:
+        if untracked:
+            repo.undo_hold(session, order_id, held, set(), movements)
+            return Reservation(False, (min(untracked),))
+        return Reservation(True)
+    # The listing syncs are joined before the stock rows are taken, without waiting for anyone
+    # (a key-share lock on the waiting job: `queue.coalesce_waiting`), so the conditional
+    # UPDATE is the last statement and a hot SKU's row stays locked for it and the commit only.
+    syncs = _listing_syncs(sorted(held), origin_channel)
+    left = queue.coalesce_waiting(session, syncs, merge=_tell_every_channel_unless_same_origin)
+    taken = repo.take_all(session, held)
+    short = set(held) - taken
     if short:
+        # A joined sync finds nothing changed; it runs anyway, which is harmless.
         repo.undo_hold(session, order_id, held, taken, movements)
         return Reservation(False, (min(short),))
-    if held:
-        _request_listing_syncs(session, sorted(held), origin_channel)
+    if left:
+        # No sync waiting for a SKU (or its payload must change): queued after the stock rows,
+        # in the order release and counts take stock row then job row.
+        queue.enqueue_coalesced(
+            session, LISTING_SYNC, left, merge=_tell_every_channel_unless_same_origin
+        )
     return Reservation(True)
 
 
@@ -206,8 +222,7 @@ def set_on_hand_many(
             raise StockBelowReserved(sku, wanted[sku], now[sku][1])
     changed = [(sku, wanted[sku]) for sku in skus if wanted[sku] != now[sku][0]]
     repo.set_many(session, changed)
-    for sku, on_hand in changed:
-        repo.add_movement(session, sku, "restock", on_hand_delta=on_hand - now[sku][0], note=note)
+    repo.add_restocks(session, [(sku, on_hand - now[sku][0]) for sku, on_hand in changed], note)
     told = set(new) | {sku for sku, _ in changed}
     _request_listing_syncs(session, [sku for sku in skus if sku in told])
     more = [sku for sku, on_hand in changed if on_hand > now[sku][0]]
@@ -247,9 +262,15 @@ def _request_listing_syncs(
     queue.enqueue_coalesced(
         session,
         LISTING_SYNC,
-        [(_key(sku), {"sku": sku, "skip_channel": origin_channel}) for sku in skus],
+        _listing_syncs(skus, origin_channel),
         merge=_tell_every_channel_unless_same_origin,
     )
+
+
+def _listing_syncs(
+    skus: Sequence[str], origin_channel: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    return [(_key(sku), {"sku": sku, "skip_channel": origin_channel}) for sku in skus]
 
 
 def _key(sku: str) -> str:

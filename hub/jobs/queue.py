@@ -10,9 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Integer, Update, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlmodel import Session, col
 
-from hub.db import insert_ignore
+from hub.db import Prebuilt, insert_ignore
 from hub.jobs import priorities, wakeup
 from hub.jobs.models import Job, JobAttempt, JobState
 from hub.types import UTCDateTime, utcnow
@@ -21,6 +24,16 @@ ERROR_LIMIT = 2000
 # A job enqueued without its own limit takes the worker's HUB_JOB_MAX_ATTEMPTS when first
 # claimed; that is 0 too unless set, and 0 means no limit by count (the retry window decides).
 CONFIGURED_MAX_ATTEMPTS = 0
+
+
+# Where the engine's own statements run: an ORM session (a handler's transaction, its effects
+# beside the job's) or a plain Core connection (`Database.connect()`: the worker's claim and its
+# finish of a job whose handler left it open, no session bookkeeping per job).
+Bind = Session | Connection
+
+
+def _connection(bind: Bind) -> Connection:
+    return bind.connection() if isinstance(bind, Session) else bind
 
 
 class LeaseLost(Exception):
@@ -62,6 +75,46 @@ def enqueue(
     return created
 
 
+def enqueue_many(
+    session: Session,
+    kind: str,
+    keyed: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    run_at: datetime | None = None,
+    max_attempts: int | None = None,
+) -> set[str]:
+    """Queue a job of `kind` for each (key, payload) whose key no job holds yet, in one
+    statement (a bulk import's thousands of jobs cost a few round trips, not one each); the
+    keys this call created. Otherwise as `enqueue`."""
+    if not keyed:
+        return set()
+    now = utcnow()
+    base = {
+        "kind": kind,
+        "priority": priorities.of(kind),
+        "state": JobState.QUEUED.value,
+        "attempts": 0,
+        "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        "run_at": run_at or now,
+        "order_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    insert_ = postgresql.insert if _is_postgres(session) else sqlite.insert
+    statement = (
+        insert_(_jobs)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_jobs.c.idempotency_key)
+    )
+    rows = [{**base, "idempotency_key": key, "payload": payload or {}} for key, payload in keyed]
+    # An executemany: SQLAlchemy sends it as multi-row INSERTs of one compiled shape
+    # ("insertmanyvalues"), a few round trips for thousands of jobs.
+    created = set(session.connection().execute(statement, rows).scalars())
+    if created:
+        wakeup.after_commit(session)
+    return created
+
+
 def enqueue_coalesced(
     session: Session,
     kind: str,
@@ -76,12 +129,26 @@ def enqueue_coalesced(
 
     A job that reads its inputs when it runs (a SKU's available units, say) covers every change
     made before it starts, so one waiting job per key is enough however many changes arrive.
-    Finding the waiting job is one unique-index look-up per key, and it is read locked on
-    Postgres so no worker claims it before this transaction ends.
+    Finding the waiting job is one unique-index look-up per key, and on Postgres it is locked
+    so no worker claims it before this transaction ends: `FOR NO KEY UPDATE`, which waits for
+    no transaction that only joined the job (`coalesce_waiting`'s key-share lock), so two such
+    transactions never wait on each other through the job row.
     """
     found = _jobs_by_keys(session, [key for key, _ in keyed])
+    # Keys no job holds yet (a first stock import's thousands of SKUs) are queued in bulk; one
+    # another transaction queued meanwhile is coalesced below, like any other.
+    fresh: dict[str, dict[str, Any]] = {}
     for key, payload in keyed:
+        if key not in found:
+            fresh.setdefault(key, payload)
+    created = enqueue_many(session, kind, list(fresh.items()))
+    for key, payload in keyed:
+        if key in created:
+            created.discard(key)  # a later pair of the same key coalesces with this one
+            continue
         job = found.get(key)
+        if job is None:
+            job = _jobs_by_keys(session, [key]).get(key)
         while True:
             if job is not None and job.state == JobState.QUEUED:
                 merged = merge(job.payload, payload) if merge is not None else job.payload
@@ -95,6 +162,46 @@ def enqueue_coalesced(
                 break
             # Another transaction queued it first: coalesce with that one.
             job = _jobs_by_keys(session, [key]).get(key)
+
+
+def coalesce_waiting(
+    session: Session,
+    keyed: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The cheap half of `enqueue_coalesced`, for a hot path: join every waiting job of these
+    keys whose payload `merge` leaves as it is, and return the (key, payload) pairs left over
+    (no job waiting, or its payload would change) for `enqueue_coalesced` to settle.
+
+    A joined job is held on Postgres with a key-share lock: claims skip it until this
+    transaction ends (so the change it covers is read when it runs), yet any number of
+    transactions join it at once, and none waits for another through the job row; a hot SKU's
+    reservations share its listing sync instead of queueing for it. The key-share lock only
+    conflicts with changing the job's key (`_retire_key`), which happens to started jobs only,
+    and a started job was never joined: joining takes waiting jobs, and claims skip joined ones.
+    """
+    keys = [key for key, _ in keyed]
+    waiting: dict[str, Job] = {}
+    for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+        query = (
+            select(Job)
+            .where(
+                col(Job.idempotency_key).in_(keys[start : start + _KEYS_PER_STATEMENT]),
+                col(Job.state) == JobState.QUEUED.value,
+            )
+            .order_by(col(Job.idempotency_key))
+            .execution_options(populate_existing=True)
+        )
+        if _is_postgres(session):
+            query = query.with_for_update(read=True, key_share=True)
+        waiting.update({job.idempotency_key: job for job in session.scalars(query)})
+    left: list[tuple[str, dict[str, Any]]] = []
+    for key, payload in keyed:
+        job = waiting.get(key)
+        if job is None or (merge is not None and merge(job.payload, payload) != job.payload):
+            left.append((key, payload))
+    return left
 
 
 _KEYS_PER_STATEMENT = 1000  # well inside every backend's limit on bound parameters
@@ -111,8 +218,8 @@ def _jobs_by_keys(session: Session, keys: Sequence[str]) -> dict[str, Job]:
             .order_by(col(Job.idempotency_key))
             .execution_options(populate_existing=True)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
+        if _is_postgres(session):
+            query = query.with_for_update(key_share=True)
         found.update({job.idempotency_key: job for job in session.scalars(query)})
     return found
 
@@ -139,7 +246,11 @@ def _claim_statement(postgres: bool) -> Update:
     SQLite's single writer makes the same statement safe without locks."""
     due = (
         select(_jobs.c.id)
-        .where(_jobs.c.state == JobState.QUEUED.value, _jobs.c.run_at <= _now)
+        .where(
+            _jobs.c.state == JobState.QUEUED.value,
+            _jobs.c.run_at <= _now,
+            _jobs.c.priority <= bindparam("max_priority_", type_=Integer()),
+        )
         .order_by(_jobs.c.priority, _jobs.c.run_at)
         .limit(bindparam("limit", type_=Integer()))
     )
@@ -165,24 +276,45 @@ def _claim_statement(postgres: bool) -> Update:
     )
 
 
-_CLAIM = {True: _claim_statement(True), False: _claim_statement(False)}
+_ANY_PRIORITY = 2**31 - 1  # the column's range: every job
+_CLAIM = {True: Prebuilt(_claim_statement(True)), False: Prebuilt(_claim_statement(False))}
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _is_postgres(bind: Bind) -> bool:
+    if isinstance(bind, Session):
+        return bind.get_bind().dialect.name == "postgresql"
+    return bind.dialect.name == "postgresql"
+
+
+@functools.cache
+def _job_manager() -> Any:
+    configure_mappers()  # attribute instrumentation is complete only once mappers are
+    return instrumentation.manager_of_class(Job)
+
+
+def _job_from_row(row: dict[str, Any]) -> Job:
+    """A `Job` from a claimed row, without the model's validating `__init__` (a tenth of the
+    cost: the row comes from the table, typed already), still an ORM instance a session can
+    take up."""
+    job = Job.model_construct(**row)
+    _job_manager().setup_instance(job)
+    return job
 
 
 def claim(
-    session: Session,
+    session: Bind,
     worker: str,
     lease_seconds: float,
     limit: int = 1,
     *,
     max_attempts: int | None = None,
     sweep: bool = True,
+    max_priority: int | None = None,
 ) -> list[Job]:
     """Take up to `limit` due jobs for `worker`, most urgent first (priority, then due time);
     `max_attempts` is the configured limit for jobs enqueued without their own (0: none).
+    With `max_priority` only jobs at least that urgent (priority <= it) are taken: a worker's
+    lane kept for order-path jobs, which bulk work can never fill.
 
     With `sweep` the jobs whose lease expired are put back in the queue first (`sweep`), by a
     statement of their own; a worker that claims often sweeps now and then instead.
@@ -190,23 +322,24 @@ def claim(
     now = utcnow()
     if sweep:
         sweep_expired(session, worker, now=now)
-    rows = session.connection().execute(
-        _CLAIM[_is_postgres(session)],
+    rows = _CLAIM[_is_postgres(session)].rows(
+        _connection(session),
         {
             "now": now,
             "worker": worker,
             "expires": now + timedelta(seconds=lease_seconds),
             "limit": limit,
             "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+            "max_priority_": _ANY_PRIORITY if max_priority is None else max_priority,
         },
     )
     # RETURNING keeps no order: put the claimed jobs back in the order they were chosen.
-    jobs = [Job(**row._mapping) for row in rows]
+    jobs = [_job_from_row(row) for row in rows]
     jobs.sort(key=lambda job: (job.priority, job.run_at))
     return jobs
 
 
-def sweep_expired(session: Session, worker: str, *, now: datetime | None = None) -> int:
+def sweep_expired(session: Bind, worker: str, *, now: datetime | None = None) -> int:
     """Put every job whose lease expired back in the queue, closing its attempt as
     `lease_expired`: that worker is gone, or its late result will be refused (the lease fence).
     Reads only the partial index of running jobs, so its cost is the number of running jobs."""
@@ -216,7 +349,7 @@ def sweep_expired(session: Session, worker: str, *, now: datetime | None = None)
     )
     if _is_postgres(session):
         expired = expired.with_for_update(skip_locked=True)
-    connection = session.connection()
+    connection = _connection(session)
     swept = 0
     for job_id, attempt, owner, claimed_at in connection.execute(expired).all():
         result = connection.execute(
@@ -262,6 +395,12 @@ _ATTEMPT_COLUMNS = (
 )
 
 
+# Finishing a job (complete, retry, bury) sends one statement on Postgres (the attempt's insert
+# with the fenced update as its CTE), so it may run as a transaction of its own
+# (`Database.connect(one_statement=True)`); SQLite, where it takes two, ignores the flag.
+FINISH_IS_ONE_STATEMENT = True
+
+
 @functools.cache
 def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update, Insert]:
     """The fenced update of `changed` columns and the attempt's insert, built once per shape
@@ -288,8 +427,14 @@ def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update,
     return fenced, record.returning(_attempts.c.id)
 
 
+@functools.cache
+def _finish_prebuilt(changed: tuple[str, ...]) -> Prebuilt:
+    """Postgres's one-statement finish, compiled once per shape."""
+    return Prebuilt(_finish_statement(True, changed)[1])
+
+
 def _finish(
-    session: Session,
+    session: Bind,
     job: Job,
     values: dict[str, Any],
     *,
@@ -301,8 +446,7 @@ def _finish(
     ended; else `LeaseLost`."""
     now = utcnow()
     values = {"updated_at": now, **values}
-    postgres = _is_postgres(session)
-    fenced, record = _finish_statement(postgres, tuple(sorted(values)))
+    changed = tuple(sorted(values))
     params: dict[str, Any] = {
         "f_id": job.id,
         "f_owner": job.lease_owner,
@@ -317,19 +461,20 @@ def _finish(
         "a_started_at": job.claimed_at or now,
         "a_finished_at": now,
     }
-    connection = session.connection()
-    if postgres:
-        if connection.execute(record, params).first() is None:
+    connection = _connection(session)
+    if _is_postgres(session):
+        if not _finish_prebuilt(changed).rows(connection, params):
             raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
         return
+    fenced, record = _finish_statement(False, changed)
     if connection.execute(fenced, params).rowcount != 1:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
     connection.execute(record, params)
 
 
-def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
+def _fence(session: Bind, job: Job, values: dict[str, Any]) -> None:
     """Update `job` only while `job.lease_owner` still holds it; else `LeaseLost`."""
-    result = session.connection().execute(
+    result = _connection(session).execute(
         update(_jobs)
         .where(
             _jobs.c.id == job.id,
@@ -343,7 +488,7 @@ def _fence(session: Session, job: Job, values: dict[str, Any]) -> None:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
 
 
-def complete(session: Session, job: Job) -> None:
+def complete(session: Bind, job: Job) -> None:
     """Mark `job` done; call it in the same transaction as the job's effects."""
     _finish(
         session,
@@ -358,14 +503,14 @@ def complete(session: Session, job: Job) -> None:
     )
 
 
-def keep_payload(session: Session, job: Job, payload: dict[str, Any]) -> None:
+def keep_payload(session: Bind, job: Job, payload: dict[str, Any]) -> None:
     """Replace the payload of a job this worker holds (`LeaseLost` if it is gone), so the next
     attempt starts from what this one learnt (an asynchronous call's `resume`)."""
     _fence(session, job, {"payload": payload})
     job.payload = payload
 
 
-def extend_lease(session: Session, job: Job, lease_seconds: float) -> None:
+def extend_lease(session: Bind, job: Job, lease_seconds: float) -> None:
     """Keep a long job's lease for another `lease_seconds` (`LeaseLost` if it is gone), so no
     other worker claims it while it is still making progress."""
     _fence(session, job, {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
@@ -377,7 +522,7 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 def retry(
-    session: Session,
+    session: Bind,
     job: Job,
     error: str,
     *,
@@ -401,7 +546,7 @@ def retry(
     )
 
 
-def bury(session: Session, job: Job, error: str, *, status_code: int | None = None) -> None:
+def bury(session: Bind, job: Job, error: str, *, status_code: int | None = None) -> None:
     """Mark `job` dead: visible in the admin API and retryable there, never run by itself."""
     _finish(
         session,
@@ -419,7 +564,7 @@ def bury(session: Session, job: Job, error: str, *, status_code: int | None = No
     )
 
 
-def release(session: Session, job: Job) -> None:
+def release(session: Bind, job: Job) -> None:
     """Hand a claimed job back untouched (a draining worker), without spending an attempt: no
     attempt row was written for it, since attempts are recorded when they end."""
     _fence(

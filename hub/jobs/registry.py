@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 Handler = Callable[["JobContext"], None]
 # Runs in the transaction that marks the job dead: it records what the failure means.
 DeadHook = Callable[[Session, Job, str], None]
-# Runs in the transaction that marks a job done by its handler: it records what success means.
+# Runs in the transaction that marks done a job that had failed before: it records what its
+# success means.
 DoneHook = Callable[[Session, Job], None]
 
 
@@ -91,8 +92,7 @@ def _finishing(func: Handler) -> Handler:
     def run(ctx: JobContext) -> None:
         func(ctx)
         if not ctx.finished:
-            with ctx.runtime.db.transaction() as session:
-                ctx.finish(session)
+            ctx.finish_alone()
 
     return run
 
@@ -114,8 +114,10 @@ def on_dead(kind: str) -> DeadHook | None:
 
 
 def on_done(hook: DoneHook) -> DoneHook:
-    """Register what any job's success means to a domain (a flag its earlier death raised is
-    resolved, say); run as the handler finishes the job, in the transaction of its effects."""
+    """Register what the success of a job that had failed before means to a domain (a flag its
+    earlier death raised is resolved, say); run as the handler finishes the job, in the
+    transaction of its effects. A job that never failed (no `last_error`) has nothing to undo
+    and runs no hook, which lets the worker finish it without an ORM session."""
     if hook not in _on_done:
         _on_done.append(hook)
     return hook
@@ -123,6 +125,11 @@ def on_done(hook: DoneHook) -> DoneHook:
 
 def done_hooks() -> tuple[DoneHook, ...]:
     return tuple(_on_done)
+
+
+def wants_done_hooks(job: Job) -> bool:
+    """Whether finishing `job` runs the done hooks: only once it has failed before."""
+    return job.last_error is not None and bool(_on_done)
 
 
 def schedules(

@@ -34,6 +34,7 @@ from hub import metrics
 from hub.jobs import queue
 from hub.jobs.context import JobContext
 from hub.jobs.models import Job
+from hub.jobs.priorities import Priority
 from hub.jobs.registry import KINDS, TryAgain, on_dead
 from hub.jobs.wakeup import CHANNEL, WAKEUP
 from hub.runtime import Runtime
@@ -46,17 +47,24 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def run_one(runtime: Runtime, worker: str, *, sweep: bool = True) -> bool:
+def run_one(
+    runtime: Runtime, worker: str, *, sweep: bool = True, max_priority: int | None = None
+) -> bool:
     """Claim and run one due job; False when there was nothing to do. With `sweep` the jobs
-    whose lease expired are put back in the queue first (a busy worker does it now and then)."""
+    whose lease expired are put back in the queue first (a busy worker does it now and then);
+    with `max_priority` only jobs at least that urgent are taken (`Worker`'s order lane)."""
     settings = runtime.settings
-    with runtime.db.transaction() as session:
+    # A plain connection: the claim is one prebuilt statement, and an ORM session around it
+    # cost more CPU than the statement itself. Without a sweep it is the only statement, so on
+    # Postgres it is its own transaction (no BEGIN and COMMIT round trips).
+    with runtime.db.connect(one_statement=not sweep) as connection:
         jobs = queue.claim(
-            session,
+            connection,
             worker,
             settings.job_lease_seconds,
             max_attempts=settings.job_max_attempts,
             sweep=sweep,
+            max_priority=max_priority,
         )
     if not jobs:
         return False
@@ -81,8 +89,7 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
         ctx = JobContext(runtime, job)
         kind.handler(ctx)
         if not ctx.finished:
-            with runtime.db.transaction() as session:
-                queue.complete(session, job)
+            ctx.finish_alone()
     except queue.LeaseLost:
         outcome = "lease_lost"
         log.warning("hub.jobs.lease_lost")
@@ -156,8 +163,8 @@ def _retry_or_bury(
         return "dead"
     delay = min(max(delay, after or 0.0), left)
     try:
-        with runtime.db.transaction() as session:
-            queue.retry(session, job, error, delay=delay, status_code=status)
+        with runtime.db.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
+            queue.retry(connection, job, error, delay=delay, status_code=status)
     except queue.LeaseLost:
         return "lease_lost"
     log.info("hub.jobs.retry", error=error, delay=round(delay, 3), attempt=job.attempts)
@@ -205,7 +212,8 @@ class _SweepClock:
 
 
 class Worker:
-    """`concurrency` threads claiming and running jobs until `stop()`. An idle thread sleeps
+    """`concurrency` threads claiming and running jobs until `stop()`; with more than one, the
+    first takes order-path jobs only (`Priority.ORDER` or more urgent). An idle thread sleeps
     until a job is queued (in this process, or on Postgres in any: LISTEN) or its poll
     interval passes, whichever comes first."""
 
@@ -222,7 +230,13 @@ class Worker:
 
     def start(self) -> None:
         for i in range(self.concurrency):
-            thread = threading.Thread(target=self._loop, name=f"hub-worker-{i}", daemon=True)
+            # With several threads the first is the order lane: it takes only order-path jobs,
+            # so an order's next step starts at once even while bulk work (a stock import's
+            # listing syncs, each waiting on channel APIs) fills every other thread.
+            lane = Priority.ORDER if i == 0 and self.concurrency > 1 else None
+            thread = threading.Thread(
+                target=self._loop, args=(lane,), name=f"hub-worker-{i}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         if self.runtime.db.is_postgres:
@@ -231,13 +245,15 @@ class Worker:
             self._listener = listener
         log.info("hub.worker.started", concurrency=self.concurrency)
 
-    def _loop(self) -> None:
+    def _loop(self, max_priority: int | None = None) -> None:
         name = worker_name()
         idle = self.runtime.settings.worker_poll_seconds
         while not self._stop.is_set():
             seen = WAKEUP.generation
             try:
-                busy = run_one(self.runtime, name, sweep=self._sweeps.due())
+                busy = run_one(
+                    self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
+                )
             except Exception:
                 log.exception("hub.worker.claim_failed")
                 busy = False

@@ -17,6 +17,10 @@ BULK = "test.bulk"
 FLAKY = "test.flaky"
 CRASH = "test.crash"
 DATA_ERROR = "test.data_error"
+GATED = "test.gated"
+URGENT = "test.urgent"
+# Held shut by a test; a gated job waits for it (at most a minute), occupying its thread.
+GATE = threading.Event()
 
 _lock = threading.Lock()
 _runs: Counter[int] = Counter()
@@ -78,3 +82,16 @@ def data_error(ctx: JobContext) -> None:
     _record(ctx)
     with ctx.runtime.db.transaction() as session:
         session.execute(text("SELECT CAST(:n AS INTEGER)"), {"n": 2**70})
+
+
+@job_handler(GATED, priority=Priority.BULK)
+def gated(ctx: JobContext) -> None:
+    """Bulk work that takes as long as the test keeps `GATE` shut."""
+    _record(ctx)
+    GATE.wait(60)
+
+
+@job_handler(URGENT, priority=Priority.ORDER)
+def urgent(ctx: JobContext) -> None:
+    """An order-path step."""
+    _record(ctx)

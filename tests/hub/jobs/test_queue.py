@@ -244,3 +244,75 @@ def test_backoff_is_full_jitter_under_a_capped_exponential(attempt: int) -> None
     # Uniform over [0, ceiling]: both halves are used (a fixed or a halved delay fails this).
     assert any(d < ceiling / 2 for d in delays)
     assert any(d > ceiling / 2 for d in delays)
+
+
+def _merge_origin(waiting: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+    return waiting if waiting.get("origin") == new.get("origin") else {**waiting, "origin": None}
+
+
+def test_coalesce_waiting_joins_a_waiting_job_and_leaves_the_rest(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"origin": "x"})])
+    with database.transaction() as session:
+        left = queue.coalesce_waiting(
+            session,
+            [("sync:a", {"origin": "x"}), ("sync:b", {"origin": "x"})],
+            merge=_merge_origin,
+        )
+    assert left == [("sync:b", {"origin": "x"})]  # no job waits for b
+    with database.transaction() as session:
+        left = queue.coalesce_waiting(session, [("sync:a", {"origin": "y"})], merge=_merge_origin)
+        assert left == [("sync:a", {"origin": "y"})]  # its payload would change
+        queue.enqueue_coalesced(session, COUNT, left, merge=_merge_origin)
+    with database.reader() as session:
+        jobs = queue.list_jobs(session, kind=COUNT)
+    assert [(j.idempotency_key, j.payload) for j in jobs] == [("sync:a", {"origin": None})]
+
+
+def test_a_joined_job_is_not_claimed_until_the_joining_transaction_ends(
+    postgres_database: Database,
+) -> None:
+    with postgres_database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {})])
+    joined = postgres_database.transaction()
+    session = joined.__enter__()
+    try:
+        assert queue.coalesce_waiting(session, [("sync:a", {})]) == []
+        # Another joiner does not wait for the first (key-share locks share).
+        with postgres_database.transaction() as other:
+            assert queue.coalesce_waiting(other, [("sync:a", {})]) == []
+        # A claim skips the joined job: the change it covers is not committed yet.
+        assert claim(postgres_database, "w") == []
+    finally:
+        joined.__exit__(None, None, None)
+    assert [j.idempotency_key for j in claim(postgres_database, "w")] == ["sync:a"]
+
+
+def test_enqueue_many_queues_each_key_once_in_one_call(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue(session, COUNT, "bulk:1")
+    with database.transaction() as session:
+        created = queue.enqueue_many(
+            session, COUNT, [(f"bulk:{n}", {"n": n}) for n in range(3)], max_attempts=2
+        )
+    assert created == {"bulk:0", "bulk:2"}  # bulk:1 was queued already
+    with database.reader() as session:
+        jobs = {j.idempotency_key: j for j in queue.list_jobs(session, kind=COUNT)}
+    assert sorted(jobs) == ["bulk:0", "bulk:1", "bulk:2"]
+    assert jobs["bulk:2"].payload == {"n": 2}
+    assert jobs["bulk:2"].max_attempts == 2
+    assert jobs["bulk:2"].state == JobState.QUEUED
+    assert jobs["bulk:2"].priority == priorities.of(COUNT)
+    with database.transaction() as session:
+        assert queue.enqueue_many(session, COUNT, [("bulk:0", {})]) == set()
+
+
+def test_a_claim_with_max_priority_takes_only_jobs_that_urgent(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue(session, BULK, "bulk")
+        queue.enqueue(session, COUNT, "default")
+    with database.transaction() as session:
+        assert queue.claim(session, "lane", 60.0, max_priority=Priority.ORDER) == []
+        [taken] = queue.claim(session, "lane", 60.0, max_priority=priorities.of(COUNT))
+    assert taken.idempotency_key == "default"
+    assert [j.idempotency_key for j in claim(database, "any")] == ["bulk"]

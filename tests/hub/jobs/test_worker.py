@@ -504,3 +504,30 @@ def test_two_workers_on_postgres_run_each_of_a_thousand_jobs_exactly_once(
     assert (outcome, count) == ("ok", total)
     assert worker_threads > 1, "the work was shared"
     assert list(per_job) == [1]
+
+
+def test_an_order_path_job_runs_while_bulk_work_holds_every_other_thread(
+    database: Database,
+) -> None:
+    settings = hub_settings(database.url, worker_poll_seconds=0.05)
+    runtime = Runtime(settings=settings, db=database, connectors=Registry())
+    kinds.GATE.clear()
+    with database.transaction() as session:
+        for n in range(3):
+            queue.enqueue(session, kinds.GATED, f"gated-{n}")
+    worker = Worker(runtime, 2)
+    worker.start()
+    try:
+        # One thread takes a gated job and waits; the other (the order lane) leaves them be.
+        deadline = time.monotonic() + 30
+        while not kinds.runs() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with database.transaction() as session:
+            queue.enqueue(session, kinds.URGENT, "urgent")
+            job_id = session.scalar(select(col(Job.id)).where(col(Job.idempotency_key) == "urgent"))
+        assert job_id is not None
+        assert _wait_until_done(database, job_id, 30) == JobState.DONE
+        assert len(kinds.runs()) == 2  # one gated job held its thread throughout
+    finally:
+        kinds.GATE.set()
+        worker.stop()
