@@ -390,7 +390,7 @@ def test_the_console_button_connects_a_shop_and_comes_back_to_the_console(rig: R
     assert back.headers["location"] == "/console/connections?connected=depop%2Fshop-b"
     shown = rig.hub.get(back.headers["location"])
     assert "Connected depop/shop-b." in shown.text
-    assert "<code>depop/shop-b</code>" in shown.text
+    assert '<a href="/console/connections/depop/shop-b">depop/shop-b</a>' in shown.text
     assert _connection(rig, "depop/shop-b").enabled
 
 
