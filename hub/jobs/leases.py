@@ -44,9 +44,17 @@ def holder(session: Session, name: str) -> tuple[str, datetime] | None:
 
 
 def give_up(session: Session, name: str, owner: str, *, now: datetime | None = None) -> None:
-    """Let the lease lapse now, if `owner` holds it, so another process takes over at once."""
+    """Let the lease lapse now, if `owner` holds it, so another process takes over at once.
+
+    A lease that has lapsed already is left alone: setting it to "now" would lengthen it, and
+    a taker that read its clock a moment earlier would find it still held."""
+    now = now or utcnow()
     session.execute(
         update(SchedulerLease)
-        .where(col(SchedulerLease.name) == name, col(SchedulerLease.owner) == owner)
-        .values(expires_at=(now or utcnow()) - timedelta(microseconds=1))
+        .where(
+            col(SchedulerLease.name) == name,
+            col(SchedulerLease.owner) == owner,
+            col(SchedulerLease.expires_at) >= now,
+        )
+        .values(expires_at=now - timedelta(microseconds=1))
     )

@@ -413,3 +413,19 @@ def test_a_window_far_longer_than_the_interval_queues_its_newest_slots_only(hub:
     assert queued[1 + MAX_CATCHUP_SLOTS :] == [
         clock.now - timedelta(seconds=s) for s in (3, 2, 1, 0)
     ]
+
+
+def test_letting_go_of_a_lapsed_lease_does_not_lengthen_it(hub: Hub) -> None:
+    start = datetime.fromisoformat("2026-11-20T02:00:00+00:00")
+    leader_clock, follower_clock = Clock(start), Clock(start)
+    leader = Scheduler(hub.runtime, schedules=[], lease_ttl=10, clock=leader_clock)
+    follower = Scheduler(hub.runtime, schedules=[], lease_ttl=10, clock=follower_clock)
+    assert leader.try_lead()
+    # The lease lapsed at 02:00:10; the leader stops at 02:00:20 by its clock, while the
+    # follower, whose clock reads 02:00:15, is about to take it.
+    leader_clock.advance(20)
+    follower_clock.advance(15)
+
+    leader.stop()
+
+    assert follower.try_lead()
