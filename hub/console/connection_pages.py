@@ -202,9 +202,10 @@ def _new_page(
 
 @router.get("/new", response_class=HTMLResponse)
 def new_connection_page(
-    request: Request, session: SessionDep, system: str = "depop"
+    request: Request, session: SessionDep, system: str | None = None
 ) -> HTMLResponse:
-    return _new_page(request, session, system[:32])
+    # Without a system named, the catalogue's first.
+    return _new_page(request, session, (system or CONNECTORS[0].name)[:32])
 
 
 @router.post("", response_model=None)
