@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import structlog
+
 from connectors.base import FulfilmentProvider, SalesChannel, WebhookReceiver
 
 DEFAULT = "default"
@@ -34,6 +36,9 @@ def system_of(key: str) -> str:
 
 def name_of(key: str) -> str:
     return resolve(key).partition("/")[2]
+
+
+log = structlog.get_logger("connectors.registry")
 
 
 class NotConfigured(LookupError):
@@ -109,7 +114,12 @@ class Registry:
             if now - self._checked < wait:
                 return
             self._checked = now
-        self.refresh(self)
+        try:
+            self.refresh(self)
+        except Exception as exc:
+            # The database hiccupped: the connectors built so far stay in use, and the next
+            # lookup after the interval tries again.
+            log.warning("connectors.registry.refresh_failed", error=type(exc).__name__)
 
     def reload(self) -> None:
         """Read the connections again now (after this process changed one)."""

@@ -118,14 +118,15 @@ class ConnectionLoader:
         try:
             box = self._box() if row.secrets else None
             configured = connections.settings_for(row, self._settings.connectors, box)
+            if not configured.configured:
+                return None
+            built = connector.build(configured, self.lend(row.key))
         except Exception as exc:
-            # One connection's broken settings (a key dropped before rotation) must not stop
-            # the others: it stays off, and says why.
-            log.error("hub.connections.unbuildable", connection=row.key, error=str(exc))
+            # One connection's broken settings or stored token (a key dropped before
+            # rotation) must not stop the others: it stays off, and says why. The error's
+            # type only: its text may quote what it could not read.
+            log.error("hub.connections.unbuildable", connection=row.key, error=type(exc).__name__)
             return None
-        if not configured.configured:
-            return None
-        built = connector.build(configured, self.lend(row.key))
         self._built[row.key] = (row.revision, built)
         return built
 

@@ -142,9 +142,11 @@ def upgrade() -> None:
     # A job about no order works for the connection of the event or the run it names.
     event_id = _json_field("jobs.payload", "event_id")
     run_id = _json_field("jobs.payload", "run_id")
+    # The event's id as an integer, so each job finds its event through the primary key.
     op.execute(
         "UPDATE jobs SET connection = (SELECT e.connection FROM inbound_events e "
-        f"WHERE CAST(e.id AS TEXT) = {event_id}) WHERE order_id IS NULL AND {event_id} IS NOT NULL"
+        f"WHERE e.id = CAST({event_id} AS INTEGER)) "
+        f"WHERE order_id IS NULL AND {event_id} IS NOT NULL"
     )
     op.execute(
         "UPDATE jobs SET connection = (SELECT r.connection FROM reconcile_runs r "
@@ -189,14 +191,30 @@ def downgrade() -> None:
     """Back to one account per system: only the default connections' data fits, so a hub with
     other connections refuses to go back rather than merge two shops' orders into one."""
     bind = op.get_bind()
-    others = bind.execute(
-        sa.text("SELECT count(*) FROM orders WHERE connection NOT LIKE '%/default'")
-    ).scalar_one()
-    if others:
-        raise RuntimeError(
-            f"{others} orders belong to connections other than the defaults; a schema with "
-            "one account per system cannot hold them"
-        )
+    for table, column in (
+        ("orders", "connection"),
+        ("inbound_events", "connection"),
+        ("reconcile_runs", "connection"),
+        ("routing_rules", "connection"),
+        ("provider_skus", "provider"),
+        ("provider_feed_cursors", "provider"),
+    ):
+        others = bind.execute(
+            sa.text(
+                f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL "
+                f"AND {column} NOT LIKE '%/default'"
+            )
+        ).scalar_one()
+        if others:
+            raise RuntimeError(
+                f"{others} {table} rows belong to connections other than the defaults; a "
+                "schema with one account per system cannot hold them"
+            )
+    # A rule limited to a default connection keeps its limit as a limit to that channel.
+    op.execute(
+        "UPDATE routing_rules SET channel = substr(connection, 1, length(connection) - 8) "
+        "WHERE connection IS NOT NULL AND channel IS NULL"
+    )
     op.execute(
         "UPDATE stored_credentials SET key = substr(key, 1, length(key) - 8) "
         "WHERE key LIKE '%/default'"

@@ -12,6 +12,7 @@ from typing import Any, cast
 import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from connectors.base import ConnectorError, ProviderOrderNotFound
@@ -184,8 +185,13 @@ def create(
         created_at=now,
         updated_at=now,
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # Another request created it between the look-up above and this insert.
+        raise ConnectionExists(f"connection {key} exists") from None
     log.info("hub.connections.created", connection=key)
     return row
 

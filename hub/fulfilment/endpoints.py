@@ -65,6 +65,13 @@ def list_rules(session: ReaderDep) -> list[RulePublic]:
     responses={422: {"description": "Unknown provider"}},
 )
 def create_rule(body: RuleIn, runtime: RuntimeDep, actor: ActorDep) -> RulePublic:
+    if body.connection is not None and not runtime.connectors.has_channel(body.connection):
+        raise ApiError(
+            422,
+            "unknown_connection",
+            f"{body.connection!r} is not an enabled channel connection; a rule limited to it "
+            "would never match",
+        )
     if body.provider != "manual" and resolve(body.provider) not in _known_providers(runtime):
         raise ApiError(
             422,

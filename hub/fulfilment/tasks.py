@@ -20,8 +20,10 @@ from connectors.base import (
     NeedsInput,
     Pending,
     ProviderOrderNotFound,
+    Retriable,
     SkuMapping,
 )
+from connectors.registry import NotConfigured
 from hub.fulfilment import repository as repo
 from hub.fulfilment import service as fulfilment
 from hub.fulfilment.service import CANCEL, CANCEL_AT_CHANNEL, POLL, PUSH_TRACKING, ROUTE
@@ -77,8 +79,14 @@ def route(ctx: JobContext) -> None:
         unnamed = fulfilment.lines_without_sku(lines)
         if unnamed and order.status == OrderState.CANCELLED:
             return  # never sent anywhere: nothing to take back
-        provider_name = fulfilment.choose_provider(
-            session, order, lines, enabled, runtime.settings.default_provider
+        # A retry asks the provider an earlier attempt may have reached, whatever the rules
+        # or the enabled connections say now: choosing again could create a second order at
+        # another account (or miss the one the first attempt left).
+        provider_name = str(
+            ctx.job.payload.get("provider")
+            or fulfilment.choose_provider(
+                session, order, lines, enabled, runtime.settings.default_provider
+            )
         )
         # Only a job's first attempt knows no earlier one reached the provider.
         request = replace(fulfilment.request_for(order, lines), first_try=ctx.job.attempts == 1)
@@ -97,8 +105,21 @@ def route(ctx: JobContext) -> None:
         return
     ref: str | None = None
     if provider_name != fulfilment.MANUAL and request.lines:
-        provider = runtime.connectors.provider(provider_name)
-        ref = provider.create_order(request) if create else provider.find_order_id(order_id)
+        try:
+            provider = runtime.connectors.provider(provider_name)
+        except NotConfigured:
+            raise Retriable(
+                f"{provider_name} was chosen for this order and is disabled or not configured"
+            ) from None
+        try:
+            ref = provider.create_order(request) if create else provider.find_order_id(order_id)
+        except Exception:
+            if "provider" not in ctx.job.payload:
+                with runtime.db.transaction() as session:
+                    queue.keep_payload(
+                        session, ctx.job, {**ctx.job.payload, "provider": provider_name}
+                    )
+            raise
     with runtime.db.transaction() as session:
         order = orders.get(session, order_id)
         if not create and ref is None:

@@ -15,6 +15,7 @@ from hub.connections.service import plain_values
 from hub.db import Database
 from hub.jobs.scheduler import Scheduler
 from hub.jobs.schedules import slot_of
+from hub.jobs.worker import run_one, worker_name
 from hub.types import utcnow
 from tests.harness import Hub, make_hub
 
@@ -208,3 +209,35 @@ def test_a_new_connection_gets_its_own_reconciliation_schedule(database: Databas
         assert "reconcile:depop" in {s.name for s in scheduler.schedules}
     finally:
         hub.close()
+
+
+def test_a_route_retry_asks_the_provider_the_first_attempt_chose(hub: Hub) -> None:
+    hub.depop.add_product(SKU, quantity=1)
+    hub.set_stock(SKU, 1)
+    hub.deliverr.timeout_next_create(1)  # stored at Deliverr, unanswered
+    purchase = hub.depop.purchase(SKU)
+    name = worker_name()
+
+    def route_jobs() -> list[dict[str, Any]]:
+        found = hub.admin("GET", "/admin/jobs", params={"kind": "fulfilment.route"})
+        return list(found.json()["data"])
+
+    for _ in range(100):
+        if any(j["attempts"] >= 1 and j["state"] == "queued" for j in route_jobs()):
+            break
+        run_one(hub.runtime, name)
+    [job] = route_jobs()
+    assert job["payload"]["provider"] == "deliverr/default"
+    # Deliverr is switched off before the retry: choosing again would send it to Flexport.
+    off = hub.admin("PATCH", "/admin/connections/deliverr/default", json={"enabled": False})
+    assert off.status_code == 200
+    hub.drain()
+
+    assert hub.flexport.orders == {}
+    [job] = route_jobs()
+    assert job["state"] == "dead" and "deliverr/default" in job["last_error"]
+    hub.admin("PATCH", "/admin/connections/deliverr/default", json={"enabled": True})
+    assert hub.admin("POST", f"/admin/jobs/{job['id']}/retry").status_code in (200, 202)
+    hub.drain()
+    order = hub.order("depop", purchase)
+    assert (order["fulfilment_connection"], len(hub.deliverr.orders)) == ("deliverr/default", 1)
