@@ -28,7 +28,7 @@ def _build(settings: DepopSettings, lent: Lent) -> DepopChannel:
 
 
 def _simulator(settings: DepopSettings) -> SimulatorBase:
-    from connectors.depop.simulator import DepopSimulator
+    from connectors.depop.simulator import SELLER_ID, DepopSimulator
 
     assert settings.api_key is not None and settings.webhook_secret is not None
     client = None
@@ -40,6 +40,7 @@ def _simulator(settings: DepopSettings) -> SimulatorBase:
         oauth_client=client,
         # Without a configured callback, any hub URL may receive the seller (demo only).
         redirect_uris=[settings.redirect_uri] if settings.redirect_uri else None,
+        seller_id=settings.seller_id or SELLER_ID,
     )
 
 
@@ -54,6 +55,8 @@ def _simulated(base_url: str) -> DepopSettings:
         client_id=f"app-{secrets.token_hex(4)}",
         client_secret=SecretStr(secrets.token_hex(16)),
         authorize_url=base_url.rstrip("/") + AUTHORIZE_PATH,
+        # Each simulated shop its own seller, as each real one is.
+        seller_id=secrets.randbelow(10**8) + 10**7,
     )
 
 

@@ -30,10 +30,15 @@ class DepopSettings(BaseSettings):
     client_secret: SecretStr | None = None
     refresh_token: SecretStr | None = None
     oauth_grant: str | None = None
+    # The shop's seller id (`GET /api/v1/shop/`; learnt when a seller signs in). When set, a
+    # webhook naming another seller is not this shop's, whatever secret signed it: shops
+    # signed in to one app share its webhook secret.
+    seller_id: int | None = None
     authorize_url: str = "https://www.depop.com/settings/oauth/apps/"
     redirect_uri: str | None = None
-    # What the hub calls: orders (read, mark shipped, refund), listings (read, restock, sold).
-    scopes: str = "orders_read orders_write products_read products_write"
+    # What the hub calls: orders (read, mark shipped, refund), listings (read, restock, sold),
+    # and the shop's own details (its seller id, at sign-in).
+    scopes: str = "orders_read orders_write products_read products_write shop_read"
 
     @property
     def uses_api_key(self) -> bool:

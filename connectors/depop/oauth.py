@@ -178,6 +178,7 @@ def connect_signed_in(
             redirect_uri=redirect_uri,
             code_verifier=verifier,
         )
+        seller_id = _seller_id(http, tokens.access_token)
     finally:
         if lent.http is None:
             http.close()
@@ -190,7 +191,32 @@ def connect_signed_in(
         "webhook_secret": settings.webhook_secret.get_secret_value(),
         "oauth_grant": grant,
         "scopes": settings.scopes,
+        "seller_id": seller_id,
     }
+
+
+SHOP_PATH = "/api/v1/shop/"
+
+
+def _seller_id(http: httpx.Client, access_token: str) -> int:
+    """The signed-in shop's seller id (`GET /api/v1/shop/`): its webhooks name it, and the
+    shops of one app share the app's webhook secret, so it is what tells them apart."""
+    response = send(
+        http,
+        "GET",
+        SHOP_PATH,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
+    if response.status_code != 200:
+        raise Permanent(
+            f"Depop refused to name the shop ({response.status_code}); the app needs the "
+            "shop_read scope",
+            code="shop_unreadable",
+        )
+    try:
+        return int(loads(response.content)["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Permanent(f"Depop's shop details are unreadable: {exc}") from None
 
 
 def request_tokens(http: httpx.Client, form: Mapping[str, str]) -> DepopTokenResponse:

@@ -228,9 +228,11 @@ class DepopSimulator(SimulatorBase):
         clock: Callable[[], datetime] | None = None,
         oauth_client: tuple[str, str] | None = None,
         redirect_uris: Iterable[str] | None = (),
+        seller_id: int = SELLER_ID,
     ) -> None:
         super().__init__(webhook_url=webhook_url, webhook_client=webhook_client)
         self.api_key = api_key
+        self.seller_id = seller_id
         # OAuth: the registered client (id, secret), its registered redirect URIs, and what its
         # sellers granted.
         self.oauth_client = oauth_client
@@ -482,7 +484,7 @@ class DepopSimulator(SimulatorBase):
         payment_fee = (item_total * Decimal("0.03") + Decimal("0.20")).quantize(_CENT)
         buyer_pays = item_total + shipping + (tax or Decimal(0))
         order: dict[str, Any] = {
-            "seller_id": SELLER_ID,
+            "seller_id": self.seller_id,
             "purchase_id": purchase_id,
             "status": "SHIPPING_PENDING",
             "currency": currency,
@@ -667,7 +669,7 @@ class DepopSimulator(SimulatorBase):
         with self.lock:
             product = self._product(sku)
             data = {
-                "seller_id": SELLER_ID,
+                "seller_id": self.seller_id,
                 "product_id": product["product_id"],
                 "sku": sku,
                 "slug": product["slug"],
@@ -969,6 +971,15 @@ class DepopSimulator(SimulatorBase):
             self._authorize(request, "products_write")
             self.purchase(sku)
             return Response(status_code=200)
+
+        @app.get("/api/v1/shop/")
+        def shop(request: Request) -> dict[str, Any]:
+            self._authorize(request, "shop_read")
+            return {
+                "id": self.seller_id,
+                "username": f"shop-{self.seller_id}",
+                "country_code": "GB",
+            }
 
         @app.get("/api/v1/orders/")
         def list_orders(request: Request) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from connectors.base import ChannelEvent, Unauthenticated, WebhookIdentity
+from connectors.base import ChannelEvent, MalformedPayload, Unauthenticated, WebhookIdentity
 from connectors.depop.config import DepopSettings
 from connectors.depop.transformers import identify, parse_envelope, to_event
 from connectors.signatures import verify_timestamped_hex
@@ -44,4 +44,11 @@ class DepopWebhooks:
         return identify(body)
 
     def parse(self, body: bytes, identity: WebhookIdentity) -> ChannelEvent:
-        return to_event(parse_envelope(body))
+        envelope = parse_envelope(body)
+        mine = self.settings.seller_id
+        named = envelope.data.get("seller_id")
+        if mine is not None and named is not None and str(named) != str(mine):
+            # Signed with a secret this shop shares with others of the same app: another
+            # shop's order, sent to this shop's URL. Taking it would make the order twice.
+            raise MalformedPayload(f"the webhook names seller {named}, not this shop ({mine})")
+        return to_event(envelope)

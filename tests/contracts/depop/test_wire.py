@@ -343,6 +343,7 @@ def test_the_simulator_serves_every_operation_of_its_contract(
     parcel = sim.orders[purchase_id]["line_items"][0]["parcel_id"]
     http.get("/api/v1/orders/", params={"limit": 1}, headers=AUTH)
     http.get(f"/api/v1/orders/{purchase_id}/", headers=AUTH)
+    assert http.get("/api/v1/shop/", headers=AUTH).json()["id"] == sim.seller_id
     http.post(
         f"/api/v1/orders/{purchase_id}/parcels/{parcel}/mark-as-shipped/",
         json={"tracking_number": "RM1", "carrier": "Royal Mail"},

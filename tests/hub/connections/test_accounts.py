@@ -189,7 +189,9 @@ def test_two_topi_accounts_each_take_their_own_orders(hub: Hub) -> None:
 def test_a_new_connection_gets_its_own_reconciliation_schedule(database: Database) -> None:
     hub = make_hub(database, reconcile_cron="* * * * *")
     try:
-        scheduler = Scheduler(hub.runtime)
+        # A still clock: no minute boundary passes between the two heartbeats.
+        moment = utcnow().replace(second=30, microsecond=0)
+        scheduler = Scheduler(hub.runtime, clock=lambda: moment)
         assert scheduler.heartbeat()  # leading before the shop exists
         assert "reconcile:depop/shop-b" not in {s.name for s in scheduler.schedules}
         shop_b(hub)
@@ -199,7 +201,7 @@ def test_a_new_connection_gets_its_own_reconciliation_schedule(database: Databas
         runs = "/admin/reconcile/runs"
         # Nothing is owed from before it existed; its next slot runs it.
         assert hub.admin("GET", runs, params={"connection": "depop/shop-b"}).json()["data"] == []
-        assert scheduler.fire(schedule, slot_of(schedule.trigger, utcnow()))
+        assert scheduler.fire(schedule, slot_of(schedule.trigger, moment))
         found = hub.admin("GET", runs, params={"connection": "depop/shop-b"}).json()["data"]
         assert [r["connection"] for r in found] == ["depop/shop-b"]
 
@@ -241,3 +243,32 @@ def test_a_route_retry_asks_the_provider_the_first_attempt_chose(hub: Hub) -> No
     hub.drain()
     order = hub.order("depop", purchase)
     assert (order["fulfilment_connection"], len(hub.deliverr.orders)) == ("deliverr/default", 1)
+
+
+def test_a_shop_sharing_its_app_webhook_secret_refuses_another_sellers_order(hub: Hub) -> None:
+    """Shops signed in to one Depop app share its webhook secret: the seller id, not the
+    signature, tells their webhooks apart."""
+    b = shop_b(hub)
+    _, settings = hub.wired.add_account("depop", "shop-c")
+    values = plain_values(settings)
+    assert isinstance(b, DepopSimulator) and values["seller_id"] != b.seller_id
+    # Shop C shares shop B's webhook secret, as two shops of one app do.
+    values["webhook_secret"] = b.webhook_secret
+    made = hub.admin(
+        "POST",
+        "/admin/connections",
+        json={"system": "depop", "name": "shop-c", "settings": values},
+    )
+    assert made.status_code == 201, made.text
+    b.add_product(SKU, quantity=1)
+    hub.set_stock(SKU, 1)
+    b.webhook_url = f"{hub.wired.hub_url}/webhooks/depop/shop-c"  # B's order, C's URL
+
+    purchase = b.purchase(SKU)
+    hub.drain()
+
+    assert orders(hub, channel_order_id=purchase) == []
+    failed = hub.admin(
+        "GET", "/admin/events", params={"connection": "depop/shop-c", "status": "failed"}
+    ).json()["data"]
+    assert len(failed) == 1 and f"seller {b.seller_id}" in failed[0]["error"]
