@@ -102,7 +102,7 @@ def hold_and_log(
         .returning(col(StockMovement.id), col(StockMovement.sku), col(StockMovement.reserved_delta))
     )
     rows = session.connection().execute(movements).all()
-    return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
+    return {sku: quantity for _, sku, quantity in rows}, [int(id_) for id_, _, _ in rows]
 
 
 def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:
