@@ -85,8 +85,9 @@ def hold_and_log(
     if not wanted:
         return {}, []
     held_rows = _hold_statement(session, order_id, _hold_source(order_id, wanted)).cte("held")
+    table = StockMovement.__table__  # type: ignore[attr-defined]
     movements = (
-        insert(StockMovement.__table__)  # type: ignore[attr-defined]
+        insert(table)
         .from_select(
             ["sku", "reason", "on_hand_delta", "reserved_delta", "order_id", "note", "at"],
             select(
@@ -99,10 +100,10 @@ def hold_and_log(
                 literal(utcnow(), UTCDateTime),
             ).order_by(held_rows.c.sku),
         )
-        .returning(col(StockMovement.id), col(StockMovement.sku), col(StockMovement.reserved_delta))
+        .returning(table.c.id, table.c.sku, table.c.reserved_delta)
     )
     rows = session.connection().execute(movements).all()
-    return {sku: quantity for _, sku, quantity in rows}, [int(id_) for id_, _, _ in rows]
+    return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
 
 
 def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:
