@@ -41,10 +41,19 @@ def hold(session: Session, order_id: str, wanted: Mapping[str, int]) -> dict[str
     """
     if not wanted:
         return {}
+    return {
+        sku: q
+        for sku, q in session.execute(
+            _hold_statement(session, order_id, _hold_source(order_id, wanted))
+        )
+    }
+
+
+def _hold_source(order_id: str, wanted: Mapping[str, int]) -> Any:
     quantity = case(
         {sku: literal(q, Integer) for sku, q in wanted.items()}, value=col(StockItem.sku)
     )
-    source = select(
+    return select(
         literal(order_id, String).label("order_id"),
         col(StockItem.sku),
         quantity.label("quantity"),
@@ -52,13 +61,49 @@ def hold(session: Session, order_id: str, wanted: Mapping[str, int]) -> dict[str
         literal(0, Integer).label("released"),
         literal(utcnow(), UTCDateTime).label("created_at"),
     ).where(col(StockItem.sku).in_(sorted(wanted)))
-    statement = (
+
+
+def _hold_statement(session: Session, order_id: str, source: Any) -> Any:
+    return (
         _insert(session)(StockReservation)
         .from_select(["order_id", "sku", "quantity", "committed", "released", "created_at"], source)
         .on_conflict_do_nothing(index_elements=["order_id", "sku"])
         .returning(col(StockReservation.sku), col(StockReservation.quantity))
     )
-    return {sku: q for sku, q in session.execute(statement)}
+
+
+def hold_and_log(
+    session: Session, order_id: str, wanted: Mapping[str, int]
+) -> tuple[dict[str, int], list[int]]:
+    """`hold`, then a "reserve" movement per row written (`add_movements`): ({sku: quantity}
+    written, the movements' ids). On Postgres one statement, the movements inserted from the
+    reservation insert's RETURNING (a data-modifying CTE): one round trip fewer on every
+    reservation."""
+    if session.get_bind().dialect.name != "postgresql":
+        held = hold(session, order_id, wanted)
+        return held, add_movements(session, "reserve", held, order_id=order_id) if held else []
+    if not wanted:
+        return {}, []
+    held_rows = _hold_statement(session, order_id, _hold_source(order_id, wanted)).cte("held")
+    table = StockMovement.__table__  # type: ignore[attr-defined]
+    movements = (
+        insert(table)
+        .from_select(
+            ["sku", "reason", "on_hand_delta", "reserved_delta", "order_id", "note", "at"],
+            select(
+                held_rows.c.sku,
+                literal("reserve", String),
+                literal(0, Integer),
+                held_rows.c.quantity,
+                literal(order_id, String),
+                literal(None, String),
+                literal(utcnow(), UTCDateTime),
+            ).order_by(held_rows.c.sku),
+        )
+        .returning(table.c.id, table.c.sku, table.c.reserved_delta)
+    )
+    rows = session.connection().execute(movements).all()
+    return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
 
 
 def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:

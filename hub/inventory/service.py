@@ -77,13 +77,12 @@ def reserve(
     for sku, quantity in wanted:
         totals[sku] += quantity
     wanted_now = {sku: q for sku, q in totals.items() if q > 0}
-    held = repo.hold(session, order_id, wanted_now)
+    held, movements = repo.hold_and_log(session, order_id, wanted_now)
     # Not written: held already, or no stock row. The second is short only under REJECT.
     untracked: set[str] = set()
     if policy is UntrackedSkuPolicy.REJECT and len(held) < len(wanted_now):
         missing = sorted(set(wanted_now) - set(held))
         untracked = set(missing) - repo.tracked(session, missing)
-    movements = repo.add_movements(session, "reserve", held, order_id=order_id) if held else []
     if not held or untracked:
         if untracked:
             repo.undo_hold(session, order_id, held, set(), movements)
