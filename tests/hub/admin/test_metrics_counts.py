@@ -144,6 +144,7 @@ def test_folds_racing_order_writers_lose_and_double_no_change(pg_hub: Hub) -> No
                         sa.insert(Order).values(
                             id=order_id,
                             channel=f"ch{w % 2}",
+                            connection=f"ch{w % 2}/default",
                             channel_order_id=order_id,
                             status="created",
                             channel_status="",
