@@ -6,6 +6,7 @@ every job kind, dead-job hook, schedule and entry effect registered before it do
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -19,7 +20,7 @@ import hub.tasks  # noqa: F401  (loads every domain)
 from connectors.base import FulfilmentProvider, SalesChannel
 from connectors.catalog import CONNECTORS, by_name
 from connectors.connector import Connector, Lent, Role
-from connectors.ratelimit import LocalRateLimiter, RateLimiter
+from connectors.ratelimit import LocalRateLimiter, RateLimit, RateLimiter
 from connectors.registry import Registry, system_of
 from hub.config import Settings
 from hub.connections import repository as connections_repo
@@ -133,11 +134,12 @@ class ConnectionLoader:
     def lend(self, key: str) -> Lent:
         """What the connector of connection `key` is lent: its own view of the credential
         store and SKU maps, the HTTP client a test or the demo points at a simulator, the
-        shared limiter, and a way to flag the connection when it needs a person."""
+        limiter under the connection's own keys, and a way to flag the connection when it needs
+        a person."""
         return Lent(
             http=self._http.get(key) or self._http.get(system_of(key)),
             token_store=ScopedTokenStore(self._tokens, key),
-            limiter=self._limiter,
+            limiter=ScopedLimiter(self._limiter, key),
             sleep=self._sleep,
             sku_maps=ScopedSkuMaps(self._sku_maps, key),
             attention=functools.partial(self._flag, key),
@@ -178,6 +180,20 @@ class ScopedTokenStore:
         self, key: str, expected: Mapping[str, str] | None, value: Mapping[str, str]
     ) -> bool:
         return self._store.compare_and_set(_scoped(self._connection, key), expected, value)
+
+
+class ScopedLimiter:
+    """A connection's view of the rate limiter: channels limit calls per API key (Depop's
+    100/s and 20/s for listings are each shop's own), so two shops never spend each other's
+    budget, while every process of the hub shares each shop's."""
+
+    def __init__(self, limiter: RateLimiter, connection: str) -> None:
+        self._limiter = limiter
+        self._connection = connection
+
+    def acquire(self, limit: RateLimit, *, max_wait: float) -> None:
+        scoped = dataclasses.replace(limit, key=_scoped(self._connection, limit.key))
+        self._limiter.acquire(scoped, max_wait=max_wait)
 
 
 class ScopedSkuMaps:

@@ -12,8 +12,10 @@ import pytest
 from connectors.base import Retriable
 from connectors.depop.client import DepopChannel
 from connectors.ratelimit import RateLimit
+from hub.connections import service as connections
 from hub.db import Database
 from hub.ratelimit import DatabaseRateLimiter
+from hub.secrets import box_for
 from hub.wiring import build_runtime
 from tests.harness import all_settings
 
@@ -136,3 +138,28 @@ def test_the_hub_lends_every_process_a_limiter_shared_through_the_database(
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_two_shops_never_spend_each_others_rate_limit(postgres_database: Database) -> None:
+    """Depop limits calls per API key: each connection has its own budget, which every
+    process of the hub shares."""
+    runtime = build_runtime(all_settings(postgres_database.url), db=postgres_database)
+    with runtime.db.transaction() as session:
+        connections.create(
+            session,
+            box_for(runtime.settings),
+            system="depop",
+            name="shop-b",
+            values={"api_key": "key-b", "webhook_secret": "secret-b"},
+        )
+    runtime.connectors.reload()
+    shop_a = runtime.connectors.channel("depop")
+    shop_b = runtime.connectors.channel("depop/shop-b")
+    assert isinstance(shop_a, DepopChannel) and isinstance(shop_b, DepopChannel)
+    hourly = RateLimit("depop:test-hourly", 1, 3600.0)
+
+    shop_b.client.limiter.acquire(hourly, max_wait=0)
+    shop_a.client.limiter.acquire(hourly, max_wait=0)  # its own hour, not shop B's
+
+    with pytest.raises(Retriable):
+        shop_b.client.limiter.acquire(hourly, max_wait=0)
