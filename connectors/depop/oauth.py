@@ -182,7 +182,7 @@ def connect_signed_in(
     finally:
         if lent.http is None:
             http.close()
-    grant = uuid.uuid4().hex
+    grant = GRANT_PREFIX + uuid.uuid4().hex
     lent.token_store.save(STORE_KEY, stored_pair(tokens, grant, time.time()))
     return {
         "base_url": settings.base_url,
@@ -286,6 +286,11 @@ class _Pair:
             float(value.get("expires_at", "0") or 0),
             value.get("origin", ""),
         )
+
+
+# A chain a sign-in started is named so; one started from a typed-in refresh token by its
+# digest. A connector seeding from a refresh token never writes over a signed-in chain.
+GRANT_PREFIX = "grant-"
 
 
 def stored_pair(tokens: DepopTokenResponse, grant: str, now: float) -> dict[str, str]:
@@ -397,6 +402,10 @@ class DepopOAuth:
             value = self._store.load(STORE_KEY)
             if value is not None and value.get("origin") == self._origin:
                 return _Pair.read(value)
+            if value is not None and str(value.get("origin", "")).startswith(GRANT_PREFIX):
+                # The seller signed in since this connector was built from a typed-in refresh
+                # token: the new chain wins, and this connector is rebuilt within seconds.
+                raise Retriable("the Depop shop was connected again; using the new tokens", 1.0)
             if self._seed is None:
                 if value is None:
                     reason = f"no Depop tokens are stored for this connection; {self._reconnect}"

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from connectors.base import Permanent
+from connectors.base import Permanent, Retriable
 from connectors.depop import DepopChannel, DepopSettings
-from connectors.depop.oauth import STORE_KEY
+from connectors.depop.oauth import GRANT_PREFIX, STORE_KEY
 from connectors.depop.simulator import HOST, TOKEN_PATH, DepopSimulator
 from connectors.tokens import LocalTokenStore
 from hub.credentials import DatabaseTokenStore
@@ -209,3 +209,21 @@ def test_an_expired_token_is_renewed_exactly_once_by_two_workers_at_once(
     assert {c.headers["authorization"] for c in order_reads} == {
         f"Bearer {renewed['access_token']}"
     }
+
+
+def test_a_connector_seeded_from_a_refresh_token_never_writes_over_a_sign_in(
+    sim: DepopSimulator, http: TestClient, clock: Clock
+) -> None:
+    store = LocalTokenStore()
+    sim.add_product("A")
+    typed_in = DepopChannel(oauth_settings(sim.grant()), http=http, token_store=store)
+    typed_in.client.get_product("A")
+    # The seller signs in again: the hub stores the new grant's pair under the same key.
+    signed_in = {**dict(store.load(STORE_KEY) or {}), "origin": f"{GRANT_PREFIX}abc"}
+    store.save(STORE_KEY, signed_in)
+    clock.now += timedelta(hours=2)  # its access token has expired: it must read the store
+
+    with pytest.raises(Retriable):
+        typed_in.client.get_product("A")  # its token is refused, its renewal defers
+
+    assert store.load(STORE_KEY) == signed_in
