@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.contracts import enforce
 from connectors.depop.spec import AUTHORIZE, AUTHORIZE_PATH, OPENAPI
+from connectors.depop.spec import SCOPES as spec_scopes
 from connectors.depop.transformers import (
     ORDER_NEW,
     ORDER_REFUND,
@@ -53,17 +54,7 @@ TOKEN_PATH = "/api/v1/oauth2/access-token/"
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_LIFETIME = timedelta(days=365)
 CODE_LIFETIME = timedelta(minutes=10)  # RFC 6749 4.1.2: "a maximum ... of 10 minutes"
-SCOPES = frozenset(
-    {
-        "products_read",
-        "products_write",
-        "orders_read",
-        "orders_write",
-        "offers_read",
-        "offers_write",
-        "shop_read",
-    }
-)
+SCOPES = frozenset(spec_scopes)  # what Depop's description names
 
 _PUT_REQUIRED = (
     "address",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,3 +35,18 @@ def sim() -> DepopSimulator:
 def channel(sim: DepopSimulator) -> Iterator[DepopChannel]:
     with TestClient(sim.app, base_url=HOST) as http:
         yield DepopChannel(make_settings(), http=http)
+
+
+class Clock:
+    """A clock a test moves by hand (`clock.now += timedelta(...)`)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -27,22 +27,10 @@ from connectors.depop.spec import AUTHORIZE_PATH
 from connectors.depop.transformers import DepopTokenResponse
 from connectors.pkce import Pkce, new_code_verifier, new_state, s256_challenge
 from connectors.tokens import LocalTokenStore
+from tests.connectors.depop.conftest import Clock
 
 CLIENT_ID, CLIENT_SECRET = "depop-app", "depop-app-secret"
 REDIRECT_URI = "https://hub.example.com/connections/depop/callback?via=console"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

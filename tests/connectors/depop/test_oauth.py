@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,22 +20,10 @@ from connectors.tokens import LocalTokenStore
 from hub.credentials import DatabaseTokenStore
 from hub.db import Database
 from hub.secrets import SecretBox, generate_key
+from tests.connectors.depop.conftest import Clock
 
 CLIENT_ID, CLIENT_SECRET = "depop-app", "depop-app-secret"
 WEBHOOK_SECRET = "depop-webhook-secret"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
