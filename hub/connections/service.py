@@ -308,7 +308,7 @@ def check(runtime: Runtime, key: str) -> CheckResult:
     last minute, a provider reads an order that does not exist (its "not found" proves the
     call was authenticated). Made outside any transaction."""
     try:
-        if key in runtime.connectors.channels or runtime.connectors.has_channel(key):
+        if runtime.connectors.has_channel(key):
             channel = runtime.connectors.channel(key)
             until = utcnow()
             next(iter(channel.list_orders(until - timedelta(minutes=1), until)), None)
