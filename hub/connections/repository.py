@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
-from hub.connections.models import Connection, ConnectionSkuExclusion, Source
+from hub.connections.models import Connection, ConnectionSkuExclusion, PendingSignIn, Source
 from hub.db import insert_ignore
 from hub.types import utcnow
 
@@ -88,3 +89,31 @@ def include(session: Session, connection: str, sku: str) -> bool:
         )
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def forget_sign_ins_before(session: Session, moment: datetime) -> None:
+    """Sign-ins that expired before `moment` (kept a while to tell "expired" from "unknown")."""
+    session.execute(delete(PendingSignIn).where(col(PendingSignIn.expires_at) < moment))
+
+
+def pending_sign_in(session: Session, state_digest: str) -> PendingSignIn | None:
+    """The pending sign-in of a state, detached (read in one transaction, used after it)."""
+    pending = session.get(PendingSignIn, state_digest)
+    if pending is not None:
+        session.expunge(pending)
+    return pending
+
+
+def spend_sign_in(session: Session, state_digest: str, now: datetime) -> bool:
+    """Claim a pending sign-in that is unused and unexpired; False when another callback
+    claimed it first or it expired."""
+    claimed = session.execute(
+        update(PendingSignIn)
+        .where(
+            col(PendingSignIn.state_digest) == state_digest,
+            col(PendingSignIn.used_at).is_(None),
+            col(PendingSignIn.expires_at) > now,
+        )
+        .values(used_at=now)
+    )
+    return bool(getattr(claimed, "rowcount", 0) == 1)

@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, update
-from sqlmodel import col
 
 from connectors.base import ConnectorError, Retriable
 from connectors.catalog import CONNECTORS
@@ -204,9 +202,7 @@ def start(
     url = sign_in.authorization_url(settings, redirect_uri, state, pkce.challenge)
     with runtime.db.transaction() as session:
         # Sign-ins nobody finished are kept a day (to tell "expired" from "unknown"), no longer.
-        session.execute(
-            delete(PendingSignIn).where(col(PendingSignIn.expires_at) < now - FORGET_AFTER)
-        )
+        repo.forget_sign_ins_before(session, now - FORGET_AFTER)
         session.add(pending)
         audit.record(session, actor, "connection.sign_in", key, detail={"via": started_by})
     log.info("hub.connections.sign_in_started", connection=key, started_by=started_by)
@@ -217,9 +213,7 @@ def _pending(runtime: Runtime, system: str, state: str, binding: str | None) -> 
     """The pending sign-in `state` names, checked to be this system's and, when the console
     started it, to have come back to the browser holding its cookie."""
     with runtime.db.reader() as session:
-        pending = session.get(PendingSignIn, digest(state))
-        if pending is not None:
-            session.expunge(pending)
+        pending = repo.pending_sign_in(session, digest(state))
     if pending is None or pending.system != system:
         raise SignInStateInvalid(
             "the state matches no sign-in this hub started; start connecting again"
@@ -239,16 +233,7 @@ def _spend(runtime: Runtime, pending: PendingSignIn) -> None:
     ten minutes) is refused with its reason."""
     now = utcnow()
     with runtime.db.transaction() as session:
-        claimed = session.execute(
-            update(PendingSignIn)
-            .where(
-                col(PendingSignIn.state_digest) == pending.state_digest,
-                col(PendingSignIn.used_at).is_(None),
-                col(PendingSignIn.expires_at) > now,
-            )
-            .values(used_at=now)
-        )
-        if getattr(claimed, "rowcount", 0) == 1:
+        if repo.spend_sign_in(session, pending.state_digest, now):
             return
     if pending.used_at is not None or pending.expires_at > now:
         raise SignInStateUsed("this sign-in was already finished; start connecting again")
