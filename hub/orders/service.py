@@ -508,11 +508,12 @@ def advance_many(session: Session, runtime: Runtime, orders: Sequence[Order], so
     The orders that move without calling out (created, no open flag, their channel has neither
     an acknowledge nor an accept call) are acknowledged together and confirmed together: one
     compare-and-set UPDATE per transition for all of them, their history rows in one insert,
-    the effects of the state entered for all at once (their route jobs in one statement). Each
-    still reserves its own stock, in the page's order, so which order gets the last units is
-    what `advance` one order after another gives; one that finds no stock goes on as `advance`
-    would. Every other order (held, flagged, a channel with those calls) goes through
-    `advance` at its place in the page. The caller locks the page's stock rows first.
+    the effects of the state entered for all at once (their route jobs in one statement). Their
+    stock is reserved in one pass (`inventory.reserve_many`), each order all or nothing in the
+    page's order, so which order gets the last units is what `advance` one order after another
+    gives; one that finds no stock goes on as `advance` would. Every other order (held,
+    flagged, a channel with those calls) goes through `advance` at its place in the page, after
+    the reservations of the orders before it. The caller locks the page's stock rows first.
     """
     can = {order.id: capabilities(runtime, order.connection) for order in orders}
     together = [
@@ -527,28 +528,45 @@ def advance_many(session: Session, runtime: Runtime, orders: Sequence[Order], so
     for line in repo.lines_for(session, list(lines)):
         lines[line.order_id].append(line)
     confirmed: list[Order] = []
+    # Orders that reserve together, in the page's order: reserved (one pass for all of them)
+    # before the next order that goes through `advance`, which may take the same units.
+    # Each is (order, whether its channel rejects, its lines without a SKU).
+    pending: list[tuple[Order, bool, list[str]]] = []
+
+    def reserve_pending() -> None:
+        # A paid order (Depop) stands even with a line nobody can name: it holds what it names.
+        reserving = [order for order, rejects, missing in pending if not missing or not rejects]
+        results = inventory.reserve_many(
+            session,
+            [(o.id, _units(lines[o.id])) for o in reserving],
+            policy=runtime.settings.untracked_skus,
+            origin_channels=[o.connection for o in reserving],
+        )
+        short = {o.id: r.short for o, r in zip(reserving, results, strict=True)}
+        for order, rejects, missing_sku in pending:
+            found_short = short.get(order.id, ())
+            if not missing_sku and not found_short:
+                confirmed.append(order)  # no open flag: no oversold one to clear
+            else:
+                _unfulfillable(session, order, source, rejects, missing_sku, found_short)
+        pending.clear()
+
     for order in orders:
         if order.id not in lines:
+            if pending:
+                reserve_pending()
             advance(session, runtime, order, source)
             continue
-        rejects = Capability.REJECT in can[order.id]
-        mine = lines[order.id]
-        missing_sku = [line.channel_line_id for line in mine if line.sku is None]
-        short: Sequence[str] = ()
-        if not missing_sku or not rejects:
-            result = inventory.reserve(
-                session,
-                order.id,
-                [(ln.sku, ln.open_quantity) for ln in mine if ln.sku and ln.open_quantity],
-                policy=runtime.settings.untracked_skus,
-                origin_channel=order.connection,
-            )
-            short = result.short
-        if not missing_sku and not short:
-            confirmed.append(order)  # no open flag: no oversold one to clear
-        else:
-            _unfulfillable(session, order, source, rejects, missing_sku, short)
+        missing = [line.channel_line_id for line in lines[order.id] if line.sku is None]
+        pending.append((order, Capability.REJECT in can[order.id], missing))
+    if pending:
+        reserve_pending()
     _fire_many(session, confirmed, Trigger.CONFIRM, source)
+
+
+def _units(lines: Sequence[OrderLine]) -> list[tuple[str, int]]:
+    """What an order's lines ask to reserve: (sku, open quantity) of the named, open ones."""
+    return [(line.sku, line.open_quantity) for line in lines if line.sku and line.open_quantity]
 
 
 def _fire_many(session: Session, orders: Sequence[Order], trigger: Trigger, source: str) -> None:

@@ -37,6 +37,8 @@ def page(run: str, rejecting: str) -> list[ChannelOrder]:
         return replace(to_order(order_json(f"{run}-D{n}", *lines)), channel="depop")
 
     tee, cap = f"{run}-TEE", f"{run}-CAP"
+    no_sku = depop(5, (cap, 1), (cap, 1))
+    no_sku = replace(no_sku, lines=(replace(no_sku.lines[0], sku=None), no_sku.lines[1]))
     negative = depop(6, (tee, 1))
     negative = replace(negative, lines=(replace(negative.lines[0], unit_price=Decimal(-5)),))
     return [
@@ -44,7 +46,7 @@ def page(run: str, rejecting: str) -> list[ChannelOrder]:
         depop(2, (tee, 1), (cap, 2)),
         depop(3, (tee, 2)),  # one tee left: short, a paid order waits flagged
         depop(4, (cap, 1)),
-        replace(depop(5, (cap, 1)), lines=(replace(depop(5, (cap, 1)).lines[0], sku=None),)),
+        no_sku,  # flagged on receipt, so one by one; holds the unit it names
         negative,  # money out of range: held where it is
         to_order(order_json(f"{run}-F1", (tee, 1))),  # a channel with acknowledge/accept calls
         replace(to_order(order_json(f"{run}-R1", (cap, 5))), channel=rejecting),  # short
@@ -95,7 +97,7 @@ def outcome(hub: Hub, run: str, order_ids: list[str]) -> dict[str, Any]:
 
 def apply(hub: Hub, run: str, together: bool) -> dict[str, Any]:
     hub.set_stock(f"{run}-TEE", 3)
-    hub.set_stock(f"{run}-CAP", 4)
+    hub.set_stock(f"{run}-CAP", 5)
     with hub.db.transaction() as session:
         created = orders.receive_many(session, page(run, "fake"), "test:receive")
         if together:
@@ -131,7 +133,7 @@ def test_a_page_advanced_together_ends_as_one_order_after_another(hub: Hub) -> N
         "confirmed",
         "confirmed",
     ]
-    assert one_by_one["TEE"] == (3, 3) and one_by_one["CAP"] == (4, 4)
+    assert one_by_one["TEE"] == (3, 3) and one_by_one["CAP"] == (5, 5)
 
 
 def test_channels_with_acknowledge_calls_are_advanced_one_by_one(hub: Hub) -> None:
