@@ -77,6 +77,12 @@ def _route(session: Session, order: Order, source: str) -> None:
     ROUTE.enqueue(session, order.id)
 
 
+@effects.on_enter_many(Effect.ROUTE)
+def _route_many(session: Session, orders: Sequence[Order], source: str) -> None:
+    """`_route` for a page of orders confirmed together: their jobs in one statement."""
+    ROUTE.enqueue_many(session, orders)
+
+
 # The seller's cancellation told to the channel, once no provider can ship the order.
 CANCEL_AT_CHANNEL = OrderJob("order.cancel_at_channel", "cancel-at-channel")
 

@@ -106,6 +106,44 @@ def hold_and_log(
     return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
 
 
+def hold_many(session: Session, held: Sequence[tuple[str, Mapping[str, int]]]) -> None:
+    """Reservation rows and their "reserve" movements for several orders (order_id, {sku:
+    quantity}) that hold none of these SKUs yet: two statements. The units are taken by
+    `take_all` afterwards."""
+    at = utcnow()
+    session.execute(
+        insert(StockReservation),
+        [
+            {
+                "order_id": order_id,
+                "sku": sku,
+                "quantity": q,
+                "committed": 0,
+                "released": 0,
+                "created_at": at,
+            }
+            for order_id, wanted in held
+            for sku, q in sorted(wanted.items())
+        ],
+    )
+    session.execute(
+        insert(StockMovement),
+        [
+            {
+                "sku": sku,
+                "reason": "reserve",
+                "on_hand_delta": 0,
+                "reserved_delta": q,
+                "order_id": order_id,
+                "note": None,
+                "at": at,
+            }
+            for order_id, wanted in held
+            for sku, q in sorted(wanted.items())
+        ],
+    )
+
+
 def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:
     """Reserve each {sku: quantity} of `wanted` whose row has that many available; the SKUs
     taken. One conditional UPDATE: a SKU that is short is left as it is, the caller undoes the

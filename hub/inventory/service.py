@@ -108,6 +108,82 @@ def reserve(
     return Reservation(True)
 
 
+class StockMoved(Exception):
+    """A stock row changed between `reserve_many`'s read and its update (possible on SQLite,
+    which does not lock rows on read): nothing is written, the caller goes one order at a time."""
+
+
+def reserve_many(
+    session: Session,
+    wanted: Sequence[tuple[str, Iterable[tuple[str, int]]]],
+    *,
+    policy: UntrackedSkuPolicy,
+    origin_channels: Sequence[str | None],
+) -> list[Reservation]:
+    """`reserve` for several orders that hold nothing yet (a page of new orders), one after
+    another in their order, each all or nothing, in a few statements for all of them: what
+    `reserve` one order after another would give (which order gets the last units included).
+
+    The stock rows are locked and read once, in SKU order; each order is decided against what
+    the earlier ones took; then the reservation rows, their movements, one conditional UPDATE
+    of every SKU (by the page's total) and the listing syncs (joined or queued by origin, as
+    `reserve` does) are written. `origin_channels[i]` is the i-th order's `origin_channel`.
+    An order holding a row already makes the insert fail (IntegrityError): the caller must
+    not pass one.
+    """
+    requests: list[tuple[str, dict[str, int]]] = []
+    for order_id, lines in wanted:
+        totals: Counter[str] = Counter()
+        for sku, quantity in lines:
+            totals[sku] += quantity
+        requests.append((order_id, {sku: q for sku, q in totals.items() if q > 0}))
+    rows = repo.lock_many(session, sorted({sku for _, w in requests for sku in w}))
+    available = {sku: on_hand - reserved for sku, (on_hand, reserved) in rows.items()}
+    results: list[Reservation] = []
+    taken: list[tuple[str, dict[str, int]]] = []
+    by_origin: dict[str | None, set[str]] = {}
+    for (order_id, wanted_now), origin in zip(requests, origin_channels, strict=True):
+        held = {sku: q for sku, q in wanted_now.items() if sku in rows}
+        if policy is UntrackedSkuPolicy.REJECT and len(held) < len(wanted_now):
+            results.append(Reservation(False, (min(set(wanted_now) - set(held)),)))
+            continue
+        short = [sku for sku, q in held.items() if available[sku] < q]
+        if short:
+            results.append(Reservation(False, (min(short),)))
+            continue
+        for sku, q in held.items():
+            available[sku] -= q
+        if held:
+            taken.append((order_id, held))
+            by_origin.setdefault(origin, set()).update(held)
+        results.append(Reservation(True))
+    if not taken:
+        return results
+    total: Counter[str] = Counter()
+    for _, held in taken:
+        total.update(held)
+    repo.hold_many(session, taken)
+    left = [
+        (
+            origin,
+            queue.coalesce_waiting(
+                session,
+                _listing_syncs(sorted(skus), origin),
+                merge=_tell_every_channel_unless_same_origin,
+            ),
+        )
+        for origin, skus in by_origin.items()
+    ]
+    if repo.take_all(session, dict(total)) != set(total):
+        raise StockMoved(f"stock of {sorted(total)} changed under a page's reservation")
+    for _, syncs in left:
+        if syncs:
+            queue.enqueue_coalesced(
+                session, LISTING_SYNC, syncs, merge=_tell_every_channel_unless_same_origin
+            )
+    return results
+
+
 def lock(session: Session, skus: Iterable[str]) -> None:
     """Lock the stock rows of `skus` now, in SKU order, for a transaction that goes on to
     reserve, release or commit several orders' units: one order at a time, each in SKU order,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,10 +82,13 @@ def enqueue_many(
     *,
     run_at: datetime | None = None,
     max_attempts: int | None = None,
+    owners: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> set[str]:
     """Queue a job of `kind` for each (key, payload) whose key no job holds yet, in one
     statement (a bulk import's thousands of jobs cost a few round trips, not one each); the
-    keys this call created. Otherwise as `enqueue`."""
+    keys this call created. `owners` gives a key's (order_id, connection), as `enqueue` takes
+    them (a page of orders' jobs); a key it does not name has neither. Otherwise as
+    `enqueue`."""
     if not keyed:
         return set()
     now = utcnow()
@@ -96,17 +99,26 @@ def enqueue_many(
         "attempts": 0,
         "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
         "run_at": run_at or now,
-        "order_id": None,
         "created_at": now,
         "updated_at": now,
     }
+    owned = owners or {}
     insert_ = postgresql.insert if _is_postgres(session) else sqlite.insert
     statement = (
         insert_(_jobs)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_jobs.c.idempotency_key)
     )
-    rows = [{**base, "idempotency_key": key, "payload": payload or {}} for key, payload in keyed]
+    rows = [
+        {
+            **base,
+            "idempotency_key": key,
+            "payload": payload or {},
+            "order_id": owned.get(key, (None, None))[0],
+            "connection": owned.get(key, (None, None))[1],
+        }
+        for key, payload in keyed
+    ]
     # An executemany: SQLAlchemy sends it as multi-row INSERTs of one compiled shape
     # ("insertmanyvalues"), a few round trips for thousands of jobs.
     created = set(session.connection().execute(statement, rows).scalars())

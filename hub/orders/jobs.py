@@ -7,6 +7,7 @@ deliberate repeat a new job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,17 @@ class OrderJob:
             order_id=order_id,
             connection=order.connection if order is not None else None,
             run_at=run_at,
+        )
+
+    def enqueue_many(self, session: Session, orders: Sequence[Order]) -> set[str]:
+        """Queue this step, with no payload, for each of `orders` not holding it yet, in one
+        statement; the keys queued now."""
+        keyed = {self.key(order.id): order for order in orders}
+        return queue.enqueue_many(
+            session,
+            self.kind,
+            [(key, {}) for key in keyed],
+            owners={key: (order.id, order.connection) for key, order in keyed.items()},
         )
 
 

@@ -157,6 +157,45 @@ def compare_and_set_status(session: Session, order: Order, expected: str, new: s
     return True
 
 
+def compare_and_set_many(
+    session: Session, orders: Sequence[Order], expected: str, new: str
+) -> bool:
+    """`compare_and_set_status` for several orders at once, all or none: one UPDATE per
+    version among them (a page of orders inserted together shares one). False, with nothing
+    set on the loaded copies, when any of them changed; the caller's transaction is then to be
+    rolled back, since the others moved."""
+    now = utcnow()
+    by_version: dict[int, list[str]] = {}
+    for order in orders:
+        by_version.setdefault(order.version, []).append(order.id)
+    moved = 0
+    for version, ids in by_version.items():
+        result = session.execute(
+            update(Order)
+            .where(
+                col(Order.id).in_(ids),
+                col(Order.status) == expected,
+                col(Order.version) == version,
+            )
+            .values(status=new, version=Order.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        moved += result.rowcount  # type: ignore[attr-defined]
+    if moved != len(orders):
+        return False
+    for order in orders:
+        set_committed_value(order, "status", new)
+        set_committed_value(order, "version", order.version + 1)
+        set_committed_value(order, "updated_at", now)
+    return True
+
+
+def add_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """History rows (`OrderEvent` columns but the id) in one statement."""
+    if rows:
+        session.execute(sa_insert(OrderEvent), list(rows))
+
+
 def search(
     session: Session,
     *,

@@ -28,7 +28,7 @@ from hub.jobs.registry import TryAgain
 from hub.orders import effects
 from hub.orders import repository as repo
 from hub.orders.jobs import ACCEPT, ACKNOWLEDGE, REJECT
-from hub.orders.models import Order, OrderEvent, OrderFlag
+from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
 from hub.runtime import Runtime
 from hub.types import utcnow
 from state_machines.order import Effect, OrderState, Trigger, may, next_state
@@ -471,6 +471,19 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
         else:
             fire(session, order, Trigger.CONFIRM, source)
         return
+    _unfulfillable(session, order, source, rejects, missing_sku, short)
+
+
+def _unfulfillable(
+    session: Session,
+    order: Order,
+    source: str,
+    rejects: bool,
+    missing_sku: Sequence[str],
+    short: Sequence[str],
+) -> None:
+    """An acknowledged order with a line nobody can name or units not in stock: rejected where
+    the channel lets the seller reject, else (paid) kept and flagged."""
     reason = (
         f"line has no SKU: {', '.join(missing_sku)}"
         if missing_sku
@@ -487,6 +500,105 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
     # Paid, but the units went elsewhere: it stays unconfirmed, so nothing ships, until a
     # restock fills it (the fill_waiting job runs advance again) or a refund cancels it.
     flag(session, order.id, OVERSOLD, source, code=OVERSOLD_CODE)
+
+
+def advance_many(session: Session, runtime: Runtime, orders: Sequence[Order], source: str) -> None:
+    """`advance` for a page of orders just received, ending each where `advance` would.
+
+    The orders that move without calling out (created, no open flag, their channel has neither
+    an acknowledge nor an accept call) are acknowledged together and confirmed together: one
+    compare-and-set UPDATE per transition for all of them, their history rows in one insert,
+    the effects of the state entered for all at once (their route jobs in one statement). Their
+    stock is reserved in one pass (`inventory.reserve_many`), each order all or nothing in the
+    page's order, so which order gets the last units is what `advance` one order after another
+    gives; one that finds no stock goes on as `advance` would. Every other order (held,
+    flagged, a channel with those calls) goes through `advance` at its place in the page, after
+    the reservations of the orders before it. The caller locks the page's stock rows first.
+    """
+    can = {order.id: capabilities(runtime, order.connection) for order in orders}
+    together = [
+        order
+        for order in orders
+        if order.status == OrderState.CREATED
+        and not order.needs_attention
+        and not can[order.id] & {Capability.ACKNOWLEDGE, Capability.ACCEPT}
+    ]
+    _fire_many(session, together, Trigger.ACKNOWLEDGE, source)
+    lines: dict[str, list[OrderLine]] = {order.id: [] for order in together}
+    for line in repo.lines_for(session, list(lines)):
+        lines[line.order_id].append(line)
+    confirmed: list[Order] = []
+    # Orders that reserve together, in the page's order: reserved (one pass for all of them)
+    # before the next order that goes through `advance`, which may take the same units.
+    # Each is (order, whether its channel rejects, its lines without a SKU).
+    pending: list[tuple[Order, bool, list[str]]] = []
+
+    def reserve_pending() -> None:
+        # A paid order (Depop) stands even with a line nobody can name: it holds what it names.
+        reserving = [order for order, rejects, missing in pending if not missing or not rejects]
+        results = inventory.reserve_many(
+            session,
+            [(o.id, _units(lines[o.id])) for o in reserving],
+            policy=runtime.settings.untracked_skus,
+            origin_channels=[o.connection for o in reserving],
+        )
+        short = {o.id: r.short for o, r in zip(reserving, results, strict=True)}
+        for order, rejects, missing_sku in pending:
+            found_short = short.get(order.id, ())
+            if not missing_sku and not found_short:
+                confirmed.append(order)  # no open flag: no oversold one to clear
+            else:
+                _unfulfillable(session, order, source, rejects, missing_sku, found_short)
+        pending.clear()
+
+    for order in orders:
+        if order.id not in lines:
+            if pending:
+                reserve_pending()
+            advance(session, runtime, order, source)
+            continue
+        missing = [line.channel_line_id for line in lines[order.id] if line.sku is None]
+        pending.append((order, Capability.REJECT in can[order.id], missing))
+    if pending:
+        reserve_pending()
+    _fire_many(session, confirmed, Trigger.CONFIRM, source)
+
+
+def _units(lines: Sequence[OrderLine]) -> list[tuple[str, int]]:
+    """What an order's lines ask to reserve: (sku, open quantity) of the named, open ones."""
+    return [(line.sku, line.open_quantity) for line in lines if line.sku and line.open_quantity]
+
+
+def _fire_many(session: Session, orders: Sequence[Order], trigger: Trigger, source: str) -> None:
+    """`fire` for orders in the same state with no open flag (so no stuck flag to clear):
+    one compare-and-set for all, or StaleOrder and none."""
+    if not orders:
+        return
+    before = orders[0].status
+    if any(order.status != before for order in orders):
+        raise ValueError("orders fired together must share their state")
+    after = next_state(before, trigger)
+    if not repo.compare_and_set_many(session, orders, before, after):
+        raise StaleOrder(f"an order of {len(orders)} is no longer {before}")
+    now = utcnow()
+    repo.add_history(
+        session,
+        [
+            {
+                "order_id": order.id,
+                "trigger": trigger.value,
+                "from_state": before,
+                "to_state": after.value,
+                "source": source,
+                "detail": {},
+                "at": now,
+            }
+            for order in orders
+        ],
+    )
+    for order in orders:
+        log.info("hub.orders.transition", order_id=order.id, trigger=trigger.value, to=after.value)
+    effects.dispatch_many(session, orders, after, source)
 
 
 def request_reject(session: Session, order: Order, reason: str) -> None:

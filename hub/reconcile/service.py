@@ -206,15 +206,26 @@ def _apply_page(
         for order in orders.receive_many(session, list(missing.values()), source, run.connection)
     }
     findings: list[Finding] = []
+    # New orders in a row are advanced together (a statement per step for all of them), and
+    # before anything later in the page is applied, so the page's orders still take stock and
+    # change in the page's order.
+    fresh: list[Order] = []
+
+    def advance_fresh() -> None:
+        # The history rows the per-order steps add wait for one flush at the end instead of one
+        # insert per step: nothing the steps read depends on them.
+        with session.no_autoflush:
+            orders.advance_many(session, runtime, fresh, source)
+        fresh.clear()
+
     for incoming in batch:
         order = created.pop(incoming.channel_order_id, None)
         if order is not None and incoming.channel == run.channel:
-            # The history rows each step adds wait for one flush at the end of the new orders
-            # instead of one insert per step: nothing the steps read depends on them.
-            with session.no_autoflush:
-                orders.advance(session, runtime, order, source)
+            fresh.append(order)
             findings.append(Finding(created=True, drift=[_MISSING_ORDER]))
             continue
+        if fresh:
+            advance_fresh()
         session.flush()
         findings.append(
             reconcile_order(
@@ -226,6 +237,8 @@ def _apply_page(
                 known.get(incoming.channel_order_id) if incoming.channel == run.channel else None,
             )
         )
+    if fresh:
+        advance_fresh()
     session.flush()
     return findings
 
