@@ -16,12 +16,15 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from hub.db import Prebuilt
 from hub.inventory.models import StockItem, StockMovement, StockReservation
+from hub.jobs.models import JobState
 from hub.types import UTCDateTime, utcnow
 
 CHUNK = 1000  # SKUs per statement: well inside every backend's limit on bound parameters
@@ -104,6 +107,69 @@ def hold_and_log(
     )
     rows = session.connection().execute(movements).all()
     return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
+
+
+# One SKU's reservation on Postgres, as one statement (see `reserve_one`). The CTEs run in this
+# order: the listing sync is joined (the first column of the SELECT), the reservation row is
+# inserted (`take` waits for it through EXISTS), the stock row is taken, and the movement is
+# inserted from the UPDATE's RETURNING, so only units taken are logged.
+_RESERVE_ONE = Prebuilt(
+    text(
+        """
+WITH joined AS (
+    SELECT payload FROM jobs
+    WHERE idempotency_key = :sync_key AND state = :queued
+    FOR KEY SHARE
+), held AS (
+    INSERT INTO stock_reservations (order_id, sku, quantity, committed, released, created_at)
+    SELECT :order_id, sku, :quantity, 0, 0, :now FROM stock_items WHERE sku = :sku
+    ON CONFLICT (order_id, sku) DO NOTHING
+    RETURNING sku
+), taken AS (
+    UPDATE stock_items
+    SET reserved = reserved + :quantity, updated_at = :now
+    WHERE sku = :sku AND on_hand - reserved >= :quantity AND EXISTS (SELECT FROM held)
+    RETURNING sku
+), logged AS (
+    INSERT INTO stock_movements
+        (sku, reason, on_hand_delta, reserved_delta, order_id, note, at)
+    SELECT sku, 'reserve', 0, :quantity, :order_id, NULL, :now FROM taken
+    RETURNING id
+)
+SELECT (SELECT payload FROM joined) AS sync_payload,
+       EXISTS (SELECT FROM joined) AS sync_waiting,
+       EXISTS (SELECT FROM held) AS held,
+       EXISTS (SELECT FROM taken) AS taken
+"""
+    )
+)
+
+
+def reserve_one(
+    session: Session, order_id: str, sku: str, quantity: int, sync_key: str
+) -> tuple[bool, bool, dict[str, Any] | None]:
+    """One SKU's reservation on Postgres in one statement, prebuilt (no ORM work): the
+    reservation row if the order does not hold the SKU yet and it has a stock row, the units
+    taken by the conditional UPDATE if that many are available, the "reserve" movement for
+    them, and a key-share lock on the waiting job of `sync_key` (as `queue.coalesce_waiting`
+    takes it: claims skip it, no other reservation waits for it).
+
+    (held, taken, payload of the waiting job or None). Held but not taken leaves a reservation
+    row for the caller to undo (`undo_hold` with no movements). One stock row, so no lock order
+    to keep; a single statement, so the row stays locked from the UPDATE to the commit only."""
+    [row] = _RESERVE_ONE.rows(
+        session.connection(),
+        {
+            "sync_key": sync_key,
+            "queued": JobState.QUEUED.value,
+            "order_id": order_id,
+            "sku": sku,
+            "quantity": quantity,
+            "now": utcnow(),
+        },
+    )
+    payload = row["sync_payload"] if row["sync_waiting"] else None
+    return bool(row["held"]), bool(row["taken"]), payload
 
 
 def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:

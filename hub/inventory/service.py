@@ -77,6 +77,9 @@ def reserve(
     for sku, quantity in wanted:
         totals[sku] += quantity
     wanted_now = {sku: q for sku, q in totals.items() if q > 0}
+    if len(wanted_now) == 1 and session.get_bind().dialect.name == "postgresql":
+        [(sku, quantity)] = wanted_now.items()
+        return _reserve_one(session, order_id, sku, quantity, policy, origin_channel)
     held, movements = repo.hold_and_log(session, order_id, wanted_now)
     # Not written: held already, or no stock row. The second is short only under REJECT.
     untracked: set[str] = set()
@@ -105,6 +108,36 @@ def reserve(
         queue.enqueue_coalesced(
             session, LISTING_SYNC, left, merge=_tell_every_channel_unless_same_origin
         )
+    return Reservation(True)
+
+
+def _reserve_one(
+    session: Session,
+    order_id: str,
+    sku: str,
+    quantity: int,
+    policy: UntrackedSkuPolicy,
+    origin_channel: str | None,
+) -> Reservation:
+    """`reserve` of a single SKU on Postgres (most orders, and every hot SKU's): the rows, the
+    sync's key-share join and the conditional UPDATE are one prebuilt statement
+    (`repo.reserve_one`), so the reservation costs a statement and a commit, as the bare
+    UPDATE does, and the stock row stays locked for the tail of that statement and the commit."""
+    payload = {"sku": sku, "skip_channel": origin_channel}
+    held, taken, waiting = repo.reserve_one(session, order_id, sku, quantity, _key(sku))
+    if not held:
+        # Held already (idempotent), or no stock row: short only under REJECT.
+        if policy is UntrackedSkuPolicy.REJECT and not repo.tracked(session, [sku]):
+            return Reservation(False, (sku,))
+        return Reservation(True)
+    if not taken:
+        repo.undo_hold(session, order_id, {sku: quantity}, (), ())
+        return Reservation(False, (sku,))
+    merge = _tell_every_channel_unless_same_origin
+    if waiting is None or merge(waiting, payload) != waiting:
+        # No sync waiting (or its payload must change): queued after the stock row, in the
+        # order release and counts take stock row then job row.
+        queue.enqueue_coalesced(session, LISTING_SYNC, [(_key(sku), payload)], merge=merge)
     return Reservation(True)
 
 
