@@ -109,10 +109,11 @@ def hold_and_log(
     return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
 
 
-# One SKU's reservation on Postgres, as one statement (see `reserve_one`). The CTEs run in this
-# order: the listing sync is joined (the first column of the SELECT), the reservation row is
-# inserted (`take` waits for it through EXISTS), the stock row is taken, and the movement is
-# inserted from the UPDATE's RETURNING, so only units taken are logged.
+# One SKU's reservation on Postgres, as one statement (see `reserve_one`). The CTEs run in the
+# order of the final SELECT's columns: the listing sync is joined, the reservation row is
+# inserted, its movement logged from the insert's RETURNING, and the stock row taken last
+# (`taken` waits for the reservation row through EXISTS), so the hot row is locked for the
+# UPDATE and the commit only, as in the bare UPDATE.
 _RESERVE_ONE = Prebuilt(
     text(
         """
@@ -125,20 +126,20 @@ WITH joined AS (
     SELECT :order_id, sku, :quantity, 0, 0, :now FROM stock_items WHERE sku = :sku
     ON CONFLICT (order_id, sku) DO NOTHING
     RETURNING sku
+), logged AS (
+    INSERT INTO stock_movements
+        (sku, reason, on_hand_delta, reserved_delta, order_id, note, at)
+    SELECT sku, 'reserve', 0, :quantity, :order_id, NULL, :now FROM held
+    RETURNING id
 ), taken AS (
     UPDATE stock_items
     SET reserved = reserved + :quantity, updated_at = :now
     WHERE sku = :sku AND on_hand - reserved >= :quantity AND EXISTS (SELECT FROM held)
     RETURNING sku
-), logged AS (
-    INSERT INTO stock_movements
-        (sku, reason, on_hand_delta, reserved_delta, order_id, note, at)
-    SELECT sku, 'reserve', 0, :quantity, :order_id, NULL, :now FROM taken
-    RETURNING id
 )
 SELECT (SELECT payload FROM joined) AS sync_payload,
        EXISTS (SELECT FROM joined) AS sync_waiting,
-       EXISTS (SELECT FROM held) AS held,
+       (SELECT id FROM logged) AS movement,
        EXISTS (SELECT FROM taken) AS taken
 """
     )
@@ -147,16 +148,16 @@ SELECT (SELECT payload FROM joined) AS sync_payload,
 
 def reserve_one(
     session: Session, order_id: str, sku: str, quantity: int, sync_key: str
-) -> tuple[bool, bool, dict[str, Any] | None]:
+) -> tuple[int | None, bool, dict[str, Any] | None]:
     """One SKU's reservation on Postgres in one statement, prebuilt (no ORM work): the
-    reservation row if the order does not hold the SKU yet and it has a stock row, the units
-    taken by the conditional UPDATE if that many are available, the "reserve" movement for
-    them, and a key-share lock on the waiting job of `sync_key` (as `queue.coalesce_waiting`
-    takes it: claims skip it, no other reservation waits for it).
+    reservation row and its "reserve" movement if the order does not hold the SKU yet and it has
+    a stock row, then the units taken by the conditional UPDATE if that many are available, and
+    a key-share lock on the waiting job of `sync_key` (as `queue.coalesce_waiting` takes it:
+    claims skip it, no other reservation waits for it).
 
-    (held, taken, payload of the waiting job or None). Held but not taken leaves a reservation
-    row for the caller to undo (`undo_hold` with no movements). One stock row, so no lock order
-    to keep; a single statement, so the row stays locked from the UPDATE to the commit only."""
+    (the movement's id if the rows were written, else None; taken; payload of the waiting job
+    or None). Written but not taken leaves the two rows for the caller to undo (`undo_hold`).
+    One stock row, so no lock order to keep."""
     [row] = _RESERVE_ONE.rows(
         session.connection(),
         {
@@ -169,7 +170,7 @@ def reserve_one(
         },
     )
     payload = row["sync_payload"] if row["sync_waiting"] else None
-    return bool(row["held"]), bool(row["taken"]), payload
+    return row["movement"], bool(row["taken"]), payload
 
 
 def take_all(session: Session, wanted: Mapping[str, int]) -> set[str]:

@@ -122,16 +122,16 @@ def _reserve_one(
     """`reserve` of a single SKU on Postgres (most orders, and every hot SKU's): the rows, the
     sync's key-share join and the conditional UPDATE are one prebuilt statement
     (`repo.reserve_one`), so the reservation costs a statement and a commit, as the bare
-    UPDATE does, and the stock row stays locked for the tail of that statement and the commit."""
+    UPDATE does, and the stock row stays locked for the UPDATE and the commit only."""
     payload = {"sku": sku, "skip_channel": origin_channel}
-    held, taken, waiting = repo.reserve_one(session, order_id, sku, quantity, _key(sku))
-    if not held:
+    movement, taken, waiting = repo.reserve_one(session, order_id, sku, quantity, _key(sku))
+    if movement is None:
         # Held already (idempotent), or no stock row: short only under REJECT.
         if policy is UntrackedSkuPolicy.REJECT and not repo.tracked(session, [sku]):
             return Reservation(False, (sku,))
         return Reservation(True)
     if not taken:
-        repo.undo_hold(session, order_id, {sku: quantity}, (), ())
+        repo.undo_hold(session, order_id, {sku: quantity}, (), [movement])
         return Reservation(False, (sku,))
     merge = _tell_every_channel_unless_same_origin
     if waiting is None or merge(waiting, payload) != waiting:
