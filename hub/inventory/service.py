@@ -77,9 +77,11 @@ def reserve(
     for sku, quantity in wanted:
         totals[sku] += quantity
     wanted_now = {sku: q for sku, q in totals.items() if q > 0}
-    if len(wanted_now) == 1 and session.get_bind().dialect.name == "postgresql":
-        [(sku, quantity)] = wanted_now.items()
-        return _reserve_one(session, order_id, sku, quantity, policy, origin_channel)
+    if wanted_now and session.get_bind().dialect.name == "postgresql":
+        if len(wanted_now) == 1:
+            [(sku, quantity)] = wanted_now.items()
+            return _reserve_one(session, order_id, sku, quantity, policy, origin_channel)
+        return _reserve_many(session, order_id, wanted_now, policy, origin_channel)
     held, movements = repo.hold_and_log(session, order_id, wanted_now)
     # Not written: held already, or no stock row. The second is short only under REJECT.
     untracked: set[str] = set()
@@ -138,6 +140,39 @@ def _reserve_one(
         # No sync waiting (or its payload must change): queued after the stock row, in the
         # order release and counts take stock row then job row.
         queue.enqueue_coalesced(session, LISTING_SYNC, [(_key(sku), payload)], merge=merge)
+    return Reservation(True)
+
+
+def _reserve_many(
+    session: Session,
+    order_id: str,
+    wanted: dict[str, int],
+    policy: UntrackedSkuPolicy,
+    origin_channel: str | None,
+) -> Reservation:
+    """`reserve` of several SKUs on Postgres: one prebuilt statement (`repo.reserve_many`) and
+    the commit, the stock rows locked in SKU order and taken last."""
+    done = repo.reserve_many(session, order_id, wanted, {sku: _key(sku) for sku in wanted})
+    untracked: set[str] = set()
+    if policy is UntrackedSkuPolicy.REJECT and len(done.held) < len(wanted):
+        missing = sorted(set(wanted) - set(done.held))
+        untracked = set(missing) - repo.tracked(session, missing)
+    short = set(done.held) - done.taken
+    if untracked or short:
+        repo.undo_hold(session, order_id, done.held, done.taken, done.movements)
+        return Reservation(False, (min(untracked or short),))
+    if not done.held:
+        return Reservation(True)
+    merge = _tell_every_channel_unless_same_origin
+    left = []
+    for key, payload in _listing_syncs(sorted(done.held), origin_channel):
+        waiting = done.joined.get(key)
+        if waiting is None or merge(waiting, payload) != waiting:
+            left.append((key, payload))
+    if left:
+        # No sync waiting for a SKU (or its payload must change): queued after the stock rows,
+        # in the order release and counts take stock row then job row.
+        queue.enqueue_coalesced(session, LISTING_SYNC, left, merge=merge)
     return Reservation(True)
 
 
