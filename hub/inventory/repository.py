@@ -80,34 +80,10 @@ def hold_and_log(
     session: Session, order_id: str, wanted: Mapping[str, int]
 ) -> tuple[dict[str, int], list[int]]:
     """`hold`, then a "reserve" movement per row written (`add_movements`): ({sku: quantity}
-    written, the movements' ids). On Postgres one statement, the movements inserted from the
-    reservation insert's RETURNING (a data-modifying CTE): one round trip fewer on every
-    reservation."""
-    if session.get_bind().dialect.name != "postgresql":
-        held = hold(session, order_id, wanted)
-        return held, add_movements(session, "reserve", held, order_id=order_id) if held else []
-    if not wanted:
-        return {}, []
-    held_rows = _hold_statement(session, order_id, _hold_source(order_id, wanted)).cte("held")
-    table = StockMovement.__table__  # type: ignore[attr-defined]
-    movements = (
-        insert(table)
-        .from_select(
-            ["sku", "reason", "on_hand_delta", "reserved_delta", "order_id", "note", "at"],
-            select(
-                held_rows.c.sku,
-                literal("reserve", String),
-                literal(0, Integer),
-                held_rows.c.quantity,
-                literal(order_id, String),
-                literal(None, String),
-                literal(utcnow(), UTCDateTime),
-            ).order_by(held_rows.c.sku),
-        )
-        .returning(table.c.id, table.c.sku, table.c.reserved_delta)
-    )
-    rows = session.connection().execute(movements).all()
-    return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
+    written, the movements' ids). The SQLite path of a reservation; Postgres writes both in
+    the reservation's one statement (`reserve_one`, `reserve_many`)."""
+    held = hold(session, order_id, wanted)
+    return held, add_movements(session, "reserve", held, order_id=order_id) if held else []
 
 
 # One SKU's reservation on Postgres, as one statement (see `reserve_one`). The CTEs run in the

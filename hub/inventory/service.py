@@ -71,7 +71,9 @@ def reserve(
     conditional statement for every SKU, so a hot SKU's row stays locked from that statement to
     the commit only; a SKU that turns out short undoes the rest (the rare path). A SKU with no
     sync waiting gets one queued after the stock rows, in the order release and counts take
-    stock row then job row, so the two never deadlock.
+    stock row then job row, so the two never deadlock. On Postgres all of that but the rare
+    paths is one prebuilt statement (`_reserve_one`, `_reserve_many`); the statements below
+    serve SQLite.
     """
     totals: Counter[str] = Counter()
     for sku, quantity in wanted:
