@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Session, create_engine
 
 T = TypeVar("T")
@@ -282,7 +283,7 @@ class Prebuilt:
     Values are bound as given, so only plain ones fit: aware UTC datetimes, numbers, strings;
     returned datetimes come back in UTC, as `hub.types.UTCDateTime` gives them."""
 
-    def __init__(self, statement: UpdateBase) -> None:
+    def __init__(self, statement: UpdateBase | TextClause) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, dict[str, Any]]] = {}
 

@@ -4,6 +4,7 @@ so concurrent reservations cannot oversell on any backend."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -16,12 +17,15 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from hub.db import Prebuilt
 from hub.inventory.models import StockItem, StockMovement, StockReservation
+from hub.jobs.models import JobState
 from hub.types import UTCDateTime, utcnow
 
 CHUNK = 1000  # SKUs per statement: well inside every backend's limit on bound parameters
@@ -76,34 +80,163 @@ def hold_and_log(
     session: Session, order_id: str, wanted: Mapping[str, int]
 ) -> tuple[dict[str, int], list[int]]:
     """`hold`, then a "reserve" movement per row written (`add_movements`): ({sku: quantity}
-    written, the movements' ids). On Postgres one statement, the movements inserted from the
-    reservation insert's RETURNING (a data-modifying CTE): one round trip fewer on every
-    reservation."""
-    if session.get_bind().dialect.name != "postgresql":
-        held = hold(session, order_id, wanted)
-        return held, add_movements(session, "reserve", held, order_id=order_id) if held else []
-    if not wanted:
-        return {}, []
-    held_rows = _hold_statement(session, order_id, _hold_source(order_id, wanted)).cte("held")
-    table = StockMovement.__table__  # type: ignore[attr-defined]
-    movements = (
-        insert(table)
-        .from_select(
-            ["sku", "reason", "on_hand_delta", "reserved_delta", "order_id", "note", "at"],
-            select(
-                held_rows.c.sku,
-                literal("reserve", String),
-                literal(0, Integer),
-                held_rows.c.quantity,
-                literal(order_id, String),
-                literal(None, String),
-                literal(utcnow(), UTCDateTime),
-            ).order_by(held_rows.c.sku),
-        )
-        .returning(table.c.id, table.c.sku, table.c.reserved_delta)
+    written, the movements' ids). The SQLite path of a reservation; Postgres writes both in
+    the reservation's one statement (`reserve_one`, `reserve_many`)."""
+    held = hold(session, order_id, wanted)
+    return held, add_movements(session, "reserve", held, order_id=order_id) if held else []
+
+
+# One SKU's reservation on Postgres, as one statement (see `reserve_one`). The CTEs run in the
+# order of the final SELECT's columns: the listing sync is joined, the reservation row is
+# inserted, its movement logged from the insert's RETURNING, and the stock row taken last
+# (`taken` waits for the reservation row through EXISTS), so the hot row is locked for the
+# UPDATE and the commit only, as in the bare UPDATE.
+_RESERVE_ONE = Prebuilt(
+    text(
+        """
+WITH joined AS (
+    SELECT payload FROM jobs
+    WHERE idempotency_key = :sync_key AND state = :queued
+    FOR KEY SHARE
+), held AS (
+    INSERT INTO stock_reservations (order_id, sku, quantity, committed, released, created_at)
+    SELECT :order_id, sku, :quantity, 0, 0, :now FROM stock_items WHERE sku = :sku
+    ON CONFLICT (order_id, sku) DO NOTHING
+    RETURNING sku
+), logged AS (
+    INSERT INTO stock_movements
+        (sku, reason, on_hand_delta, reserved_delta, order_id, note, at)
+    SELECT sku, 'reserve', 0, :quantity, :order_id, NULL, :now FROM held
+    RETURNING id
+), taken AS (
+    UPDATE stock_items
+    SET reserved = reserved + :quantity, updated_at = :now
+    WHERE sku = :sku AND on_hand - reserved >= :quantity AND EXISTS (SELECT FROM held)
+    RETURNING sku
+)
+SELECT (SELECT payload FROM joined) AS sync_payload,
+       EXISTS (SELECT FROM joined) AS sync_waiting,
+       (SELECT id FROM logged) AS movement,
+       EXISTS (SELECT FROM taken) AS taken
+"""
     )
-    rows = session.connection().execute(movements).all()
-    return {sku: quantity for _, sku, quantity in rows}, [id_ for id_, _, _ in rows]
+)
+
+
+def reserve_one(
+    session: Session, order_id: str, sku: str, quantity: int, sync_key: str
+) -> tuple[int | None, bool, dict[str, Any] | None]:
+    """One SKU's reservation on Postgres in one statement, prebuilt (no ORM work): the
+    reservation row and its "reserve" movement if the order does not hold the SKU yet and it has
+    a stock row, then the units taken by the conditional UPDATE if that many are available, and
+    a key-share lock on the waiting job of `sync_key` (as `queue.coalesce_waiting` takes it:
+    claims skip it, no other reservation waits for it).
+
+    (the movement's id if the rows were written, else None; taken; payload of the waiting job
+    or None). Written but not taken leaves the two rows for the caller to undo (`undo_hold`).
+    One stock row, so no lock order to keep."""
+    [row] = _RESERVE_ONE.rows(
+        session.connection(),
+        {
+            "sync_key": sync_key,
+            "queued": JobState.QUEUED.value,
+            "order_id": order_id,
+            "sku": sku,
+            "quantity": quantity,
+            "now": utcnow(),
+        },
+    )
+    payload = row["sync_payload"] if row["sync_waiting"] else None
+    return row["movement"], bool(row["taken"]), payload
+
+
+# Several SKUs' reservation on Postgres, as one statement (see `reserve_many`): as
+# `_RESERVE_ONE`, with the stock rows locked in SKU order by `locked` before the UPDATE takes
+# them, as every other stock statement takes them, so two multi-line orders never deadlock.
+# The branches of the UNION ALL run in turn, so the UPDATE is the statement's last work.
+_RESERVE_MANY = Prebuilt(
+    text(
+        """
+WITH wanted AS (
+    SELECT w.sku, w.quantity
+    FROM unnest(CAST(:skus AS text[]), CAST(:quantities AS integer[])) AS w(sku, quantity)
+), joined AS (
+    SELECT idempotency_key, payload FROM jobs
+    WHERE idempotency_key = ANY(CAST(:sync_keys AS text[])) AND state = :queued
+    ORDER BY idempotency_key
+    FOR KEY SHARE
+), held AS (
+    INSERT INTO stock_reservations (order_id, sku, quantity, committed, released, created_at)
+    SELECT :order_id, s.sku, w.quantity, 0, 0, :now
+    FROM stock_items s JOIN wanted w ON w.sku = s.sku
+    ORDER BY s.sku
+    ON CONFLICT (order_id, sku) DO NOTHING
+    RETURNING sku, quantity
+), logged AS (
+    INSERT INTO stock_movements
+        (sku, reason, on_hand_delta, reserved_delta, order_id, note, at)
+    SELECT sku, 'reserve', 0, quantity, :order_id, NULL, :now FROM held ORDER BY sku
+    RETURNING id, sku, reserved_delta
+), locked AS (
+    SELECT sku FROM stock_items
+    WHERE sku IN (SELECT sku FROM held)
+    ORDER BY sku
+    FOR UPDATE
+), taken AS (
+    UPDATE stock_items s
+    SET reserved = s.reserved + h.quantity, updated_at = :now
+    FROM held h
+    WHERE s.sku = h.sku AND s.sku IN (SELECT sku FROM locked)
+        AND s.on_hand - s.reserved >= h.quantity
+    RETURNING s.sku
+)
+SELECT 'sync' AS kind, idempotency_key AS sku, payload, NULL AS id, NULL AS quantity
+FROM joined
+UNION ALL
+SELECT 'held', sku, NULL, id, reserved_delta FROM logged
+UNION ALL
+SELECT 'taken', sku, NULL, NULL, NULL FROM taken
+"""
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """What `reserve_many` wrote: {sku: quantity} of the reservation rows written, their
+    movements' ids, the SKUs taken, and {sync key: payload} of the waiting syncs joined."""
+
+    held: dict[str, int]
+    movements: list[int]
+    taken: set[str]
+    joined: dict[str, dict[str, Any]]
+
+
+def reserve_many(
+    session: Session, order_id: str, wanted: Mapping[str, int], sync_keys: Mapping[str, str]
+) -> Reserved:
+    """Several SKUs' reservation on Postgres in one statement, prebuilt: `reserve_one` for
+    every {sku: quantity} of `wanted` at once, joining the waiting sync of each
+    `sync_keys[sku]`. A SKU short leaves the rows written for the caller to undo."""
+    skus = sorted(wanted)
+    rows = _RESERVE_MANY.rows(
+        session.connection(),
+        {
+            "skus": skus,
+            "quantities": [wanted[sku] for sku in skus],
+            "sync_keys": sorted(sync_keys[sku] for sku in skus),
+            "queued": JobState.QUEUED.value,
+            "order_id": order_id,
+            "now": utcnow(),
+        },
+    )
+    held = {r["sku"]: r["quantity"] for r in rows if r["kind"] == "held"}
+    return Reserved(
+        held=held,
+        movements=[r["id"] for r in rows if r["kind"] == "held"],
+        taken={r["sku"] for r in rows if r["kind"] == "taken"},
+        joined={r["sku"]: r["payload"] for r in rows if r["kind"] == "sync"},
+    )
 
 
 def hold_many(session: Session, held: Sequence[tuple[str, Mapping[str, int]]]) -> None:

@@ -71,12 +71,19 @@ def reserve(
     conditional statement for every SKU, so a hot SKU's row stays locked from that statement to
     the commit only; a SKU that turns out short undoes the rest (the rare path). A SKU with no
     sync waiting gets one queued after the stock rows, in the order release and counts take
-    stock row then job row, so the two never deadlock.
+    stock row then job row, so the two never deadlock. On Postgres all of that but the rare
+    paths is one prebuilt statement (`_reserve_one`, `_reserve_many`); the statements below
+    serve SQLite.
     """
     totals: Counter[str] = Counter()
     for sku, quantity in wanted:
         totals[sku] += quantity
     wanted_now = {sku: q for sku, q in totals.items() if q > 0}
+    if wanted_now and session.get_bind().dialect.name == "postgresql":
+        if len(wanted_now) == 1:
+            [(sku, quantity)] = wanted_now.items()
+            return _reserve_one(session, order_id, sku, quantity, policy, origin_channel)
+        return _reserve_many(session, order_id, wanted_now, policy, origin_channel)
     held, movements = repo.hold_and_log(session, order_id, wanted_now)
     # Not written: held already, or no stock row. The second is short only under REJECT.
     untracked: set[str] = set()
@@ -182,6 +189,69 @@ def reserve_many(
                 session, LISTING_SYNC, syncs, merge=_tell_every_channel_unless_same_origin
             )
     return results
+
+
+def _reserve_one(
+    session: Session,
+    order_id: str,
+    sku: str,
+    quantity: int,
+    policy: UntrackedSkuPolicy,
+    origin_channel: str | None,
+) -> Reservation:
+    """`reserve` of a single SKU on Postgres (most orders, and every hot SKU's): the rows, the
+    sync's key-share join and the conditional UPDATE are one prebuilt statement
+    (`repo.reserve_one`), so the reservation costs a statement and a commit, as the bare
+    UPDATE does, and the stock row stays locked for the UPDATE and the commit only."""
+    payload = {"sku": sku, "skip_channel": origin_channel}
+    movement, taken, waiting = repo.reserve_one(session, order_id, sku, quantity, _key(sku))
+    if movement is None:
+        # Held already (idempotent), or no stock row: short only under REJECT.
+        if policy is UntrackedSkuPolicy.REJECT and not repo.tracked(session, [sku]):
+            return Reservation(False, (sku,))
+        return Reservation(True)
+    if not taken:
+        repo.undo_hold(session, order_id, {sku: quantity}, (), [movement])
+        return Reservation(False, (sku,))
+    merge = _tell_every_channel_unless_same_origin
+    if waiting is None or merge(waiting, payload) != waiting:
+        # No sync waiting (or its payload must change): queued after the stock row, in the
+        # order release and counts take stock row then job row.
+        queue.enqueue_coalesced(session, LISTING_SYNC, [(_key(sku), payload)], merge=merge)
+    return Reservation(True)
+
+
+def _reserve_many(
+    session: Session,
+    order_id: str,
+    wanted: dict[str, int],
+    policy: UntrackedSkuPolicy,
+    origin_channel: str | None,
+) -> Reservation:
+    """`reserve` of several SKUs on Postgres: one prebuilt statement (`repo.reserve_many`) and
+    the commit, the stock rows locked in SKU order and taken last."""
+    done = repo.reserve_many(session, order_id, wanted, {sku: _key(sku) for sku in wanted})
+    untracked: set[str] = set()
+    if policy is UntrackedSkuPolicy.REJECT and len(done.held) < len(wanted):
+        missing = sorted(set(wanted) - set(done.held))
+        untracked = set(missing) - repo.tracked(session, missing)
+    short = set(done.held) - done.taken
+    if untracked or short:
+        repo.undo_hold(session, order_id, done.held, done.taken, done.movements)
+        return Reservation(False, (min(untracked or short),))
+    if not done.held:
+        return Reservation(True)
+    merge = _tell_every_channel_unless_same_origin
+    left = []
+    for key, payload in _listing_syncs(sorted(done.held), origin_channel):
+        waiting = done.joined.get(key)
+        if waiting is None or merge(waiting, payload) != waiting:
+            left.append((key, payload))
+    if left:
+        # No sync waiting for a SKU (or its payload must change): queued after the stock rows,
+        # in the order release and counts take stock row then job row.
+        queue.enqueue_coalesced(session, LISTING_SYNC, left, merge=merge)
+    return Reservation(True)
 
 
 def lock(session: Session, skus: Iterable[str]) -> None:
