@@ -4,6 +4,7 @@ connector."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Mapping
 from datetime import timedelta
@@ -313,10 +314,9 @@ def check(runtime: Runtime, key: str) -> CheckResult:
             until = utcnow()
             next(iter(channel.list_orders(until - timedelta(minutes=1), until)), None)
         else:
-            try:
+            # "Not found" is the answer an authenticated call gets for the probe.
+            with contextlib.suppress(ProviderOrderNotFound):
                 runtime.connectors.provider(key).get_order(PROBE_REF)
-            except ProviderOrderNotFound:
-                pass
     except NotConfigured:
         return CheckResult(ok=False, detail=f"{key} is disabled or lacks credentials")
     except ConnectorError as exc:
