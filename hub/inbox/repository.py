@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from connectors.registry import resolve, system_of
@@ -83,7 +83,10 @@ def settle(
     values: dict[str, object] = {"status": status.value, "error": error, "processed_at": utcnow()}
     if order_id is not None:
         values["order_id"] = order_id
-    session.execute(update(InboundEvent).where(col(InboundEvent.id) == event_id).values(**values))
+    session.connection().execute(_EVENTS.update().where(_EVENTS.c.id == event_id), values)
+
+
+_EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
 
 
 def search(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, union_all, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, union_all, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
@@ -72,21 +73,32 @@ def insert_new(
     """
     if not orders:
         return []
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    created = list(
-        session.scalars(
-            insert(Order)
-            .values(list(orders))
-            .on_conflict_do_nothing(index_elements=["connection", "channel_order_id"])
-            .returning(Order)
-        )
-    )
+    statement = _insert_orders(session.get_bind().dialect.name)
+    created = list(session.scalars(statement, list(orders)))
     new_lines = [line for order in created for line in lines.get(order.id, ())]
     if new_lines:
-        session.execute(sa_insert(OrderLine), new_lines)
+        session.execute(_INSERT_LINES, new_lines)
     if created:
-        session.execute(sa_insert(OrderEvent), [history[order.id] for order in created])
+        session.execute(_INSERT_HISTORY, [history[order.id] for order in created])
     return created
+
+
+@functools.cache
+def _insert_orders(dialect: str) -> Any:
+    # Built once and given the rows at execution (an ORM bulk insert): with the rows inlined
+    # by `.values()` SQLAlchemy compiled the statement afresh for every order received.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(Order)
+        .on_conflict_do_nothing(index_elements=["connection", "channel_order_id"])
+        .returning(Order)
+    )
+
+
+# Core inserts of the tables (not the ORM classes): rows given as dicts need none of the ORM's
+# bulk bookkeeping.
+_INSERT_LINES = sa_insert(OrderLine.__table__)  # type: ignore[attr-defined]
+_INSERT_HISTORY = sa_insert(OrderEvent.__table__)  # type: ignore[attr-defined]
 
 
 def by_channel_line_ids(session: Session, connection: str, line_ids: Sequence[str]) -> Order | None:
@@ -137,17 +149,17 @@ def compare_and_set_status(session: Session, order: Order, expected: str, new: s
     """Move `order` from `expected` to `new` only if nobody changed it since it was read:
     the status and the version must both still be the ones this transaction saw."""
     now = utcnow()
-    result = session.execute(
-        update(Order)
-        .where(
-            col(Order.id) == order.id,
-            col(Order.status) == expected,
-            col(Order.version) == order.version,
-        )
-        .values(status=new, version=Order.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
+    result = session.connection().execute(
+        _COMPARE_AND_SET,
+        {
+            "order_id": order.id,
+            "expected": expected,
+            "seen_version": order.version,
+            "new": new,
+            "now": now,
+        },
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return False
     # The row is now what this statement made it: set the loaded copy to match, as committed
     # values (nothing left to flush), instead of reading the row back.
@@ -155,6 +167,20 @@ def compare_and_set_status(session: Session, order: Order, expected: str, new: s
     set_committed_value(order, "version", order.version + 1)
     set_committed_value(order, "updated_at", now)
     return True
+
+
+# A Core UPDATE of the table, built once: the ORM-enabled `update(Order)` cost several times
+# the statement's own time on every transition.
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_COMPARE_AND_SET = (
+    update(_ORDERS)
+    .where(
+        _ORDERS.c.id == bindparam("order_id"),
+        _ORDERS.c.status == bindparam("expected"),
+        _ORDERS.c.version == bindparam("seen_version"),
+    )
+    .values(status=bindparam("new"), version=_ORDERS.c.version + 1, updated_at=bindparam("now"))
+)
 
 
 def compare_and_set_many(
@@ -193,7 +219,7 @@ def compare_and_set_many(
 def add_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """History rows (`OrderEvent` columns but the id) in one statement."""
     if rows:
-        session.execute(sa_insert(OrderEvent), list(rows))
+        session.execute(_INSERT_HISTORY, list(rows))
 
 
 def search(

@@ -28,7 +28,7 @@ from hub.jobs.registry import TryAgain
 from hub.orders import effects
 from hub.orders import repository as repo
 from hub.orders.jobs import ACCEPT, ACKNOWLEDGE, REJECT
-from hub.orders.models import Order, OrderEvent, OrderFlag, OrderLine
+from hub.orders.models import Order, OrderFlag, OrderLine
 from hub.runtime import Runtime
 from hub.types import utcnow
 from state_machines.order import Effect, OrderState, Trigger, may, next_state
@@ -280,15 +280,19 @@ def _history(
     source: str,
     detail: Mapping[str, Any] | None = None,
 ) -> None:
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            trigger=trigger,
-            from_state=before,
-            to_state=after,
-            source=source,
-            detail=_jsonable(detail or {}),
-        )
+    repo.add_history(
+        session,
+        [
+            {
+                "order_id": order.id,
+                "trigger": trigger,
+                "from_state": before,
+                "to_state": after,
+                "source": source,
+                "detail": _jsonable(detail or {}),
+                "at": utcnow(),
+            }
+        ],
     )
 
 
