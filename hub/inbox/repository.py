@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, bindparam, delete, func, select
 from sqlmodel import Session, col
 
 from connectors.registry import resolve, system_of
@@ -72,6 +73,12 @@ def get(session: Session, event_id: int) -> InboundEvent | None:
     return session.get(InboundEvent, event_id, populate_existing=True)
 
 
+def to_process(session: Session, event_id: int) -> Row[Any, Any, Any, Any, Any, Any] | None:
+    """What processing the stored event reads of it (channel, connection, external_id,
+    event_type, body, status): a Core read, without building the ORM object."""
+    return session.connection().execute(_TO_PROCESS, {"event_id": event_id}).first()
+
+
 def settle(
     session: Session,
     event_id: int,
@@ -87,6 +94,14 @@ def settle(
 
 
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
+_TO_PROCESS = select(
+    _EVENTS.c.channel,
+    _EVENTS.c.connection,
+    _EVENTS.c.external_id,
+    _EVENTS.c.event_type,
+    _EVENTS.c.body,
+    _EVENTS.c.status,
+).where(_EVENTS.c.id == bindparam("event_id"))
 
 
 def search(

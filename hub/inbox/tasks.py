@@ -37,7 +37,7 @@ def process(ctx: JobContext) -> None:
     runtime = ctx.runtime
     event_id = int(ctx.job.payload["event_id"])
     with runtime.db.reader() as session:
-        stored = repo.get(session, event_id)
+        stored = repo.to_process(session, event_id)
         if stored is None:
             raise Permanent(f"inbound event {event_id} does not exist")
         channel, connection, body = stored.channel, stored.connection, stored.body
