@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
@@ -334,3 +335,21 @@ class Prebuilt:
 
 def _utc(value: Any) -> Any:
     return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+M = TypeVar("M")
+
+
+def from_row(model: type[M], row: Mapping[Any, Any]) -> M:
+    """An instance of the table model `model` from a row read with Core, without the model's
+    validating `__init__` or the ORM's loading (the row is typed already): for reads that
+    only look at the values. It is attached to no session."""
+    instance = cast(M, model.model_construct(**row))  # type: ignore[attr-defined]
+    _manager(cast(Hashable, model)).setup_instance(instance)
+    return instance
+
+
+@functools.cache
+def _manager(model: Hashable) -> Any:
+    configure_mappers()  # attribute instrumentation is complete only once mappers are
+    return instrumentation.manager_of_class(cast(type[Any], model))

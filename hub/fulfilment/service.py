@@ -271,16 +271,29 @@ def record_manual_shipment(
     return row
 
 
-def routed(session: Session, order: Order, provider: str, ref: str | None, source: str) -> None:
-    """The order went to `provider` (a provider connection's key, or manual) as `ref`."""
-    order.fulfilment_provider = system_of(provider)
-    order.fulfilment_connection = None if provider == MANUAL else resolve(provider)
-    order.fulfilment_ref = ref
-    order.fulfilment_status = "routed"
-    order.fulfilment_checked_at = utcnow()
-    order.updated_at = utcnow()
-    session.add(order)
-    orders.note(session, order, "routed", source, {"provider": provider, "reference": ref})
+def routed(session: Session, order_id: str, provider: str, ref: str | None, source: str) -> str:
+    """The order went to `provider` (a provider connection's key, or manual) as `ref`: its
+    fulfilment columns set in one statement, and noted. The order's state as that statement
+    found it, under its row lock (it may have been cancelled while the provider was called)."""
+    now = utcnow()
+    status = orders_repo.set_fulfilment(
+        session,
+        order_id,
+        {
+            "fulfilment_provider": system_of(provider),
+            "fulfilment_connection": None if provider == MANUAL else resolve(provider),
+            "fulfilment_ref": ref,
+            "fulfilment_status": "routed",
+            "fulfilment_checked_at": now,
+            "updated_at": now,
+        },
+    )
+    if status is None:
+        raise orders.OrderNotFound(order_id)
+    orders.note_by_id(
+        session, order_id, status, "routed", source, {"provider": provider, "reference": ref}
+    )
+    return status
 
 
 def reset_fulfilment(session: Session, order: Order, source: str) -> None:

@@ -69,13 +69,16 @@ def route(ctx: JobContext) -> None:
     runtime, order_id = ctx.runtime, _order_id(ctx)
     enabled = runtime.connectors.provider_keys()
     with runtime.db.reader() as session:
-        order = orders.get(session, order_id)
+        # Read with Core, not loaded into the session: nothing here is written back.
+        found = orders_repo.snapshot(session, order_id)
+        if found is None:
+            raise orders.OrderNotFound(order_id)
+        order, lines = found
         if order.fulfilment_provider or not (
             order.status == OrderState.CONFIRMED
             or (order.status == OrderState.CANCELLED and ctx.job.attempts > 1)
         ):
             return
-        lines = orders_repo.lines(session, order_id)
         unnamed = fulfilment.lines_without_sku(lines)
         if unnamed and order.status == OrderState.CANCELLED:
             return  # never sent anywhere: nothing to take back
@@ -121,15 +124,14 @@ def route(ctx: JobContext) -> None:
                     )
             raise
     with runtime.db.transaction() as session:
-        order = orders.get(session, order_id)
         if not create and ref is None:
             # Cancelled, and no earlier attempt left it at the provider: nothing to take back.
             ctx.finish(session)
             return
-        fulfilment.routed(session, order, provider_name, ref, f"job:{ctx.job.id}")
-        if order.status == OrderState.CANCELLED and ref:
+        status = fulfilment.routed(session, order_id, provider_name, ref, f"job:{ctx.job.id}")
+        if status == OrderState.CANCELLED and ref:
             # Cancelled while the provider call was in flight: take it back at once.
-            CANCEL.enqueue(session, order.id)
+            CANCEL.enqueue(session, order_id)
         ctx.finish(session)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from connectors.registry import resolve, system_of
-from hub.db import Prebuilt
+from hub.db import Prebuilt, from_row
 from hub.orders.models import (
     Order,
     OrderCount,
@@ -103,6 +103,34 @@ _INSERT_LINES = sa_insert(OrderLine.__table__)  # type: ignore[attr-defined]
 _INSERT_HISTORY = sa_insert(OrderEvent.__table__)  # type: ignore[attr-defined]
 
 
+def snapshot(session: Session, order_id: str) -> tuple[Order, list[OrderLine]] | None:
+    """The order and its lines (by id) as they stand, read with Core and built without the
+    ORM's loading: for a job that reads them before a call out and changes nothing. They are
+    attached to no session. None when there is no such order."""
+    connection = session.connection()
+    row = connection.execute(_ORDER_BY_ID, {"order_id": order_id}).mappings().first()
+    if row is None:
+        return None
+    lines = connection.execute(_LINES_OF_ORDER, {"order_id": order_id}).mappings()
+    return from_row(Order, row), [from_row(OrderLine, line) for line in lines]
+
+
+def set_fulfilment(session: Session, order_id: str, values: Mapping[str, Any]) -> str | None:
+    """Set the order's fulfilment columns to `values` in one statement; the order's state
+    once its row is locked (None when there is no such order)."""
+    return (
+        session.connection()
+        .execute(
+            _ORDERS.update()
+            .where(_ORDERS.c.id == bindparam("order_id"))
+            .values(**{name: bindparam(f"new_{name}") for name in values})
+            .returning(_ORDERS.c.status),
+            {"order_id": order_id, **{f"new_{name}": value for name, value in values.items()}},
+        )
+        .scalar()
+    )
+
+
 def by_channel_line_ids(session: Session, connection: str, line_ids: Sequence[str]) -> Order | None:
     """The order of `connection` holding any of `line_ids`, for events that name lines only."""
     if not line_ids:
@@ -182,6 +210,13 @@ _COMPARE_AND_SET = (
         _ORDERS.c.version == bindparam("seen_version"),
     )
     .values(status=bindparam("new"), version=_ORDERS.c.version + 1, updated_at=bindparam("now"))
+)
+
+
+_LINES = OrderLine.__table__  # type: ignore[attr-defined]
+_ORDER_BY_ID = select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+_LINES_OF_ORDER = (
+    select(_LINES).where(_LINES.c.order_id == bindparam("order_id")).order_by(_LINES.c.id)
 )
 
 

@@ -258,7 +258,7 @@ def fire(
     after = next_state(before, trigger, all_lines_shipped=all_lines_shipped)
     if not repo.compare_and_set_status(session, order, before, after):
         raise StaleOrder(f"order {order.id} is no longer {before}")
-    _history(session, order, trigger.value, before, after, source, detail)
+    _history(session, order.id, trigger.value, before, after, source, detail)
     if after != before:
         clear_flag(session, order, source, code=STUCK)  # it moved: no longer stuck
     log.info("hub.orders.transition", order_id=order.id, trigger=trigger.value, to=after.value)
@@ -273,7 +273,7 @@ def _release_stock(session: Session, order: Order, source: str) -> None:
 
 def _history(
     session: Session,
-    order: Order,
+    order_id: str,
     trigger: str,
     before: str | None,
     after: str | None,
@@ -284,7 +284,7 @@ def _history(
         session,
         [
             {
-                "order_id": order.id,
+                "order_id": order_id,
                 "trigger": trigger,
                 "from_state": before,
                 "to_state": after,
@@ -300,7 +300,19 @@ def note(
     session: Session, order: Order, what: str, source: str, detail: Mapping[str, Any] | None = None
 ) -> None:
     """Record a fact in the history without changing state (a partial refund, a notice)."""
-    _history(session, order, what, order.status, order.status, source, detail)
+    _history(session, order.id, what, order.status, order.status, source, detail)
+
+
+def note_by_id(
+    session: Session,
+    order_id: str,
+    status: str,
+    what: str,
+    source: str,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """`note` for an order the caller has not loaded, whose state it knows to be `status`."""
+    _history(session, order_id, what, status, status, source, detail)
 
 
 def flag(
@@ -329,7 +341,13 @@ def flag(
     session.flush()
     _summarise(session, order)
     _history(
-        session, order, "flag", order.status, order.status, source, {"reason": reason, "code": code}
+        session,
+        order.id,
+        "flag",
+        order.status,
+        order.status,
+        source,
+        {"reason": reason, "code": code},
     )
     log.warning("hub.orders.flagged", order_id=order_id, reason=reason, code=code)
     return raised
@@ -365,7 +383,7 @@ def clear_flag(
         detail = {"flag": f.id, "code": f.code, "reason": f.message}
         _history(
             session,
-            order,
+            order.id,
             "unflag",
             order.status,
             order.status,

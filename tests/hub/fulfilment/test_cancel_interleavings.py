@@ -57,7 +57,7 @@ def routed_order(database: Database, sku: str, n: int) -> AtProvider:
         assert inventory.reserve(session, order_id, [(sku, 1)], policy=UntrackedSkuPolicy.REJECT).ok
         orders.fire(session, order, Trigger.ACKNOWLEDGE, "test")
         orders.fire(session, order, Trigger.CONFIRM, "test")
-        fulfilment.routed(session, order, PROVIDER, f"P-{sku}-{n}", "test")
+        fulfilment.routed(session, order_id, PROVIDER, f"P-{sku}-{n}", "test")
     return AtProvider(order_id)
 
 
