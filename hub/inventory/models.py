@@ -33,10 +33,11 @@ class StockReservation(SQLModel, table=True):
     """Units of one SKU held for one order; its state makes reserve/commit/release idempotent."""
 
     __tablename__ = "stock_reservations"
+    # The unique (order_id, sku) index also serves every look-up by order: no index of its own.
     __table_args__ = (UniqueConstraint("order_id", "sku", name="uq_stock_reservations"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
+    order_id: str = Field(foreign_key="orders.id", max_length=40)
     sku: str = Field(max_length=128)
     quantity: int  # still held
     committed: int = 0  # shipped out of the held units
