@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from psycopg.rows import dict_row
-from sqlalchemy import Insert, Table, event
+from sqlalchemy import Insert, Select, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -284,7 +284,7 @@ class Prebuilt:
     Values are bound as given, so only plain ones fit: aware UTC datetimes, numbers, strings;
     returned datetimes come back in UTC, as `hub.types.UTCDateTime` gives them."""
 
-    def __init__(self, statement: UpdateBase | TextClause) -> None:
+    def __init__(self, statement: UpdateBase | TextClause | Select[Any]) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, dict[str, Any]]] = {}
 

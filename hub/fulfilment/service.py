@@ -275,18 +275,14 @@ def routed(session: Session, order_id: str, provider: str, ref: str | None, sour
     """The order went to `provider` (a provider connection's key, or manual) as `ref`: its
     fulfilment columns set in one statement, and noted. The order's state as that statement
     found it, under its row lock (it may have been cancelled while the provider was called)."""
-    now = utcnow()
-    status = orders_repo.set_fulfilment(
+    status = orders_repo.set_routing(
         session,
         order_id,
-        {
-            "fulfilment_provider": system_of(provider),
-            "fulfilment_connection": None if provider == MANUAL else resolve(provider),
-            "fulfilment_ref": ref,
-            "fulfilment_status": "routed",
-            "fulfilment_checked_at": now,
-            "updated_at": now,
-        },
+        system_of(provider),
+        None if provider == MANUAL else resolve(provider),
+        ref,
+        "routed",
+        utcnow(),
     )
     if status is None:
         raise orders.OrderNotFound(order_id)

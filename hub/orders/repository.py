@@ -184,28 +184,43 @@ def snapshot(session: Session, order_id: str) -> tuple[Order, list[OrderLine]] |
     """The order and its lines (by id) as they stand, read with Core and built without the
     ORM's loading: for a job that reads them before a call out and changes nothing. They are
     attached to no session. None when there is no such order."""
-    connection = session.connection()
-    row = connection.execute(_ORDER_BY_ID, {"order_id": order_id}).mappings().first()
-    if row is None:
+    rows = _ORDER_BY_ID.rows(session.connection(), {"order_id": order_id})
+    if not rows:
         return None
-    lines = connection.execute(_LINES_OF_ORDER, {"order_id": order_id}).mappings()
-    return from_row(Order, row), [from_row(OrderLine, line) for line in lines]
+    return from_row(Order, rows[0]), line_snapshot(session, order_id)
 
 
-def set_fulfilment(session: Session, order_id: str, values: Mapping[str, Any]) -> str | None:
-    """Set the order's fulfilment columns to `values` in one statement; the order's state
-    once its row is locked (None when there is no such order)."""
-    return (
-        session.connection()
-        .execute(
-            _ORDERS.update()
-            .where(_ORDERS.c.id == bindparam("order_id"))
-            .values(**{name: bindparam(f"new_{name}") for name in values})
-            .returning(_ORDERS.c.status),
-            {"order_id": order_id, **{f"new_{name}": value for name, value in values.items()}},
-        )
-        .scalar()
+def line_snapshot(session: Session, order_id: str) -> list[OrderLine]:
+    """The order's lines as `lines` gives them, but read with Core into instances attached to
+    no session: for reading only (nothing set on them is ever written)."""
+    session.flush()  # lines changed in this session but not written yet are read as changed
+    rows = _LINES_OF_ORDER.rows(session.connection(), {"order_id": order_id})
+    return [from_row(OrderLine, row) for row in rows]
+
+
+def set_routing(
+    session: Session,
+    order_id: str,
+    provider: str | None,
+    connection: str | None,
+    ref: str | None,
+    status: str,
+    at: datetime,
+) -> str | None:
+    """Set the order's fulfilment columns in one statement; the order's state once its row is
+    locked (None when there is no such order)."""
+    rows = _SET_ROUTING.rows(
+        session.connection(),
+        {
+            "order_id": order_id,
+            "to_provider": provider,
+            "to_connection": connection,
+            "to_ref": ref,
+            "to_status": status,
+            "routed_at": at,
+        },
     )
+    return str(rows[0]["status"]) if rows else None
 
 
 def by_channel_line_ids(session: Session, connection: str, line_ids: Sequence[str]) -> Order | None:
@@ -291,9 +306,22 @@ _COMPARE_AND_SET = (
 
 
 _LINES = OrderLine.__table__  # type: ignore[attr-defined]
-_ORDER_BY_ID = select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
-_LINES_OF_ORDER = (
+_ORDER_BY_ID = Prebuilt(select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")))
+_LINES_OF_ORDER = Prebuilt(
     select(_LINES).where(_LINES.c.order_id == bindparam("order_id")).order_by(_LINES.c.id)
+)
+_SET_ROUTING = Prebuilt(
+    _ORDERS.update()
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(
+        fulfilment_provider=bindparam("to_provider"),
+        fulfilment_connection=bindparam("to_connection"),
+        fulfilment_ref=bindparam("to_ref"),
+        fulfilment_status=bindparam("to_status"),
+        fulfilment_checked_at=bindparam("routed_at"),
+        updated_at=bindparam("routed_at"),
+    )
+    .returning(_ORDERS.c.status)
 )
 
 

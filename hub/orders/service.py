@@ -473,7 +473,7 @@ def advance(session: Session, runtime: Runtime, order: Order, source: str) -> No
         fire(session, order, Trigger.ACKNOWLEDGE, source)
     if order.status != OrderState.ACKNOWLEDGED:
         return
-    lines = repo.lines(session, order.id)
+    lines = repo.line_snapshot(session, order.id)
     missing_sku = [line.channel_line_id for line in lines if line.sku is None]
     short: Sequence[str] = ()
     # A paid order (Depop) stands even with a line nobody can name: hold the units it does name.
