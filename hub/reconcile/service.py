@@ -170,9 +170,11 @@ def apply_batch(
     # deadlocking with a transaction that takes two of them in order. Outside the savepoint:
     # a rolled-back savepoint would let its locks go. A settled order touches no stock.
     inventory.lock(session, _skus_of(session, work, known.values()))
+    applied: list[Finding] = []
     try:
-        with session.begin_nested():
-            applied = _apply_page(session, runtime, run, work, known)
+        if work:  # a page settled whole needs no savepoint
+            with session.begin_nested():
+                applied = _apply_page(session, runtime, run, work, known)
     except _TRANSIENT:
         raise
     except Exception:
