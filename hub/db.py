@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from psycopg.rows import dict_row
-from sqlalchemy import Insert, Select, Table, event
+from sqlalchemy import Insert, Select, String, Table, any_, bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import configure_mappers, instrumentation
+from sqlalchemy.orm import Mapped, configure_mappers, instrumentation
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 from sqlmodel import Session, create_engine
 
 T = TypeVar("T")
@@ -225,6 +225,15 @@ class _GroupCommit:
         except Exception as exc:
             pending.error = exc
         pending.done = True
+
+
+def one_of(session: Session, column: Mapped[str], values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN values`. On Postgres it is `column = ANY(:array)`: one parameter however many
+    values, so a page's look-up has the same text every time and psycopg parses it once, where
+    an IN of 200 parameters is rendered and parsed afresh for each page. SQLite has no arrays."""
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
 
 
 def insert_ignore(

@@ -3,6 +3,7 @@ idempotent intake as webhooks. Every run is stored with what it found and what i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -134,34 +135,60 @@ def apply_batch(
 ) -> None:
     """Apply one batch of channel orders to the hub and add what they showed to `run`.
 
-    The page costs one look-up for the orders the hub knows; the open orders it does not know
-    are inserted together (orders, lines, history: a statement each) before each goes on as a
-    webhook's order would. The batch goes in under one savepoint. When an order cannot be
-    applied, the batch is rolled back and applied again with a savepoint per order, so that
-    order is reported in the run and the others still count; the common case pays for one
-    savepoint, not one per order.
+    The page costs one look-up of the states of the orders the hub knows; an order whose
+    state already agrees with the channel's (the daily case) is settled by it, and only the
+    others are loaded and applied. The open orders the hub does not know are inserted together
+    (orders, lines, history: a statement each) before each goes on as a webhook's order would.
+    The batch goes in under one savepoint. When an order cannot be applied, the batch is
+    rolled back and applied again with a savepoint per order, so that order is reported in the
+    run and the others still count; the common case pays for one savepoint, not one per order.
     A conflict with a concurrent writer is raised instead, so the job retries the run.
     """
+    ours = [o.channel_order_id for o in batch if o.channel == run.channel]
+    states = orders_repo.states_by_channel_ids(session, run.connection, ours)
+    # An order listed twice in a page is applied both times, as the second may see the first.
+    once = {order_id for order_id, n in Counter(ours).items() if n == 1}
+    work = [
+        o
+        for o in batch
+        if o.channel != run.channel
+        or o.channel_order_id not in once
+        or o.channel_order_id not in states
+        or not _settled(states[o.channel_order_id], o)
+    ]
     known = orders_repo.by_channel_ids(
-        session, run.connection, [o.channel_order_id for o in batch if o.channel == run.channel]
+        session,
+        run.connection,
+        [
+            o.channel_order_id
+            for o in work
+            if o.channel == run.channel and o.channel_order_id in states
+        ],
     )
     # The page's orders each take their stock rows in SKU order, but one after another they
     # take the page's rows out of order; locking them all first, sorted, keeps the page from
     # deadlocking with a transaction that takes two of them in order. Outside the savepoint:
-    # a rolled-back savepoint would let its locks go.
-    inventory.lock(session, _skus_of(session, batch, known.values()))
+    # a rolled-back savepoint would let its locks go. A settled order touches no stock.
+    inventory.lock(session, _skus_of(session, work, known.values()))
+    applied: list[Finding] = []
     try:
-        with session.begin_nested():
-            findings = _apply_page(session, runtime, run, batch, known)
+        if work:  # a page settled whole needs no savepoint
+            with session.begin_nested():
+                applied = _apply_page(session, runtime, run, work, known)
     except _TRANSIENT:
         raise
     except Exception:
-        findings = [_isolated(session, runtime, run, o) for o in batch]
+        applied = [_isolated(session, runtime, run, o) for o in work]
+    # A settled order shows nothing: an empty finding.
+    by_order = dict(zip(map(id, work), applied, strict=True))
+    findings = [by_order[id(o)] if id(o) in by_order else Finding() for o in batch]
     found: list[dict[str, Any]] = []
+    # Counted here and added to the run once: each change to the run's row is a tracked
+    # attribute write, and three per order were a tenth of an unchanged page's time.
+    created = updated = 0
     for incoming, result in zip(batch, findings, strict=True):
-        run.seen += 1
-        run.created += result.created
-        run.updated += result.updated
+        created += result.created
+        updated += result.updated
         for kind, action in result.drift:
             metrics.RECONCILE_MISMATCHES.labels(run.channel, kind).inc()
             found.append(
@@ -172,17 +199,34 @@ def apply_batch(
                     "action": action,
                 }
             )
+    run.seen += len(batch)
+    run.created += created
+    run.updated += updated
     if found:
         # One new list per batch: the JSON column is rewritten once per batch, not per order.
         run.mismatches = [*run.mismatches, *found]
     session.add(run)
 
 
+def _settled(state: tuple[str, str, bool], incoming: ChannelOrder) -> bool:
+    """Whether `reconcile_order` would change and report nothing for `incoming`, an order the
+    hub holds in `state` (status, channel status, needs attention): the same channel status,
+    and neither completed while the channel still waits for it (tracking lost) nor still to
+    ship, unflagged, while the channel says shipped. Kept in step with `_drift`."""
+    status, channel_status, needs_attention = state
+    if channel_status != incoming.channel_status:
+        return False
+    if incoming.status is ChannelOrderStatus.OPEN:
+        return status != OrderState.COMPLETED
+    if incoming.status is ChannelOrderStatus.SHIPPED:
+        return needs_attention or not may(status, Trigger.SHIP)
+    return False
+
+
 def _skus_of(session: Session, batch: Sequence[ChannelOrder], known: Iterable[Order]) -> set[str]:
     """Every SKU the page may reserve, release or commit: its lines and its known orders'."""
     skus = {line.sku for incoming in batch for line in incoming.lines if line.sku}
-    lines = orders_repo.lines_for(session, [order.id for order in known])
-    return skus | {line.sku for line in lines if line.sku}
+    return skus | orders_repo.skus_of(session, [order.id for order in known])
 
 
 def _apply_page(

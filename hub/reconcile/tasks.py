@@ -21,6 +21,7 @@ from hub.jobs.schedules import Schedule, cron, slot_key
 from hub.reconcile import repository as repo
 from hub.reconcile import service
 from hub.reconcile.models import ReconcileRun
+from hub.reconcile.readahead import read_ahead
 from hub.reconcile.service import RUN
 from hub.runtime import Runtime
 
@@ -29,6 +30,11 @@ log = structlog.get_logger("hub.reconcile")
 # Orders applied per transaction: one Depop page. Bigger batches commit less often; smaller
 # ones keep a run's progress visible and its locks short.
 BATCH = 200
+
+
+def _batches(listing: Iterator[ChannelOrder]) -> Iterator[list[ChannelOrder]]:
+    while batch := list(islice(listing, BATCH)):
+        yield batch
 
 
 def _load(session: Session, run_id: str) -> ReconcileRun:
@@ -70,12 +76,15 @@ def run_reconciliation(ctx: JobContext) -> None:
         except NotConfigured:
             raise Permanent(f"connection {connection} is disabled or not configured") from None
         listing: Iterator[ChannelOrder] = channel.list_orders(since, until)
-        while batch := list(islice(listing, BATCH)):
-            with runtime.db.transaction() as session:
-                # A long run keeps its lease while it makes progress.
-                queue.extend_lease(session, ctx.job, lease)
-                run = _load(session, run_id)
-                service.apply_batch(session, runtime, run, batch)
+        # The next page is read while this one is applied; pages still go in one at a time,
+        # in order, and a page that cannot be read fails the run after the ones before it.
+        with read_ahead(_batches(listing), name=f"reconcile-{run_id}") as batches:
+            for batch in batches:
+                with runtime.db.transaction() as session:
+                    # A long run keeps its lease while it makes progress.
+                    queue.extend_lease(session, ctx.job, lease)
+                    run = _load(session, run_id)
+                    service.apply_batch(session, runtime, run, batch)
     except queue.LeaseLost:
         raise
     except Exception as exc:

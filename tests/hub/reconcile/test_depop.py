@@ -143,6 +143,26 @@ def test_tracking_depop_did_not_record_is_pushed_again(hub: Hub) -> None:
     assert reconcile(hub, "depop")["mismatches"] == []
 
 
+def test_an_order_shipped_outside_the_hub_is_flagged_once(hub: Hub) -> None:
+    list_and_stock(hub)
+    purchase_id = hub.depop.purchase(SKU)
+    hub.drain()
+    assert hub.order("depop", purchase_id)["status"] == "confirmed"
+    # The seller ships it by hand at Depop; Depop sends no webhook for that.
+    parcel = hub.depop.orders[purchase_id]["line_items"][0]["parcel_id"]
+    hub.depop.mark_parcel_shipped(purchase_id, parcel, "1ZHAND0002", "royal_mail")
+
+    found = reconcile(hub, "depop")
+
+    assert kinds(found) == ["shipped_outside_hub"]
+    assert (found["created"], found["updated"]) == (0, 1)
+    order = hub.order("depop", purchase_id)
+    assert (order["channel_status"], order["needs_attention"]) == ("SHIPPED", True)
+    # Flagged already, and the channel status agrees: the next run has nothing to report.
+    again = reconcile(hub, "depop")
+    assert (again["seen"], again["updated"], again["mismatches"]) == (1, 0, [])
+
+
 def test_an_order_depop_shipped_before_the_hub_knew_of_it_is_not_sent_to_the_warehouse(
     hub: Hub,
 ) -> None:
