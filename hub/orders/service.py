@@ -256,9 +256,15 @@ def fire(
     it, and enqueue what entering the new state implies."""
     before = order.status
     after = next_state(before, trigger, all_lines_shipped=all_lines_shipped)
-    if not repo.compare_and_set_status(session, order, before, after):
+    history = {
+        "trigger": trigger.value,
+        "from_state": before,
+        "to_state": after.value,
+        "source": source,
+        "detail": _jsonable(detail or {}),
+    }
+    if not repo.transition(session, order, before, after, history):
         raise StaleOrder(f"order {order.id} is no longer {before}")
-    _history(session, order.id, trigger.value, before, after, source, detail)
     if after != before:
         clear_flag(session, order, source, code=STUCK)  # it moved: no longer stuck
     log.info("hub.orders.transition", order_id=order.id, trigger=trigger.value, to=after.value)
