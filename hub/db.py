@@ -10,7 +10,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -156,41 +156,61 @@ class Database:
 _MAX_GROUP = 64
 
 
+def _taken() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False)
 class _Pending:
     work: Callable[[Session], Any]
     done: bool = False
     value: Any = None
     error: BaseException | None = None
+    # Held until its caller has something to do: its work is done, or the lead is its.
+    turn: threading.Lock = field(default_factory=_taken)
 
 
 class _GroupCommit:
-    """Leader/follower group commit: the first waiting thread runs every queued work in one
-    transaction while the others wait; whoever arrives meanwhile is in the next group."""
+    """Leader/follower group commit: a caller that finds nobody leading runs every queued work
+    (its own first) in one transaction while the others wait; whoever arrives meanwhile is in
+    the next group, whose first caller is handed the lead when that commit ends.
+
+    Each waiting thread is woken once, when its work is done or the lead is its: waking every
+    waiter at every commit (one condition for all) had a dozen threads take the GIL in turn
+    only to wait again, which cost more CPU than the inserts of the group."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self.queue: list[_Pending] = []
         self.leading = False
-        self.changed = threading.Condition()
+        self.guard = threading.Lock()
 
     def run(self, work: Callable[[Session], T]) -> T:
         pending = _Pending(work)
-        with self.changed:
+        with self.guard:
             self.queue.append(pending)
-            while not pending.done:
-                if self.leading:
-                    self.changed.wait()
-                    continue
-                self.leading = True
+            lead = not self.leading
+            self.leading = True
+        if not lead:
+            pending.turn.acquire()
+        if not pending.done:
+            # The lead is this caller's, and its work heads the queue: nobody else takes from
+            # the queue while someone leads.
+            with self.guard:
                 group, self.queue = self.queue[:_MAX_GROUP], self.queue[_MAX_GROUP:]
-                self.changed.release()
-                try:
-                    self._commit(group)
-                finally:
-                    self.changed.acquire()
-                    self.leading = False
-                    self.changed.notify_all()
+            try:
+                self._commit(group)
+            finally:
+                with self.guard:
+                    following = self.queue[0] if self.queue else None
+                    self.leading = following is not None
+                if following is not None:
+                    following.turn.release()
+                for other in group:
+                    if other is not pending:
+                        other.turn.release()
         if pending.error is not None:
             raise pending.error
         return cast(T, pending.value)
