@@ -162,6 +162,21 @@ class Registry:
             return provider.webhooks
         raise NotConfigured(key)
 
+    def known_receiver(self, key: str) -> WebhookReceiver | None:
+        """The webhook receiver of `key` when the registry holds it and no refresh is due, else
+        None (then ask `receiver`). Never reads the database, so an event loop may call it:
+        the webhook path does, sparing a thread hand-off per delivery."""
+        key = resolve(key)
+        if self.refresh is not None:
+            now = (self.clock or time.monotonic)()
+            if now - self._checked >= self.refresh_interval:
+                return None
+        channel = self.channels.get(key)
+        if channel is not None:
+            return channel.webhooks
+        provider = self.providers.get(key)
+        return provider.webhooks if provider is not None else None
+
     def channel_keys(self, system: str | None = None) -> list[str]:
         """The enabled channel connections, of `system` if given, in key order."""
         self._maybe_refresh(missed=False)

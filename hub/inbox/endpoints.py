@@ -84,7 +84,11 @@ async def _receive(key: str, request: Request) -> WebhookReceipt:
     remote = request.client.host if request.client else None
     channel = system_of(key)
     try:
-        receiver = await run_in_threadpool(runtime.connectors.receiver, key)
+        # The registry in hand (the usual case) costs no thread hand-off; a connection it
+        # lacks, or a refresh due, reads the database on a worker thread.
+        receiver = runtime.connectors.known_receiver(key)
+        if receiver is None:
+            receiver = await run_in_threadpool(runtime.connectors.receiver, key)
     except NotConfigured:
         metrics.WEBHOOKS.labels(channel="unknown", outcome="not_configured").inc()
         await _refused(runtime, key, "connection not configured", remote)

@@ -10,7 +10,7 @@ from sqlalchemy import Row, bindparam, delete, func, select
 from sqlmodel import Session, col
 
 from connectors.registry import resolve, system_of
-from hub.db import insert_ignore_returning
+from hub.db import insert_ignore_prebuilt
 from hub.inbox.models import DeliveryOutcome, InboundEvent, InboundStatus, WebhookDelivery
 from hub.types import utcnow
 
@@ -31,9 +31,8 @@ def insert(
 ) -> int | None:
     """Store the raw event unless (connection, external_id) is stored already: the new event's
     id, or None if it was."""
-    event_id = insert_ignore_returning(
-        session,
-        InboundEvent,
+    rows = _INSERT.rows(
+        session.connection(),
         {
             "channel": system_of(connection),
             "connection": connection,
@@ -45,10 +44,26 @@ def insert(
             "replays": 0,
             "received_at": utcnow(),
         },
-        ["connection", "external_id"],
-        "id",
     )
-    return None if event_id is None else int(event_id)
+    return int(rows[0]["id"]) if rows else None
+
+
+_INSERT = insert_ignore_prebuilt(
+    InboundEvent.__table__,  # type: ignore[attr-defined]
+    [
+        "channel",
+        "connection",
+        "external_id",
+        "event_type",
+        "body",
+        "status",
+        "error",
+        "replays",
+        "received_at",
+    ],
+    ["connection", "external_id"],
+    "id",
+)
 
 
 def id_by_external_id(session: Session, connection: str, external_id: str) -> int | None:

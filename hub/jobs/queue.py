@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlmodel import Session, col
 
-from hub.db import Prebuilt, insert_ignore
+from hub.db import Prebuilt, insert_ignore_prebuilt
 from hub.jobs import priorities, wakeup
 from hub.jobs.models import Job, JobAttempt, JobState
 from hub.types import UTCDateTime, utcnow
@@ -69,7 +69,11 @@ def enqueue(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    created = insert_ignore(session, Job, values, ["idempotency_key"])
+    if session.autoflush:
+        # As the session's own execute would, so the statement sees the session's changes
+        # (a job whose order is not yet written, say); nothing to write is a cheap check.
+        session.flush()
+    created = bool(_ENQUEUE.rows(session.connection(), values))
     if created:
         wakeup.after_commit(session)
     return created
@@ -247,6 +251,27 @@ def _retire_key(session: Session, job: Job) -> None:
 
 
 _jobs = Job.__table__  # type: ignore[attr-defined]
+# Prebuilt: every webhook queues its processing, and SQLAlchemy's work per execution cost as
+# much CPU as the insert.
+_ENQUEUE = insert_ignore_prebuilt(
+    _jobs,
+    [
+        "kind",
+        "priority",
+        "idempotency_key",
+        "payload",
+        "state",
+        "attempts",
+        "max_attempts",
+        "run_at",
+        "order_id",
+        "connection",
+        "created_at",
+        "updated_at",
+    ],
+    ["idempotency_key"],
+    "idempotency_key",
+)
 _attempts = JobAttempt.__table__  # type: ignore[attr-defined]
 _now = bindparam("now", type_=UTCDateTime())
 
