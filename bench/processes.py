@@ -153,12 +153,16 @@ class _Bench:
             self.wait_for(done + n + 1)
         return [(r - s).total_seconds() for s, r in _routed(self.url, since)]
 
-    def burst(self, hub_pids: list[int]) -> Row:
+    def burst(self, hub_pids: dict[str, int]) -> Row:
+        """`hub_pids`: the root process of each of the hub's processes, by name ("api",
+        "worker"); the CPU of each tree is printed beside the total."""
         since = datetime.now(UTC)
         done = self.deliverr_orders()
         sims = _tree(self.cluster.simulators.popen.pid)
         postgres = _postgres_pids()
-        pids = [pid for root in hub_pids for pid in _tree(root)]
+        trees = {name: _tree(root) for name, root in hub_pids.items()}
+        pids = [pid for tree in trees.values() for pid in tree]
+        parts = {name: _cpu_seconds(tree) for name, tree in trees.items()}
         before = (_cpu_seconds(pids), _cpu_seconds(sims), _cpu_seconds(postgres))
         counter = iter(range(BURST))
         lock = threading.Lock()
@@ -179,6 +183,7 @@ class _Bench:
             thread.join()
         self.wait_for(done + BURST)
         after = (_cpu_seconds(pids), _cpu_seconds(sims), _cpu_seconds(postgres))
+        part_cpu = {name: _spent(parts[name], _cpu_seconds(tree)) for name, tree in trees.items()}
         rows = _routed(self.url, since)
         span = (max(r for _, r in rows) - min(s for s, _ in rows)).total_seconds()
         hub_cpu, sim_cpu, pg_cpu = (_spent(b, a) for b, a in zip(before, after, strict=True))
@@ -189,6 +194,10 @@ class _Bench:
             "unit": "orders/s",
             "p50_ms": round(statistics.median((r - s).total_seconds() for s, r in rows) * 1e3, 1),
             "cpu_ms_per_order": round(hub_cpu * 1e3 / len(rows), 1),
+            **{
+                f"{name}_cpu_ms_per_order": round(cpu * 1e3 / len(rows), 1)
+                for name, cpu in part_cpu.items()
+            },
             "sim_cpu_ms_per_order": round(sim_cpu * 1e3 / len(rows), 1),
             "pg_cpu_ms_per_order": round(pg_cpu * 1e3 / len(rows), 1),
             "target": ">= 100",
@@ -276,7 +285,11 @@ def run() -> list[Row]:
             bench.stock_up(10 * (BURST + QUIET + 10))
             quiet = bench.quiet()
             quiet_p50 = statistics.median(quiet)
-            hub_pids = [p.popen.pid for p in cluster.processes if p.popen is not None]
+            hub_pids = {
+                "api" if p.name.startswith("api") else p.name: p.popen.pid
+                for p in cluster.processes
+                if p.popen is not None
+            }
             rows: list[Row] = [
                 {
                     "case": f"quiet path, one order at a time ({QUIET}), default settings",
