@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+from psycopg import pq
 from psycopg.rows import dict_row
 from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -103,6 +105,7 @@ class Database:
             _sqlite_writer(url) if self.is_sqlite else nullcontext()
         )
         self._group = _GroupCommit(self)
+        self._pins = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -122,11 +125,40 @@ class Database:
         autocommit: a single statement is a transaction of its own, as atomic and as durable,
         without the BEGIN and COMMIT round trips around it."""
         if one_statement and self.is_postgres:
-            with self._autocommit.connect() as connection:
+            pin: _Pin | None = getattr(self._pins, "pin", None)
+            if pin is None:
+                with self._autocommit.connect() as connection:
+                    yield connection
+                return
+            connection = pin.take()
+            try:
                 yield connection
+            finally:
+                pin.settle()
             return
         with self._writer, self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Keep one autocommit connection for this thread while the block runs, for its
+        one-statement units (`connect(one_statement=True)`): a worker thread claims and finishes
+        a job on it without two pool checkouts and checkins per job, which cost more CPU than
+        the job engine's own code. A connection found lost (invalidated, or left inside a
+        statement by an exception) is replaced at the next unit, and one older than the pool's
+        recycle age is handed back and a fresh one taken, as the pool would. Reentrant: an inner
+        block keeps the outer one's connection. A thread holds its connection for the whole
+        block, so a process runs at most the autocommit pool's size (twice `pool_size`) of
+        pinned threads at once."""
+        if not self.is_postgres or getattr(self._pins, "pin", None) is not None:
+            yield
+            return
+        pin = self._pins.pin = _Pin(self._autocommit)
+        try:
+            yield
+        finally:
+            del self._pins.pin
+            pin.close()
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
@@ -151,6 +183,49 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self._autocommit.dispose()
+
+
+_RECYCLE_SECONDS = 1800  # the pools' pool_recycle
+
+
+class _Pin:
+    """One thread's kept autocommit connection (`Database.pinned`), opened on first use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: Connection | None = None
+        self.opened = 0.0
+
+    def take(self) -> Connection:
+        connection = self.connection
+        if connection is not None and (
+            connection.invalidated or time.monotonic() - self.opened > _RECYCLE_SECONDS
+        ):
+            self.close()
+            connection = None
+        if connection is None:
+            connection = self.connection = self.engine.connect()
+            self.opened = time.monotonic()
+        return connection
+
+    def settle(self) -> None:
+        """After a unit, however it ended: end SQLAlchemy's own transaction marker as a
+        checkin would (autocommit: nothing to undo), and drop the connection unless it is idle,
+        outside any statement (a failed statement in autocommit leaves it so; one interrupted
+        mid-way does not), so the next unit never inherits a half-read result."""
+        connection = self.connection
+        if connection is None or connection.invalidated:
+            return
+        if connection.in_transaction():
+            connection.rollback()
+        driver = connection.connection.driver_connection
+        if driver is None or driver.info.transaction_status != pq.TransactionStatus.IDLE:
+            connection.invalidate()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 _MAX_GROUP = 64

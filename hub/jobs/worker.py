@@ -248,18 +248,20 @@ class Worker:
     def _loop(self, max_priority: int | None = None) -> None:
         name = worker_name()
         idle = self.runtime.settings.worker_poll_seconds
-        while not self._stop.is_set():
-            seen = WAKEUP.generation
-            try:
-                busy = run_one(
-                    self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
-                )
-            except Exception:
-                log.exception("hub.worker.claim_failed")
-                busy = False
-            if not busy and not self._stop.is_set():
-                self.idle.set()
-                WAKEUP.wait(seen, idle)
+        # The thread's claims and finishes share one kept connection (`Database.pinned`).
+        with self.runtime.db.pinned():
+            while not self._stop.is_set():
+                seen = WAKEUP.generation
+                try:
+                    busy = run_one(
+                        self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
+                    )
+                except Exception:
+                    log.exception("hub.worker.claim_failed")
+                    busy = False
+                if not busy and not self._stop.is_set():
+                    self.idle.set()
+                    WAKEUP.wait(seen, idle)
 
     def _listen(self) -> None:
         """LISTEN for other processes' enqueues and wake this process's idle threads. A lost
@@ -296,8 +298,9 @@ class Worker:
         """Run due jobs in this thread until none is due (tests, demo, one-shot CLI runs)."""
         name = worker_name()
         ran = 0
-        while ran < max_rounds and run_one(self.runtime, name):
-            ran += 1
+        with self.runtime.db.pinned():
+            while ran < max_rounds and run_one(self.runtime, name):
+                ran += 1
         return ran
 
 
