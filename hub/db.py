@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from psycopg import pq
-from psycopg.rows import dict_row
 from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -133,8 +132,10 @@ class Database:
             connection = pin.take()
             try:
                 yield connection
-            finally:
-                pin.settle()
+            except BaseException:
+                pin.settle(failed=True)
+                raise
+            pin.settle(failed=False)
             return
         with self._writer, self.engine.begin() as connection:
             yield connection
@@ -208,16 +209,19 @@ class _Pin:
             self.opened = time.monotonic()
         return connection
 
-    def settle(self) -> None:
-        """After a unit, however it ended: end SQLAlchemy's own transaction marker as a
-        checkin would (autocommit: nothing to undo), and drop the connection unless it is idle,
-        outside any statement (a failed statement in autocommit leaves it so; one interrupted
-        mid-way does not), so the next unit never inherits a half-read result."""
+    def settle(self, *, failed: bool) -> None:
+        """After a unit: end SQLAlchemy's own transaction marker as a checkin would
+        (autocommit: nothing to undo). After one that `failed`, drop the connection unless it
+        is idle, outside any statement (a failed statement in autocommit leaves it so; one
+        interrupted mid-way does not), so the next unit never inherits a half-read result; a
+        unit that ended normally read its statement's result whole (psycopg fetches it all)."""
         connection = self.connection
         if connection is None or connection.invalidated:
             return
         if connection.in_transaction():
             connection.rollback()
+        if not failed:
+            return
         driver = connection.connection.driver_connection
         if driver is None or driver.info.transaction_status != pq.TransactionStatus.IDLE:
             connection.invalidate()
@@ -361,6 +365,8 @@ class Prebuilt:
     def __init__(self, statement: UpdateBase | TextClause) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, dict[str, Any]]] = {}
+        # Of the rows returned on Postgres: column names, and the indexes of time columns.
+        self._shape: tuple[tuple[str, ...], list[int]] | None = None
 
     def _sql(self, connection: Connection) -> tuple[str, dict[str, Any]]:
         dialect = connection.dialect
@@ -386,11 +392,22 @@ class Prebuilt:
         driver = connection.connection.driver_connection
         assert driver is not None
         try:
-            cursor = driver.cursor(row_factory=dict_row)
+            cursor = driver.cursor()
             cursor.execute(sql, params)
             if cursor.pgresult is None or cursor.pgresult.nfields == 0:
                 return []
-            return [{name: _utc(value) for name, value in row.items()} for row in cursor]
+            # The statement's shape is fixed, so its columns are looked at once: their names,
+            # and which hold times (converted to UTC; the rest are taken as they come).
+            shape = self._shape
+            if shape is None:
+                columns = cursor.description or ()
+                times = [n for n, column in enumerate(columns) if column.type_code in _TIME_OIDS]
+                shape = self._shape = (tuple(column.name for column in columns), times)
+            names, times = shape
+            rows = cursor.fetchall()
+            if times:
+                rows = [_utc_at(row, times) for row in rows]
+            return [dict(zip(names, row, strict=True)) for row in rows]
         except connection.dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy would: a lost connection is invalidated (the pool drops it) and the
             # error raised as its DBAPIError subclass, so callers see the usual exceptions.
@@ -407,5 +424,14 @@ class Prebuilt:
             ) from exc
 
 
-def _utc(value: Any) -> Any:
-    return value.astimezone(UTC) if isinstance(value, datetime) else value
+_TIME_OIDS = frozenset((1114, 1184))  # timestamp, timestamptz
+
+
+def _utc_at(row: tuple[Any, ...], times: list[int]) -> list[Any]:
+    """`row` with its values at `times` (datetimes, or None) in UTC."""
+    values = list(row)
+    for n in times:
+        value = values[n]
+        if isinstance(value, datetime):
+            values[n] = value.astimezone(UTC)
+    return values
