@@ -268,8 +268,8 @@ def _claim_statement(postgres: bool, single: bool) -> Update:
     `limit`; on Postgres it skips rows other workers hold, so claims never wait on each other.
     SQLite's single writer makes the same statement safe without locks. A `single` claim (a
     worker's, one job) compares the id with the SELECT's one row (`limit` must be 1): Postgres
-    runs that as a sub-plan and one primary-key look-up, where `IN` adds a hash and a join,
-    a third of the claim's server CPU."""
+    runs that as a sub-plan and one primary-key look-up, where `IN` adds a hash and a join
+    (measured: 0.31 ms of backend CPU per claim with `IN`, 0.25-0.31 with `=`)."""
     due = (
         select(_jobs.c.id)
         .where(
