@@ -94,8 +94,9 @@ def _hub_worker(
     ready.set()
     go.wait()
     ran = 0
-    while ran < limit and run_one(runtime, name, sweep=sweeps.due()):
-        ran += 1
+    with runtime.db.pinned():  # as `Worker`'s threads do
+        while ran < limit and run_one(runtime, name, sweep=sweeps.due()):
+            ran += 1
     finished = time.monotonic()
     runtime.db.dispose()
     results.put((ran, finished))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from psycopg.rows import dict_row
+from psycopg import pq
 from psycopg.types.json import Json
 from sqlalchemy import Insert, Select, String, Table, any_, bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -106,6 +107,7 @@ class Database:
             _sqlite_writer(url) if self.is_sqlite else nullcontext()
         )
         self._group = _GroupCommit(self)
+        self._pins = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -125,11 +127,42 @@ class Database:
         autocommit: a single statement is a transaction of its own, as atomic and as durable,
         without the BEGIN and COMMIT round trips around it."""
         if one_statement and self.is_postgres:
-            with self._autocommit.connect() as connection:
+            pin: _Pin | None = getattr(self._pins, "pin", None)
+            if pin is None:
+                with self._autocommit.connect() as connection:
+                    yield connection
+                return
+            connection = pin.take()
+            try:
                 yield connection
+            except BaseException:
+                pin.settle(failed=True)
+                raise
+            pin.settle(failed=False)
             return
         with self._writer, self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Keep one autocommit connection for this thread while the block runs, for its
+        one-statement units (`connect(one_statement=True)`): a worker thread claims and finishes
+        a job on it without two pool checkouts and checkins per job, which cost more CPU than
+        the job engine's own code. A connection found lost (invalidated, or left inside a
+        statement by an exception) is replaced at the next unit, and one older than the pool's
+        recycle age is handed back and a fresh one taken, as the pool would. Reentrant: an inner
+        block keeps the outer one's connection. A thread holds its connection for the whole
+        block, so a process runs at most the autocommit pool's size (twice `pool_size`) of
+        pinned threads at once."""
+        if not self.is_postgres or getattr(self._pins, "pin", None) is not None:
+            yield
+            return
+        pin = self._pins.pin = _Pin(self._autocommit)
+        try:
+            yield
+        finally:
+            del self._pins.pin
+            pin.close()
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
@@ -154,6 +187,52 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self._autocommit.dispose()
+
+
+_RECYCLE_SECONDS = 1800  # the pools' pool_recycle
+
+
+class _Pin:
+    """One thread's kept autocommit connection (`Database.pinned`), opened on first use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: Connection | None = None
+        self.opened = 0.0
+
+    def take(self) -> Connection:
+        connection = self.connection
+        if connection is not None and (
+            connection.invalidated or time.monotonic() - self.opened > _RECYCLE_SECONDS
+        ):
+            self.close()
+            connection = None
+        if connection is None:
+            connection = self.connection = self.engine.connect()
+            self.opened = time.monotonic()
+        return connection
+
+    def settle(self, *, failed: bool) -> None:
+        """After a unit: end SQLAlchemy's own transaction marker as a checkin would
+        (autocommit: nothing to undo). After one that `failed`, drop the connection unless it
+        is idle, outside any statement (a failed statement in autocommit leaves it so; one
+        interrupted mid-way does not), so the next unit never inherits a half-read result; a
+        unit that ended normally read its statement's result whole (psycopg fetches it all)."""
+        connection = self.connection
+        if connection is None or connection.invalidated:
+            return
+        if connection.in_transaction():
+            connection.rollback()
+        if not failed:
+            return
+        driver = connection.connection.driver_connection
+        if driver is None or driver.info.transaction_status != pq.TransactionStatus.IDLE:
+            connection.invalidate()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 _MAX_GROUP = 64
@@ -335,6 +414,8 @@ class Prebuilt:
     def __init__(self, statement: UpdateBase | TextClause | Select[Any]) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, dict[str, Any], frozenset[str]]] = {}
+        # Of the rows returned on Postgres: column names, and the indexes of time columns.
+        self._shape: tuple[tuple[str, ...], list[int]] | None = None
 
     def _sql(self, connection: Connection) -> tuple[str, dict[str, Any], frozenset[str]]:
         dialect = connection.dialect
@@ -365,14 +446,31 @@ class Prebuilt:
         for name in as_json:
             if params.get(name) is not None:
                 params[name] = Json(params[name])
-        driver = connection.connection.driver_connection
+        pooled = connection.connection
+        driver = pooled.driver_connection
         assert driver is not None
         try:
-            cursor = driver.cursor(row_factory=dict_row)
+            # One cursor per driver connection, kept beside it and reused: creating one costs
+            # as much CPU as a simple statement's own client side. A connection is used by
+            # one thread at a time, so its cursor is too.
+            cursor = pooled.info.get(_CURSOR)
+            if cursor is None or cursor.connection is not driver or cursor.closed:
+                cursor = pooled.info[_CURSOR] = driver.cursor()
             cursor.execute(sql, params)
             if cursor.pgresult is None or cursor.pgresult.nfields == 0:
                 return []
-            return [{name: _utc(value) for name, value in row.items()} for row in cursor]
+            # The statement's shape is fixed, so its columns are looked at once: their names,
+            # and which hold times (converted to UTC; the rest are taken as they come).
+            shape = self._shape
+            if shape is None:
+                columns = cursor.description or ()
+                times = [n for n, column in enumerate(columns) if column.type_code in _TIME_OIDS]
+                shape = self._shape = (tuple(column.name for column in columns), times)
+            names, times = shape
+            rows = cursor.fetchall()
+            if times:
+                rows = [_utc_at(row, times) for row in rows]
+            return [dict(zip(names, row, strict=True)) for row in rows]
         except connection.dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy would: a lost connection is invalidated (the pool drops it) and the
             # error raised as its DBAPIError subclass, so callers see the usual exceptions.
@@ -389,8 +487,18 @@ class Prebuilt:
             ) from exc
 
 
-def _utc(value: Any) -> Any:
-    return value.astimezone(UTC) if isinstance(value, datetime) else value
+_CURSOR = "hub.prebuilt_cursor"
+_TIME_OIDS = frozenset((1114, 1184))  # timestamp, timestamptz
+
+
+def _utc_at(row: tuple[Any, ...], times: list[int]) -> list[Any]:
+    """`row` with its values at `times` (datetimes, or None) in UTC."""
+    values = list(row)
+    for n in times:
+        value = values[n]
+        if isinstance(value, datetime):
+            values[n] = value.astimezone(UTC)
+    return values
 
 
 M = TypeVar("M")

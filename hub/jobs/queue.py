@@ -9,7 +9,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Integer, Update, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    Update,
+    bindparam,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import configure_mappers, instrumentation
@@ -276,11 +287,14 @@ _attempts = JobAttempt.__table__  # type: ignore[attr-defined]
 _now = bindparam("now", type_=UTCDateTime())
 
 
-def _claim_statement(postgres: bool) -> Update:
+def _claim_statement(postgres: bool, single: bool) -> Update:
     """Take the `limit` most urgent due jobs in one statement, whatever the backlog: the inner
     SELECT walks the partial index of queued jobs in (priority, run_at) order and stops at
     `limit`; on Postgres it skips rows other workers hold, so claims never wait on each other.
-    SQLite's single writer makes the same statement safe without locks."""
+    SQLite's single writer makes the same statement safe without locks. A `single` claim (a
+    worker's, one job) compares the id with the SELECT's one row (`limit` must be 1): Postgres
+    runs that as a sub-plan and one primary-key look-up, where `IN` adds a hash and a join
+    (measured: 0.31 ms of backend CPU per claim with `IN`, 0.25-0.31 with `=`)."""
     due = (
         select(_jobs.c.id)
         .where(
@@ -295,7 +309,7 @@ def _claim_statement(postgres: bool) -> Update:
         due = due.with_for_update(skip_locked=True)
     return (
         update(_jobs)
-        .where(_jobs.c.id.in_(due))
+        .where(_jobs.c.id == due.scalar_subquery() if single else _jobs.c.id.in_(due))
         .values(
             state=JobState.RUNNING.value,
             lease_owner=bindparam("worker"),
@@ -309,12 +323,21 @@ def _claim_statement(postgres: bool) -> Update:
             first_attempt_at=func.coalesce(_jobs.c.first_attempt_at, _now),
             updated_at=_now,
         )
-        .returning(*_jobs.c)
+        .returning(*(column for column in _jobs.c if column.name not in _SET_BY_CLAIM))
     )
 
 
+# The columns the claim sets to values it binds: not returned (each returned column costs
+# the driver a conversion), but filled in from those values (`claim`).
+_SET_BY_CLAIM = frozenset(("state", "lease_owner", "lease_expires_at", "claimed_at", "updated_at"))
+
+
 _ANY_PRIORITY = 2**31 - 1  # the column's range: every job
-_CLAIM = {True: Prebuilt(_claim_statement(True)), False: Prebuilt(_claim_statement(False))}
+_CLAIM = {
+    (postgres, single): Prebuilt(_claim_statement(postgres, single))
+    for postgres in (True, False)
+    for single in (True, False)
+}
 
 
 def _is_postgres(bind: Bind) -> bool:
@@ -329,11 +352,18 @@ def _job_manager() -> Any:
     return instrumentation.manager_of_class(Job)
 
 
+_JOB_FIELDS = frozenset(Job.model_fields)
+
+
 def _job_from_row(row: dict[str, Any]) -> Job:
-    """A `Job` from a claimed row, without the model's validating `__init__` (a tenth of the
-    cost: the row comes from the table, typed already), still an ORM instance a session can
-    take up."""
-    job = Job.model_construct(**row)
+    """A `Job` from a claimed row (every column), built as pydantic's `model_construct` builds
+    it but without its per-field pass (a third of the cost: the row has every field, typed
+    already), still an ORM instance a session can take up."""
+    job: Job = Job.__new__(Job)
+    object.__setattr__(job, "__dict__", row)
+    object.__setattr__(job, "__pydantic_fields_set__", set(_JOB_FIELDS))
+    object.__setattr__(job, "__pydantic_extra__", None)
+    object.__setattr__(job, "__pydantic_private__", None)
     _job_manager().setup_instance(job)
     return job
 
@@ -359,19 +389,27 @@ def claim(
     now = utcnow()
     if sweep:
         sweep_expired(session, worker, now=now)
-    rows = _CLAIM[_is_postgres(session)].rows(
+    expires = now + timedelta(seconds=lease_seconds)
+    rows = _CLAIM[_is_postgres(session), limit == 1].rows(
         _connection(session),
         {
             "now": now,
             "worker": worker,
-            "expires": now + timedelta(seconds=lease_seconds),
+            "expires": expires,
             "limit": limit,
             "max_attempts": CONFIGURED_MAX_ATTEMPTS if max_attempts is None else max_attempts,
             "max_priority_": _ANY_PRIORITY if max_priority is None else max_priority,
         },
     )
+    claimed = {
+        "state": JobState.RUNNING.value,
+        "lease_owner": worker,
+        "lease_expires_at": expires,
+        "claimed_at": now,
+        "updated_at": now,
+    }
     # RETURNING keeps no order: put the claimed jobs back in the order they were chosen.
-    jobs = [_job_from_row(row) for row in rows]
+    jobs = [_job_from_row({**row, **claimed}) for row in rows]
     jobs.sort(key=lambda job: (job.priority, job.run_at))
     return jobs
 
@@ -437,24 +475,50 @@ _ATTEMPT_COLUMNS = (
 # (`Database.connect(one_statement=True)`); SQLite, where it takes two, ignores the flag.
 FINISH_IS_ONE_STATEMENT = True
 
+# The fence's binds, reused by the attempt's insert: the job, its attempt and the worker are
+# each sent once.
+_F_ID = bindparam("f_id", type_=Integer())
+_F_OWNER = bindparam("f_owner", type_=_jobs.c.lease_owner.type)
+_F_ATTEMPTS = bindparam("f_attempts", type_=Integer())
+
 
 @functools.cache
-def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update, Insert]:
-    """The fenced update of `changed` columns and the attempt's insert, built once per shape
-    with every value bound, so finishing a job compiles nothing. On Postgres the update is a
-    CTE of the insert: one statement, one round trip, and no row when the fence refuses."""
+def _finish_statement(
+    postgres: bool, changed: tuple[str, ...], stamped: tuple[str, ...]
+) -> tuple[Update, Insert]:
+    """The fenced update and the attempt's insert, built once per shape with every value
+    bound, so finishing a job compiles nothing: the lease is cleared, `changed` columns take
+    their `v_` values and `stamped` ones (and updated_at) the finishing moment, `now`. The
+    attempt's row repeats the fence's binds and `now` rather than binding them again. On
+    Postgres the update is a CTE of the insert: one statement, one round trip, and no row
+    when the fence refuses."""
     fenced = (
         update(_jobs)
         .where(
-            _jobs.c.id == bindparam("f_id"),
+            _jobs.c.id == _F_ID,
             _jobs.c.state == JobState.RUNNING.value,
-            _jobs.c.lease_owner == bindparam("f_owner"),
-            _jobs.c.attempts == bindparam("f_attempts"),
+            _jobs.c.lease_owner == _F_OWNER,
+            _jobs.c.attempts == _F_ATTEMPTS,
         )
-        .values({name: bindparam(f"v_{name}", type_=_jobs.c[name].type) for name in changed})
+        .values(
+            {
+                "lease_owner": null(),
+                "lease_expires_at": null(),
+                "updated_at": _now,
+                **{name: _now for name in stamped},
+                **{name: bindparam(f"v_{name}", type_=_jobs.c[name].type) for name in changed},
+            }
+        )
     )
     values = {
-        name: bindparam(f"a_{name}", type_=_attempts.c[name].type) for name in _ATTEMPT_COLUMNS
+        "job_id": _F_ID,
+        "attempt": _F_ATTEMPTS,
+        "worker": _F_OWNER,
+        **{
+            name: bindparam(f"a_{name}", type_=_attempts.c[name].type)
+            for name in ("outcome", "status_code", "error", "started_at")
+        },
+        "finished_at": _now,
     }
     if not postgres:
         return fenced, insert(_attempts).values(values)
@@ -465,9 +529,9 @@ def _finish_statement(postgres: bool, changed: tuple[str, ...]) -> tuple[Update,
 
 
 @functools.cache
-def _finish_prebuilt(changed: tuple[str, ...]) -> Prebuilt:
+def _finish_prebuilt(changed: tuple[str, ...], stamped: tuple[str, ...]) -> Prebuilt:
     """Postgres's one-statement finish, compiled once per shape."""
-    return Prebuilt(_finish_statement(True, changed)[1])
+    return Prebuilt(_finish_statement(True, changed, stamped)[1])
 
 
 def _finish(
@@ -475,35 +539,33 @@ def _finish(
     job: Job,
     values: dict[str, Any],
     *,
+    stamped: tuple[str, ...] = (),
     outcome: str,
     error: str | None = None,
     status_code: int | None = None,
 ) -> None:
-    """Update `job` only while `job.lease_owner` still holds it, and record the attempt that
-    ended; else `LeaseLost`."""
+    """Update `job` only while `job.lease_owner` still holds it, clearing its lease and
+    setting `values` and the `stamped` columns (to now), and record the attempt that ended;
+    else `LeaseLost`."""
     now = utcnow()
-    values = {"updated_at": now, **values}
     changed = tuple(sorted(values))
     params: dict[str, Any] = {
         "f_id": job.id,
         "f_owner": job.lease_owner,
         "f_attempts": job.attempts,
+        "now": now,
         **{f"v_{name}": value for name, value in values.items()},
-        "a_job_id": job.id,
-        "a_attempt": job.attempts,
-        "a_worker": job.lease_owner or "",
         "a_outcome": outcome,
         "a_status_code": status_code,
         "a_error": error[:ERROR_LIMIT] if error else None,
         "a_started_at": job.claimed_at or now,
-        "a_finished_at": now,
     }
     connection = _connection(session)
     if _is_postgres(session):
-        if not _finish_prebuilt(changed).rows(connection, params):
+        if not _finish_prebuilt(changed, stamped).rows(connection, params):
             raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
         return
-    fenced, record = _finish_statement(False, changed)
+    fenced, record = _finish_statement(False, changed, stamped)
     if connection.execute(fenced, params).rowcount != 1:
         raise LeaseLost(f"job {job.id} is no longer held by {job.lease_owner}")
     connection.execute(record, params)
@@ -527,17 +589,7 @@ def _fence(session: Bind, job: Job, values: dict[str, Any]) -> None:
 
 def complete(session: Bind, job: Job) -> None:
     """Mark `job` done; call it in the same transaction as the job's effects."""
-    _finish(
-        session,
-        job,
-        {
-            "state": JobState.DONE.value,
-            "finished_at": utcnow(),
-            "lease_owner": None,
-            "lease_expires_at": None,
-        },
-        outcome="ok",
-    )
+    _finish(session, job, {"state": JobState.DONE.value}, stamped=("finished_at",), outcome="ok")
 
 
 def keep_payload(session: Bind, job: Job, payload: dict[str, Any]) -> None:
@@ -574,8 +626,6 @@ def retry(
             "state": JobState.QUEUED.value,
             "run_at": utcnow() + timedelta(seconds=delay),
             "last_error": error[:ERROR_LIMIT],
-            "lease_owner": None,
-            "lease_expires_at": None,
         },
         outcome="retry",
         error=error,
@@ -588,13 +638,8 @@ def bury(session: Bind, job: Job, error: str, *, status_code: int | None = None)
     _finish(
         session,
         job,
-        {
-            "state": JobState.DEAD.value,
-            "last_error": error[:ERROR_LIMIT],
-            "finished_at": utcnow(),
-            "lease_owner": None,
-            "lease_expires_at": None,
-        },
+        {"state": JobState.DEAD.value, "last_error": error[:ERROR_LIMIT]},
+        stamped=("finished_at",),
         outcome="dead",
         error=error,
         status_code=status_code,

@@ -12,6 +12,8 @@ means is registered.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import multiprocessing
 import os
 import signal
@@ -26,6 +28,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DataError, StatementError
 
 from connectors.base import ConnectorError, FlowNotSupported, Permanent, Retriable
@@ -74,13 +77,19 @@ def run_one(
 
 def run_claimed(runtime: Runtime, job: Job) -> None:
     """Run a job this worker holds, and record how it ended."""
+    # In a copy of this thread's context: the job's log bindings, and those a handler adds
+    # (event_id, channel), are set in the copy and vanish with it, so the next job this
+    # thread runs does not log under this one's ids, and there is nothing to unbind (clearing
+    # structlog's context walks every variable: as much CPU as the rest of the bookkeeping).
+    contextvars.copy_context().run(_run_claimed, runtime, job)
+
+
+def _run_claimed(runtime: Runtime, job: Job) -> None:
     kind = KINDS.get(job.kind)
-    # Handlers bind more (event_id, channel); all of it is dropped when the job ends, so the
-    # next job this thread runs does not log under this one's ids.
-    outer = structlog.contextvars.get_contextvars()
     structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind, order_id=job.order_id)
     started = time.perf_counter()
-    metrics.JOB_LATENCY.labels(job.kind).observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
+    latency, seconds = _timers(job.kind)
+    latency.observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
     outcome = "ok"
     forget_status()
     try:
@@ -110,10 +119,21 @@ def run_claimed(runtime: Runtime, job: Job) -> None:
             log.exception("hub.jobs.crashed")
             outcome = _retry_or_bury(runtime, job, _crash(exc), None, None)
     finally:
-        metrics.JOBS_RUN.labels(job.kind, outcome).inc()
-        metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**outer)
+        _runs(job.kind, outcome).inc()
+        seconds.observe(time.perf_counter() - started)
+
+
+# A metric's child for a set of labels, looked up once: `labels()` validates and locks on
+# every call. Bounded by the job kinds (and outcomes) in the queue, as the metrics are.
+@functools.cache
+def _timers(kind: str) -> tuple[Histogram, Histogram]:
+    """The latency and duration histograms of `kind`."""
+    return metrics.JOB_LATENCY.labels(kind), metrics.JOB_SECONDS.labels(kind)
+
+
+@functools.cache
+def _runs(kind: str, outcome: str) -> Counter:
+    return metrics.JOBS_RUN.labels(kind, outcome)
 
 
 def _deterministic(exc: Exception) -> bool:
@@ -248,18 +268,20 @@ class Worker:
     def _loop(self, max_priority: int | None = None) -> None:
         name = worker_name()
         idle = self.runtime.settings.worker_poll_seconds
-        while not self._stop.is_set():
-            seen = WAKEUP.generation
-            try:
-                busy = run_one(
-                    self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
-                )
-            except Exception:
-                log.exception("hub.worker.claim_failed")
-                busy = False
-            if not busy and not self._stop.is_set():
-                self.idle.set()
-                WAKEUP.wait(seen, idle)
+        # The thread's claims and finishes share one kept connection (`Database.pinned`).
+        with self.runtime.db.pinned():
+            while not self._stop.is_set():
+                seen = WAKEUP.generation
+                try:
+                    busy = run_one(
+                        self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
+                    )
+                except Exception:
+                    log.exception("hub.worker.claim_failed")
+                    busy = False
+                if not busy and not self._stop.is_set():
+                    self.idle.set()
+                    WAKEUP.wait(seen, idle)
 
     def _listen(self) -> None:
         """LISTEN for other processes' enqueues and wake this process's idle threads. A lost
@@ -296,8 +318,9 @@ class Worker:
         """Run due jobs in this thread until none is due (tests, demo, one-shot CLI runs)."""
         name = worker_name()
         ran = 0
-        while ran < max_rounds and run_one(self.runtime, name):
-            ran += 1
+        with self.runtime.db.pinned():
+            while ran < max_rounds and run_one(self.runtime, name):
+                ran += 1
         return ran
 
 

@@ -103,6 +103,20 @@ def test_a_configured_priority_overrides_the_declared_one(database: Database) ->
     assert [j.idempotency_key for j in claim(database, "w", limit=2)] == ["configured", "declared"]
 
 
+def test_a_claimed_job_is_the_row_as_stored(database: Database) -> None:
+    enqueue(database, "k", order_id="o-1", connection="shop:1")
+    [claimed] = claim(database, "worker-a")
+
+    stored = job(database, claimed.id)
+    assert claimed.model_dump() == stored.model_dump()
+    assert (claimed.state, claimed.lease_owner) == (JobState.RUNNING, "worker-a")
+    # Still an instance a session can take up (a handler's `keep_payload`, `requeue`).
+    with database.transaction() as session:
+        merged = session.merge(claimed)
+        merged.payload = {"kept": True}
+    assert job(database, claimed.id).payload == {"kept": True}
+
+
 def test_a_held_job_is_not_claimed_again_until_its_lease_expires(database: Database) -> None:
     enqueue(database, "k")
     [held] = claim(database, "worker-a", lease=0.3)
