@@ -91,13 +91,15 @@ class Database:
         self._reader = self.engine.execution_options(sqlite_begin="DEFERRED")
         # Connections of their own, always in autocommit, so a checkout switches nothing and a
         # checkin has no transaction to roll back (no connection is opened until one is used).
+        # No cap beyond the pool: each worker thread keeps one (`pinned`), so a cap would leave
+        # the threads past it waiting for a connection that is never handed back.
         self._autocommit = (
             create_engine(
                 url,
                 isolation_level="AUTOCOMMIT",
                 pool_reset_on_return=None,
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                max_overflow=-1,
                 pool_recycle=1800,
             )
             if self.is_postgres
@@ -152,8 +154,8 @@ class Database:
         statement by an exception) is replaced at the next unit, and one older than the pool's
         recycle age is handed back and a fresh one taken, as the pool would. Reentrant: an inner
         block keeps the outer one's connection. A thread holds its connection for the whole
-        block, so a process runs at most the autocommit pool's size (twice `pool_size`) of
-        pinned threads at once."""
+        block: the autocommit pool has no overflow cap, so any number of threads may be pinned
+        (each is one Postgres connection, within the server's `max_connections`)."""
         if not self.is_postgres or getattr(self._pins, "pin", None) is not None:
             yield
             return

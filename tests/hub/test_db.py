@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -50,3 +52,28 @@ def test_a_unit_interrupted_mid_statement_does_not_hand_its_connection_on(
                 driver.pgconn.send_query(b"SELECT pg_sleep(0.05)")
                 raise KeyboardInterrupt
         assert _pid(postgres_database) != interrupted
+
+
+def test_more_pinned_threads_than_the_pool_holds_each_get_a_connection(postgres_url: str) -> None:
+    """A worker process may run more threads than the pool's size: each keeps one connection,
+    and none waits for one the others never hand back."""
+    database = Database(postgres_url, pool_size=1)
+    pinned = threading.Barrier(4, timeout=10)
+    pids: list[int] = []
+
+    def thread() -> None:
+        with database.pinned():
+            pids.append(_pid(database))
+            pinned.wait()  # all four hold their connection at once
+            pids.append(_pid(database))
+
+    try:
+        threads = [threading.Thread(target=thread) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert not any(t.is_alive() for t in threads)
+        assert len(pids) == 8 and len(set(pids)) == 4
+    finally:
+        database.dispose()
