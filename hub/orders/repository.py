@@ -317,11 +317,7 @@ def compare_and_set_status(session: Session, order: Order, expected: str, new: s
     )
     if result.rowcount != 1:
         return False
-    # The row is now what this statement made it: set the loaded copy to match, as committed
-    # values (nothing left to flush), instead of reading the row back.
-    set_committed_value(order, "status", new)
-    set_committed_value(order, "version", order.version + 1)
-    set_committed_value(order, "updated_at", now)
+    _moved(order, new, now)
     return True
 
 
@@ -357,10 +353,16 @@ def transition(
     )
     if row["moved"] != 1:
         return False
+    _moved(order, new, now)
+    return True
+
+
+def _moved(order: Order, new: str, now: datetime) -> None:
+    """Set the loaded copy of an order a compare-and-set just moved to what the statement made
+    the row, as committed values (nothing left to flush), instead of reading the row back."""
     set_committed_value(order, "status", new)
     set_committed_value(order, "version", order.version + 1)
     set_committed_value(order, "updated_at", now)
-    return True
 
 
 _TRANSITION = Prebuilt(
@@ -441,9 +443,7 @@ def compare_and_set_many(
     if moved != len(orders):
         return False
     for order in orders:
-        set_committed_value(order, "status", new)
-        set_committed_value(order, "version", order.version + 1)
-        set_committed_value(order, "updated_at", now)
+        _moved(order, new, now)
     return True
 
 
