@@ -19,40 +19,26 @@ _FLAG = "hub.jobs.queued"
 
 
 class Wakeup:
-    """Idle threads wait here for work to be queued; a wake-up wakes one of them, not all.
-
-    Waking every idle thread of every worker process for each queued job had all but one of
-    them claim nothing, a statement each. A wake-up is kept until a thread takes it, so one
-    sent while every thread is busy is not lost: the next thread to wait takes it at once. At
-    most one is kept: it means "something was queued since a thread last looked", and the
-    thread that looks passes it on when it found work (`Worker`), so jobs queued together are
-    still taken in parallel. `notify(everyone=True)` wakes all of them (to stop)."""
+    """A generation counter idle threads wait on: a wait returns as soon as the generation
+    moves past the one the thread saw before it last looked for work."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._pending = False
-        self._broadcasts = 0
+        self._generation = 0
 
-    def notify(self, *, everyone: bool = False) -> None:
-        with self._changed:
-            if everyone:
-                self._broadcasts += 1
-                self._changed.notify_all()
-            else:
-                self._pending = True
-                self._changed.notify()
+    @property
+    def generation(self) -> int:
+        return self._generation
 
-    def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` for a wake-up; True when woken (not timed out)."""
+    def notify(self) -> None:
         with self._changed:
-            seen = self._broadcasts
-            woken = self._changed.wait_for(
-                lambda: self._pending or self._broadcasts != seen, timeout
-            )
-            if self._pending:
-                self._pending = False
-                return True
-            return woken
+            self._generation += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Wait up to `timeout` for a wake-up after generation `seen`; True when woken."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._generation != seen, timeout)
 
 
 WAKEUP = Wakeup()

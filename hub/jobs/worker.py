@@ -269,9 +269,9 @@ class Worker:
         name = worker_name()
         idle = self.runtime.settings.worker_poll_seconds
         # The thread's claims and finishes share one kept connection (`Database.pinned`).
-        woken = False
         with self.runtime.db.pinned():
             while not self._stop.is_set():
+                seen = WAKEUP.generation
                 try:
                     busy = run_one(
                         self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
@@ -279,15 +279,9 @@ class Worker:
                 except Exception:
                     log.exception("hub.worker.claim_failed")
                     busy = False
-                if woken and busy:
-                    # A wake-up wakes one thread: one that found work passes it on, since
-                    # more may have been queued together. (A wake-up the order lane took for
-                    # bulk work is not passed on: that job waits for a thread's poll.)
-                    WAKEUP.notify()
-                woken = False
                 if not busy and not self._stop.is_set():
                     self.idle.set()
-                    woken = WAKEUP.wait(idle)
+                    WAKEUP.wait(seen, idle)
 
     def _listen(self) -> None:
         """LISTEN for other processes' enqueues and wake this process's idle threads. A lost
@@ -312,7 +306,7 @@ class Worker:
     def stop(self, timeout: float | None = 60.0) -> None:
         """Stop taking work; wait for the jobs in hand to finish."""
         self._stop.set()
-        WAKEUP.notify(everyone=True)
+        WAKEUP.notify()
         for thread in self._threads:
             thread.join(timeout)
         if self._listener is not None:
