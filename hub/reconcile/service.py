@@ -256,8 +256,9 @@ def _apply_page(
     fresh: list[Order] = []
 
     def advance_fresh() -> None:
-        # The history rows the per-order steps add wait for one flush at the end instead of one
-        # insert per step: nothing the steps read depends on them.
+        # What the per-order steps leave pending in the session (an order's changed columns, a
+        # flag) waits for one flush at the end instead of one before every read: nothing the
+        # steps read depends on it. (History rows are inserted at once.)
         with session.no_autoflush:
             orders.advance_many(session, runtime, fresh, source)
         fresh.clear()
