@@ -167,6 +167,20 @@ class Database:
             pin.close()
 
     @contextmanager
+    def read_one(self) -> Iterator[Connection]:
+        """A plain connection for one read-only statement. On Postgres it is the statement
+        alone in autocommit, on the thread's pinned connection when it has one: a statement
+        reads one snapshot by itself, so a BEGIN and a COMMIT around it, and an ORM session,
+        would add two round trips and more CPU than the read. On SQLite it is a reader
+        transaction's connection (never the write lock)."""
+        if self.is_postgres:
+            with self.connect(one_statement=True) as connection:
+                yield connection
+            return
+        with self._reader.begin() as connection:
+            yield connection
+
+    @contextmanager
     def reader(self) -> Iterator[Session]:
         """A read-only scope: never takes SQLite's write lock."""
         with Session(self._reader, expire_on_commit=False) as session:
@@ -442,7 +456,8 @@ class Prebuilt:
     def rows(self, connection: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run it with `values`; the rows it returns, each a dict by column name."""
         if connection.dialect.name != "postgresql":
-            return [dict(row._mapping) for row in connection.execute(self.statement, values)]
+            result = connection.execute(self.statement, values)
+            return [dict(row._mapping) for row in result] if result.returns_rows else []
         sql, fixed, as_json = self._sql(connection)
         params = {**fixed, **values}
         for name in as_json:

@@ -55,14 +55,6 @@ def revisions(session: Session) -> dict[str, int]:
     return {str(key): int(revision) for key, revision in rows}
 
 
-def excluded(session: Session, sku: str) -> set[str]:
-    """The channel connections that do not sell `sku`."""
-    rows = session.scalars(
-        select(col(ConnectionSkuExclusion.connection)).where(col(ConnectionSkuExclusion.sku) == sku)
-    )
-    return set(rows)
-
-
 def exclusions(session: Session, connection: str) -> list[str]:
     rows = session.scalars(
         select(col(ConnectionSkuExclusion.sku))

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlmodel import Session, col
 
 from connectors.registry import resolve, system_of
-from hub.db import insert_ignore_prebuilt
+from hub.db import Prebuilt, insert_ignore_prebuilt
 from hub.inbox.models import DeliveryOutcome, InboundEvent, InboundStatus, WebhookDelivery
 from hub.types import utcnow
 
@@ -88,10 +88,11 @@ def get(session: Session, event_id: int) -> InboundEvent | None:
     return session.get(InboundEvent, event_id, populate_existing=True)
 
 
-def to_process(session: Session, event_id: int) -> Row[Any, Any, Any, Any, Any, Any] | None:
+def to_process(connection: Connection, event_id: int) -> dict[str, Any] | None:
     """What processing the stored event reads of it (channel, connection, external_id,
-    event_type, body, status): a Core read, without building the ORM object."""
-    return session.connection().execute(_TO_PROCESS, {"event_id": event_id}).first()
+    event_type, body, status), by a statement compiled once (`Database.read_one`)."""
+    rows = _TO_PROCESS.rows(connection, {"event_id": event_id})
+    return rows[0] if rows else None
 
 
 def settle(
@@ -102,21 +103,47 @@ def settle(
     error: str | None = None,
     order_id: str | None = None,
 ) -> None:
-    values: dict[str, object] = {"status": status.value, "error": error, "processed_at": utcnow()}
-    if order_id is not None:
-        values["order_id"] = order_id
-    session.connection().execute(_EVENTS.update().where(_EVENTS.c.id == event_id), values)
+    """Record how processing ended; `order_id`, when given, names the order it touched (a
+    None keeps the one recorded)."""
+    _SETTLE.rows(
+        session.connection(),
+        {
+            "event_id": event_id,
+            "status": status.value,
+            "error": error,
+            "processed_at": utcnow(),
+            "order_id": order_id,
+        },
+    )
 
 
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
-_TO_PROCESS = select(
-    _EVENTS.c.channel,
-    _EVENTS.c.connection,
-    _EVENTS.c.external_id,
-    _EVENTS.c.event_type,
-    _EVENTS.c.body,
-    _EVENTS.c.status,
-).where(_EVENTS.c.id == bindparam("event_id"))
+# Each runs once or twice for every webhook processed: compiled once (`Prebuilt`).
+_TO_PROCESS = Prebuilt(
+    select(
+        _EVENTS.c.channel,
+        _EVENTS.c.connection,
+        _EVENTS.c.external_id,
+        _EVENTS.c.event_type,
+        _EVENTS.c.body,
+        _EVENTS.c.status,
+    ).where(_EVENTS.c.id == bindparam("event_id"))
+)
+_SETTLE = Prebuilt(
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(
+        {
+            **{
+                name: bindparam(name, type_=_EVENTS.c[name].type)
+                for name in ("status", "error", "processed_at")
+            },
+            "order_id": func.coalesce(
+                bindparam("order_id", type_=_EVENTS.c.order_id.type), _EVENTS.c.order_id
+            ),
+        }
+    )
+)
 
 
 def search(

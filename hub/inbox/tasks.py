@@ -36,13 +36,13 @@ def _failed(session: Session, job: Job, error: str) -> None:
 def process(ctx: JobContext) -> None:
     runtime = ctx.runtime
     event_id = int(ctx.job.payload["event_id"])
-    with runtime.db.reader() as session:
-        stored = repo.to_process(session, event_id)
-        if stored is None:
-            raise Permanent(f"inbound event {event_id} does not exist")
-        channel, connection, body = stored.channel, stored.connection, stored.body
-        identity = WebhookIdentity(stored.external_id, stored.event_type)
-        settled = stored.status in (InboundStatus.PROCESSED, InboundStatus.IGNORED)
+    with runtime.db.read_one() as db_connection:
+        stored = repo.to_process(db_connection, event_id)
+    if stored is None:
+        raise Permanent(f"inbound event {event_id} does not exist")
+    channel, connection, body = stored["channel"], stored["connection"], stored["body"]
+    identity = WebhookIdentity(stored["external_id"], stored["event_type"])
+    settled = stored["status"] in (InboundStatus.PROCESSED, InboundStatus.IGNORED)
     if settled and not ctx.job.payload.get("replay"):
         return
     structlog.contextvars.bind_contextvars(

@@ -21,8 +21,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
+from hub.connections.models import ConnectionSkuExclusion
 from hub.db import Prebuilt
 from hub.inventory.models import StockItem, StockMovement, StockReservation
 from hub.jobs.models import JobState
@@ -33,6 +35,16 @@ CHUNK = 1000  # SKUs per statement: well inside every backend's limit on bound p
 
 def get(session: Session, sku: str, *, for_update: bool = False) -> StockItem | None:
     return session.get(StockItem, sku, with_for_update=for_update, populate_existing=True)
+
+
+def listing_view(connection: Connection, sku: str) -> tuple[int, set[str]] | None:
+    """What a listing sync tells the channels of `sku`: the units available and the channel
+    connections that opted out of it; None when the SKU has no stock row. One statement
+    (`Database.read_one`), compiled once: a sync runs for nearly every sale."""
+    rows = _LISTING_VIEW.rows(connection, {"sku": sku})
+    if not rows:
+        return None
+    return int(rows[0]["available"]), {r["connection"] for r in rows if r["connection"]}
 
 
 def hold(session: Session, order_id: str, wanted: Mapping[str, int]) -> dict[str, int]:
@@ -531,3 +543,15 @@ def search(
     if after_sku is not None:
         query = query.where(col(StockItem.sku) > after_sku)
     return session.scalars(query.order_by(col(StockItem.sku)).limit(limit)).all()
+
+
+_STOCK = StockItem.__table__  # type: ignore[attr-defined]
+_EXCLUDED = ConnectionSkuExclusion.__table__  # type: ignore[attr-defined]
+_LISTING_VIEW = Prebuilt(
+    select(
+        (_STOCK.c.on_hand - _STOCK.c.reserved).label("available"),
+        _EXCLUDED.c.connection,
+    )
+    .select_from(_STOCK.outerjoin(_EXCLUDED, _EXCLUDED.c.sku == _STOCK.c.sku))
+    .where(_STOCK.c.sku == bindparam("sku"))
+)

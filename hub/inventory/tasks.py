@@ -6,7 +6,6 @@ import structlog
 
 from connectors.base import Capability, ListingNotFound, Permanent, Retriable
 from connectors.registry import resolve
-from hub.connections import repository as connections_repo
 from hub.inventory import repository as repo
 from hub.inventory.service import LISTING_SYNC
 from hub.jobs.context import JobContext
@@ -29,13 +28,12 @@ def sync_listing(ctx: JobContext) -> None:
     sku = str(ctx.job.payload["sku"])
     skip = ctx.job.payload.get("skip_channel")
     skip = resolve(str(skip)) if skip else None
-    with runtime.db.reader() as session:
-        item = repo.get(session, sku)
-        if item is None:
-            return
-        available = item.available
-        # Connections that do not sell this SKU are left alone; the stock stays shared.
-        opted_out = connections_repo.excluded(session, sku)
+    with runtime.db.read_one() as connection:
+        view = repo.listing_view(connection, sku)
+    if view is None:
+        return
+    # Connections that do not sell this SKU (`opted_out`) are left alone; the stock stays shared.
+    available, opted_out = view
     retry: list[str] = []
     failed: list[str] = []
     for name in runtime.connectors.channel_keys():

@@ -283,6 +283,24 @@ def test_depop_sale_updates_the_other_channels_but_depop_is_not_told_again(hub: 
     assert sync["state"] == "done"
 
 
+def test_a_connection_that_opted_out_of_a_sku_is_left_alone_and_the_others_are_told(
+    hub: Hub,
+) -> None:
+    listed_everywhere(hub, SKU, depop=3, stock=3)
+    opted = hub.admin("PUT", f"/admin/connections/aboutyou/default/excluded-skus/{SKU}")
+    assert opted.status_code == 200, opted.text
+
+    hub.topi.create_order({SKU: 1})
+    hub.drain()
+
+    assert hub.stock(SKU)["available"] == 2
+    assert depop_product(hub, SKU) == (ON_SALE, 2)
+    assert hub.aboutyou.stocks[SKU] == 3  # as listed before the sale: not told
+    assert [j["state"] for j in jobs(hub, LISTING_SYNC) if j["payload"]["sku"] == SKU][-1:] == [
+        "done"
+    ]
+
+
 def test_changes_to_a_sku_before_the_worker_runs_make_one_listing_job_per_sku(hub: Hub) -> None:
     hub.depop.add_product(SKU, quantity=1)
     hub.depop.add_product("SCARF", quantity=1)
