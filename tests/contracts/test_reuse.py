@@ -6,22 +6,30 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import openapi_core
 import pytest
 from jsonschema_path import SchemaPath
 from openapi_core.datatypes import RequestParameters
 from openapi_core.deserializing.media_types import media_type_deserializers
+from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.validation.request import validators as request_validators
 from openapi_core.validation.request.exceptions import MissingRequestBody
 from openapi_core.validation.response import validators as response_validators
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from connectors import contracts
-from connectors.contracts import Contract, _content_type, _describe, _WireResponse
+from connectors.contracts import (
+    Contract,
+    _content_type,
+    _describe,
+    _WireResponse,
+    published_contract,
+)
 from connectors.deliverr.spec import CONTRACT as DELIVERR
 from connectors.depop.spec import CONTRACT as DEPOP
 from tests.contracts.test_contracts import DOCUMENT
@@ -256,3 +264,27 @@ def test_the_reused_parts_are_the_ones_openapi_core_calls() -> None:
         ]
     assert contract._body.schema_validators_factory._built
     assert contract._parameters.schema_validators_factory._built
+
+
+CONNECTORS = ("aboutyou", "deliverr", "depop", "flexport", "topi")
+
+
+@pytest.mark.parametrize("connector", CONNECTORS)
+def test_every_operation_is_found_by_its_template_as_openapi_core_finds_it_by_its_url(
+    connector: str,
+) -> None:
+    """Naming the path template the contract matched finds, for every operation behind every
+    server, the operation and path variables openapi-core finds from the URL alone."""
+    contract = published_contract(connector)
+    assert contract is not None
+    fresh = APICallPathFinder(SchemaPath.from_dict(copy.deepcopy(contract.document)))
+    reused = contract._parameters.path_finder
+    for host, prefix in contract._servers:
+        for operation in contract.operations:
+            path = prefix + re.sub(r"\{([^}/]+)\}", r"v-\1", operation.path)
+            route = contract._route(operation.method, path)
+            assert route is not None and route.operation == operation, path
+            expected = fresh.find(operation.method.lower(), urljoin(host, path))
+            found = reused.find(operation.method.lower(), urljoin(host, route.path_pattern))
+            assert found.operation.parts == expected.operation.parts, path
+            assert route.variables == (expected.path_result.variables or {}), path
