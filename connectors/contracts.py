@@ -24,7 +24,7 @@ import json
 import re
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,15 +34,25 @@ import httpx
 from fastapi import FastAPI, Request
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
-from openapi_core import Config, OpenAPI
+from jsonschema_path import SchemaPath
+from openapi_core.casting.schemas.factories import SchemaCastersFactory
 from openapi_core.datatypes import RequestParameters
 from openapi_core.deserializing.media_types import media_type_deserializers
+from openapi_core.templating.paths.datatypes import PathOperationServer
+from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.validation.request import validators as request_validators
 from openapi_core.validation.request.exceptions import MissingRequestBody
 from openapi_core.validation.response import validators as response_validators
+from openapi_core.validation.schemas.datatypes import FormatValidatorsDict
 from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
+from openapi_core.validation.schemas.validators import SchemaValidator
+from openapi_core.validation.validators import BaseValidator
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from connectors.asgi import add_http_middleware, read_body
 
 # openapi-core checks no OAuth2 credentials (topi's and Deliverr's schemes) and warns at every
 # request it validates; the simulators answer a missing or wrong token with 401 themselves.
@@ -92,13 +102,30 @@ class Operation:
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:
+    """The paths `template` names; each variable's value is one group, in template order."""
     parts = re.split(r"(\{[^}/]+\})", template)
-    regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    regex = "".join("([^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
     return re.compile(f"^{regex}$")
 
 
+def _variables(template: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\{([^}/]+)\}", template))
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """The operation a request calls, its path template as served (the server's path prefix
+    and the operation's template), and the values of the template's variables."""
+
+    operation: Operation
+    path_pattern: str
+    variables: dict[str, str]
+
+
 class _WireRequest:
-    """An HTTP request as openapi-core reads it (its `Request` protocol)."""
+    """An HTTP request as openapi-core reads it (its `Request` protocol). It names the path
+    template its operation matched (`SupportsPathPattern`), with the variables' values, so
+    openapi-core finds the operation by the template, the same for every request to it."""
 
     def __init__(
         self,
@@ -108,9 +135,11 @@ class _WireRequest:
         query: str,
         headers: Mapping[str, str],
         body: bytes | None,
+        route: _Route,
     ) -> None:
         self.host_url = host_url
         self.path = path
+        self.path_pattern = route.path_pattern
         self.method = method.lower()
         self.body = body
         self.content_type = _content_type(headers)
@@ -118,6 +147,7 @@ class _WireRequest:
             query=ImmutableMultiDict(parse_qsl(query, keep_blank_values=True)),
             header=Headers(list(headers.items())),
             cookie=ImmutableMultiDict(),
+            path=dict(route.variables),
         )
 
 
@@ -185,13 +215,10 @@ class Contract:
     def __init__(self, document: Mapping[str, Any], *, name: str = "") -> None:
         self.document = json.loads(json.dumps(document))
         self.name = name or str(self.document.get("info", {}).get("title", "contract"))
-        # The subset is checked against the OpenAPI schema once, by the contract tests; doing
-        # it again at every load would cost most of a second per process. openapi-core skips
-        # that check for None (`OpenAPI.check_spec`), which its annotation does not admit.
-        skip_check = Config(spec_validator_cls=None)  # type: ignore[arg-type]
-        self._app = OpenAPI.from_dict(self.document, config=skip_check)
         version = "V30" if str(self.document.get("openapi", "")).startswith("3.0") else "V31"
-        spec = self._app.spec
+        # The subset is not checked against the OpenAPI schema here: the contract tests do
+        # that once, and doing it at every load would cost most of a second per process.
+        spec = SchemaPath.from_dict(self.document, resolved_cache_maxsize=_RESOLVED_PATHS)
         # A vendor media type openapi-core does not know (topi's `application/vnd.goa.error`)
         # would reach the schema as raw bytes; its bodies are JSON, so they are read as such.
         extra = {
@@ -199,15 +226,23 @@ class Contract:
             for media in _media_types(self.document)
             if media not in media_type_deserializers
         }
-        self._security = getattr(request_validators, f"{version}RequestSecurityValidator")(spec)
-        self._parameters = getattr(request_validators, f"{version}RequestParametersValidator")(spec)
-        self._body = getattr(request_validators, f"{version}RequestBodyValidator")(
-            spec, extra_media_type_deserializers=extra
+        self._security = _reusing(request_validators, f"{version}RequestSecurityValidator", spec)
+        self._parameters = _reusing(
+            request_validators, f"{version}RequestParametersValidator", spec
         )
-        self._response = getattr(response_validators, f"{version}ResponseValidator")(
-            spec, extra_media_type_deserializers=extra
+        self._body = _reusing(
+            request_validators,
+            f"{version}RequestBodyValidator",
+            spec,
+            extra_media_type_deserializers=extra,
         )
-        self._operations: list[tuple[re.Pattern[str], Operation]] = []
+        self._response = _reusing(
+            response_validators,
+            f"{version}ResponseValidator",
+            spec,
+            extra_media_type_deserializers=extra,
+        )
+        self._operations: list[tuple[re.Pattern[str], tuple[str, ...], Operation]] = []
         for template, item in self.document.get("paths", {}).items():
             for method in _METHODS:
                 if method in item:
@@ -218,9 +253,11 @@ class Contract:
                         spec.get("operationId"),
                         frozenset(str(s) for s in spec.get("responses", {})),
                     )
-                    self._operations.append((_template_pattern(template), operation))
+                    self._operations.append(
+                        (_template_pattern(template), _variables(template), operation)
+                    )
         # Literal segments first, so `/orders/export` wins over `/orders/{id}`.
-        self._operations.sort(key=lambda entry: entry[1].path.count("{"))
+        self._operations.sort(key=lambda entry: entry[2].path.count("{"))
         servers = [s.get("url", "/") for s in self.document.get("servers", [])] or ["/"]
         self._servers = [_server_parts(url) for url in servers]
 
@@ -231,7 +268,7 @@ class Contract:
 
     @property
     def operations(self) -> list[Operation]:
-        return [operation for _, operation in self._operations]
+        return [operation for _, _, operation in self._operations]
 
     @property
     def derived_from(self) -> Mapping[str, str]:
@@ -240,17 +277,27 @@ class Contract:
 
     def operation(self, method: str, url: str) -> Operation | None:
         """The operation a request to `url` calls, or None when the contract has none."""
-        path = self._api_path(urlsplit(url).path)
-        for pattern, operation in self._operations:
-            if operation.method == method.upper() and pattern.match(path):
-                return operation
+        found = self._route(method, urlsplit(url).path)
+        return found.operation if found is not None else None
+
+    def _route(self, method: str, path: str) -> _Route | None:
+        prefix, api_path = self._split(path)
+        method = method.upper()
+        for pattern, names, operation in self._operations:
+            if operation.method != method:
+                continue
+            matched = pattern.match(api_path)
+            if matched:
+                values = dict(zip(names, matched.groups(), strict=True))
+                return _Route(operation, prefix + operation.path, values)
         return None
 
-    def _api_path(self, path: str) -> str:
+    def _split(self, path: str) -> tuple[str, str]:
+        """`path` as (the server's path prefix, the path the description's templates name)."""
         for _, prefix in self._servers:
             if prefix and path.startswith(prefix):
-                return path[len(prefix) :] or "/"
-        return path
+                return prefix, path[len(prefix) :] or "/"
+        return "", path
 
     def _host_for(self, path: str) -> str:
         for host, prefix in self._servers:
@@ -263,12 +310,11 @@ class Contract:
     ) -> RequestCheck:
         """Validate one request against the operation it calls."""
         parts = urlsplit(url)
-        operation = self.operation(method, url)
-        if operation is None:
+        route = self._route(method, parts.path)
+        if route is None:
             return RequestCheck(None, (f"no {method.upper()} {parts.path} in {self.name}",), ())
-        request = _WireRequest(
-            self._host_for(parts.path), parts.path, method, parts.query, headers, body or None
-        )
+        host = self._host_for(parts.path)
+        request = _WireRequest(host, parts.path, method, parts.query, headers, body or None, route)
         security = [line for e in self._security.iter_errors(request) for line in _describe(e)]
         problems = [line for e in self._parameters.iter_errors(request) for line in _describe(e)]
         problems.extend(
@@ -277,7 +323,7 @@ class Contract:
             if not isinstance(error, MissingRequestBody)  # an optional body left out
             for line in _describe(error)
         )
-        return RequestCheck(operation, tuple(problems), tuple(security))
+        return RequestCheck(route.operation, tuple(problems), tuple(security))
 
     def request_problems(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
@@ -301,9 +347,10 @@ class Contract:
         failure as transient whatever its body.
         """
         parts = urlsplit(url)
-        operation = self.operation(method, url)
-        if operation is None:
+        route = self._route(method, parts.path)
+        if route is None:
             return [f"no {method.upper()} {parts.path} in {self.name}"]
+        operation = route.operation
         documented = str(status) in operation.responses or "default" in operation.responses
         if not documented and status >= 500:
             return []
@@ -316,7 +363,7 @@ class Contract:
             # "Successful operation, no content returned": nothing to validate but emptiness.
             return [f"documents no body, got {len(body)} bytes"] if body else []
         request = _WireRequest(
-            self._host_for(parts.path), parts.path, method, parts.query, {}, None
+            self._host_for(parts.path), parts.path, method, parts.query, {}, None, route
         )
         response = _WireResponse(status, headers, body or None)
         return [
@@ -353,6 +400,91 @@ class Contract:
     def bad_input_status(self, method: str, url: str) -> int:
         operation = self.operation(method, url)
         return operation.bad_input_status if operation is not None else 400
+
+
+# What openapi-core rebuilds at every request, kept instead. Everything it keeps depends on the
+# description alone, never on a request, so every request is still validated in full by
+# openapi-core; only the work of reading the description again is saved. All three hooks are
+# openapi-core's own constructor parameters (`path_finder_cls`, `schema_validators_factory`,
+# `schema_casters_factory`) and jsonschema-path's `resolved_cache_maxsize`.
+
+# The openapi-core whose calls into its path finder and schema validator factory the reuse
+# above was checked against (tests/contracts/test_reuse.py fails on any other version).
+OPENAPI_CORE_VERSION = "0.23.1"
+
+# Resolved description nodes kept per contract: more than the largest subset has.
+_RESOLVED_PATHS = 65_536
+
+
+class _OperationFinder(APICallPathFinder):
+    """openapi-core's path finder, its answer kept per (method, URL). Requests name their
+    path template (`_WireRequest.path_pattern`), so the URLs it sees are one per operation."""
+
+    def __init__(self, spec: SchemaPath, base_url: str | None = None) -> None:
+        super().__init__(spec, base_url=base_url)
+        self._found: dict[tuple[str, str], PathOperationServer] = {}
+
+    def find(self, method: str, name: str) -> PathOperationServer:
+        key = (method, name)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = super().find(method, name)
+        return found
+
+
+class _ReusedSchemaValidators(SchemaValidatorsFactory):
+    """openapi-core's schema validator factory, each validator built once per schema: it
+    builds a jsonschema validator and copies a format checker at every call otherwise."""
+
+    def __init__(self, factory: SchemaValidatorsFactory) -> None:
+        super().__init__(factory.schema_validator_cls, factory.format_checker)
+        self._factory = factory
+        self._built: dict[tuple[Any, ...], SchemaValidator] = {}
+
+    def create(
+        self,
+        spec: SchemaPath,
+        schema: SchemaPath,
+        format_validators: FormatValidatorsDict | None = None,
+        extra_format_validators: FormatValidatorsDict | None = None,
+        forbid_unspecified_additional_properties: bool = False,
+        enforce_properties_required: bool = False,
+    ) -> SchemaValidator:
+        # One factory serves one contract's validators, so a schema's path names it.
+        key = (
+            schema.parts,
+            id(format_validators),
+            id(extra_format_validators),
+            forbid_unspecified_additional_properties,
+            enforce_properties_required,
+        )
+        built = self._built.get(key)
+        if built is None:
+            built = self._built[key] = self._factory.create(
+                spec,
+                schema,
+                format_validators=format_validators,
+                extra_format_validators=extra_format_validators,
+                forbid_unspecified_additional_properties=forbid_unspecified_additional_properties,
+                enforce_properties_required=enforce_properties_required,
+            )
+        return built
+
+
+def _reusing(module: Any, name: str, spec: SchemaPath, **options: Any) -> Any:
+    """openapi-core's validator `module.name` for `spec`, keeping what depends on the
+    description alone (see `_OperationFinder`, `_ReusedSchemaValidators`)."""
+    cls: type[BaseValidator] = getattr(module, name)
+    schema_validators = _ReusedSchemaValidators(cls.schema_validators_factory)
+    return cls(
+        spec,
+        path_finder_cls=_OperationFinder,
+        schema_validators_factory=schema_validators,
+        schema_casters_factory=SchemaCastersFactory(
+            schema_validators, cls.schema_casters_factory.types_caster
+        ),
+        **options,
+    )
 
 
 def _media_types(node: Any) -> Iterator[str]:
@@ -538,14 +670,13 @@ def enforce(
     prefixes = tuple(exempt)
     special = dict(refusers or {})
 
-    @app.middleware("http")
-    async def _enforce(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def _enforce(inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
         path = request.url.path
         if path.startswith(prefixes):
-            return await call_next(request)
-        raw = request.scope.get("raw_path")
+            await inner(scope, receive, send)
+            return
+        raw = scope.get("raw_path")
         wire_path = raw.decode("latin-1") if isinstance(raw, bytes) else path
         query = request.url.query
         url = f"{request.url.scheme}://{request.url.netloc}{wire_path}" + (
@@ -553,13 +684,17 @@ def enforce(
         )
         operation = contract.operation(request.method, url)
         if operation is None:
-            return await call_next(request)
-        body = await request.body()
+            await inner(scope, receive, send)
+            return
+        body, receive = await read_body(receive)
         check = contract.check_request(request.method, url, request.headers, body)
         if check.problems:
             answer = special.get(operation.path, refuse)
-            return answer(operation.bad_input_status, list(check.problems))
-        return await call_next(request)
+            await answer(operation.bad_input_status, list(check.problems))(scope, receive, send)
+            return
+        await inner(scope, receive, send)
+
+    add_http_middleware(app, _enforce)
 
 
 # ---------------------------------------------------------------------------------------------

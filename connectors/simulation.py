@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connectors.asgi import add_http_middleware, read_body
 
 CONTROL_PREFIX = "/_sim"
 
@@ -151,6 +153,17 @@ async def _buffered(receive: Receive) -> Receive:
 
 async def _swallow(_message: Message) -> None:
     """Sends nothing: the answer of a call whose connection is to drop."""
+
+
+def _recording(send: Send, record: Callable[[int], None]) -> Send:
+    """`send`, calling `record` with the answer's status before its first message goes."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            record(message["status"])
+        await send(message)
+
+    return sending
 
 
 class ShipItem(BaseModel):
@@ -404,22 +417,37 @@ class SimulatorBase:
 
         app.mount(CONTROL_PREFIX, control)
 
-        @app.middleware("http")
-        async def _record(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
+        async def _record(inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope)
             if request.url.path.startswith(CONTROL_PREFIX):
-                return await call_next(request)
-            raw = await request.body()
+                await inner(scope, receive, send)
+                return
+            raw, receive = await read_body(receive)
             try:
                 payload: Any = json.loads(raw) if raw else None
             except ValueError:
                 payload = raw.decode("utf-8", "replace")
+
+            def record(status: int) -> None:
+                call = RecordedCall(
+                    request.method,
+                    request.url.path,
+                    dict(request.query_params),
+                    payload,
+                    dict(request.headers),
+                    status,
+                )
+                with self.lock:
+                    self.calls.append(call)
+
             with self.lock:
                 fault = next((f for f in self._faults if f.method in (None, request.method)), None)
                 if fault is not None:
                     self._faults.remove(fault)
-            if fault is not None and not fault.after_processing:
+            if fault is None:
+                await inner(scope, receive, _recording(send, record))
+                return
+            if not fault.after_processing:
                 if fault.kind == "timeout":
                     raise httpx.ReadTimeout("simulated timeout")
                 response: Response = (
@@ -431,26 +459,22 @@ class SimulatorBase:
                         fault.body or {"error": "simulated failure"}, status_code=fault.status
                     )
                 )
-            else:
-                response = await call_next(request)
-                if fault is not None and fault.kind == "status":
-                    response = JSONResponse(
-                        fault.body or {"error": "simulated failure"}, status_code=fault.status
-                    )
-            with self.lock:
-                self.calls.append(
-                    RecordedCall(
-                        request.method,
-                        request.url.path,
-                        dict(request.query_params),
-                        payload,
-                        dict(request.headers),
-                        response.status_code,
-                    )
-                )
-            if fault is not None and fault.kind == "timeout" and fault.after_processing:
+                record(response.status_code)
+                await response(scope, receive, send)
+                return
+            # The call takes effect; the answer the app gives it is lost.
+            statuses: list[int] = []
+            await inner(scope, receive, _recording(_swallow, statuses.append))
+            if fault.kind == "timeout":
+                record(statuses[0])
                 raise httpx.ReadTimeout("simulated timeout after the call took effect")
-            return response
+            response = JSONResponse(
+                fault.body or {"error": "simulated failure"}, status_code=fault.status
+            )
+            record(response.status_code)
+            await response(scope, receive, send)
+
+        add_http_middleware(app, _record)
 
         # Added last, so outermost: a call it fails never reaches the recording above.
         app.add_middleware(_ChaosMiddleware, simulator=self)

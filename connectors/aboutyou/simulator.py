@@ -35,7 +35,7 @@ import json
 import math
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,7 +44,10 @@ from typing import Annotated, Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors.asgi import add_http_middleware
 from connectors.contracts import enforce
 from connectors.simulation import CONTROL_PREFIX, SimulatorBase
 
@@ -651,22 +654,22 @@ class AboutYouSimulator(SimulatorBase):
     def _limit(self, app: FastAPI) -> None:
         """Per-endpoint limits per minute, when `rate_limits` is on."""
 
-        @app.middleware("http")
-        async def _rate_limit(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
+        async def _rate_limit(inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope)
             key = (request.method, request.url.path)
             allowed = LIMITS.get(key)
             if not self.rate_limits or allowed is None:
-                return await call_next(request)
+                await inner(scope, receive, send)
+                return
             with self.lock:
                 now = self.clock()
                 window = self._windows.setdefault(key, deque())
                 while window and now - window[0] >= timedelta(minutes=1):
                     window.popleft()
+                refusal = None
                 if len(window) >= allowed:
                     wait = window[0] + timedelta(minutes=1) - now
-                    return _response(
+                    refusal = _response(
                         {"message": "Too Many Requests"},
                         429,
                         {
@@ -675,12 +678,23 @@ class AboutYouSimulator(SimulatorBase):
                             "Retry-After": str(max(1, math.ceil(wait.total_seconds()))),
                         },
                     )
-                window.append(now)
-                remaining = allowed - len(window)
-            response = await call_next(request)
-            response.headers["X-RateLimit-Limit"] = str(allowed)
-            response.headers["X-RateLimit-Remaining"] = str(remaining)
-            return response
+                else:
+                    window.append(now)
+                    remaining = allowed - len(window)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+
+            async def counted(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableHeaders(scope=message)
+                    headers["X-RateLimit-Limit"] = str(allowed)
+                    headers["X-RateLimit-Remaining"] = str(remaining)
+                await send(message)
+
+            await inner(scope, receive, counted)
+
+        add_http_middleware(app, _rate_limit)
 
     def place_order(self, sku: str, quantity: int = 1) -> str:
         """A customer orders `quantity` units of `sku` for dropshipping."""

@@ -30,7 +30,7 @@ import hashlib
 import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +40,9 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.asgi import add_http_middleware
 from connectors.contracts import enforce
 from connectors.flexport.spec import CONTRACT
 from connectors.flexport.transformers import InternalStatus, format_time
@@ -190,21 +192,23 @@ class FlexportSimulator(SimulatorBase):
         self.app = FastAPI(title="Flexport Logistics API simulator")
         self._routes()
 
-        @self.app.middleware("http")
         async def _fail_with_problem(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            if request.url.path.startswith(CONTROL_PREFIX):
-                return await call_next(request)
+            inner: ASGIApp, scope: Scope, receive: Receive, send: Send
+        ) -> None:
+            if Request(scope).url.path.startswith(CONTROL_PREFIX):
+                await inner(scope, receive, send)
+                return
             with self.lock:
                 failure = self._problems.pop(0) if self._problems else None
             if failure is None:
-                return await call_next(request)
+                await inner(scope, receive, send)
+                return
             status, detail, headers = failure
             # The index's 401 carries a `code` and `message` beside the problem's fields.
             extra: dict[str, Any] = {"code": 401, "message": detail} if status == 401 else {}
-            return problem(status, detail, headers=headers, **extra)
+            await problem(status, detail, headers=headers, **extra)(scope, receive, send)
 
+        add_http_middleware(self.app, _fail_with_problem)
         enforce(self.app, CONTRACT, _refuse)
         self.install(self.app)
 
