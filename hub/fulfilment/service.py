@@ -283,12 +283,14 @@ def routed(session: Session, order_id: str, provider: str, ref: str | None, sour
         ref,
         "routed",
         utcnow(),
+        note={
+            "trigger": "routed",
+            "source": source,
+            "detail": {"provider": provider, "reference": ref},
+        },
     )
     if status is None:
         raise orders.OrderNotFound(order_id)
-    orders.note_by_id(
-        session, order_id, status, "routed", source, {"provider": provider, "reference": ref}
-    )
     return status
 
 

@@ -240,21 +240,35 @@ def set_routing(
     ref: str | None,
     status: str,
     at: datetime,
+    note: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Set the order's fulfilment columns in one statement; the order's state once its row is
-    locked (None when there is no such order)."""
-    rows = _SET_ROUTING.rows(
-        session.connection(),
-        {
-            "order_id": order_id,
-            "to_provider": provider,
-            "to_connection": connection,
-            "to_ref": ref,
-            "to_status": status,
-            "routed_at": at,
-        },
-    )
-    return str(rows[0]["status"]) if rows else None
+    locked (None when there is no such order). With `note` (a history row's `trigger`,
+    `source` and JSON-ready `detail`) the order's history records it at `at`, in that state;
+    on Postgres in the same statement."""
+    values = {
+        "order_id": order_id,
+        "to_provider": provider,
+        "to_connection": connection,
+        "to_ref": ref,
+        "to_status": status,
+        "routed_at": at,
+    }
+    bind = session.connection()
+    if note is not None and bind.dialect.name == "postgresql":
+        noted = {**values, **note, "detail": json.dumps(note["detail"])}
+        rows = _SET_ROUTING_NOTED.rows(bind, noted)
+        return str(rows[0]["status"]) if rows else None
+    rows = _SET_ROUTING.rows(bind, values)
+    if not rows:
+        return None
+    found = str(rows[0]["status"])
+    if note is not None:
+        add_history(
+            session,
+            [{**note, "order_id": order_id, "from_state": found, "to_state": found, "at": at}],
+        )
+    return found
 
 
 def by_channel_line_ids(session: Session, connection: str, line_ids: Sequence[str]) -> Order | None:
@@ -413,6 +427,24 @@ _SET_ROUTING = Prebuilt(
         updated_at=bindparam("routed_at"),
     )
     .returning(_ORDERS.c.status)
+)
+
+
+# `_SET_ROUTING` and its history row as one statement (the route job's write, once per order).
+_SET_ROUTING_NOTED = Prebuilt(
+    text(
+        "WITH routed AS ("
+        " UPDATE orders SET fulfilment_provider = :to_provider,"
+        " fulfilment_connection = :to_connection, fulfilment_ref = :to_ref,"
+        " fulfilment_status = :to_status, fulfilment_checked_at = :routed_at,"
+        " updated_at = :routed_at"
+        " WHERE id = :order_id RETURNING status"
+        "), noted AS ("
+        " INSERT INTO order_events (order_id, trigger, from_state, to_state, source, detail, at)"
+        " SELECT :order_id, :trigger, status, status, :source, CAST(:detail AS json), :routed_at"
+        " FROM routed"
+        ") SELECT status FROM routed"
+    )
 )
 
 

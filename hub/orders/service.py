@@ -309,18 +309,6 @@ def note(
     _history(session, order.id, what, order.status, order.status, source, detail)
 
 
-def note_by_id(
-    session: Session,
-    order_id: str,
-    status: str,
-    what: str,
-    source: str,
-    detail: Mapping[str, Any] | None = None,
-) -> None:
-    """`note` for an order the caller has not loaded, whose state it knows to be `status`."""
-    _history(session, order_id, what, status, status, source, detail)
-
-
 def flag(
     session: Session, order_id: str, reason: str, source: str, *, code: str = ATTENTION
 ) -> OrderFlag | None:

@@ -107,6 +107,13 @@ def test_purchase_is_confirmed_at_once_and_sent_to_deliverr(hub: Hub) -> None:
     assert order["fulfilment_provider"] == "deliverr"
     sent = hub.deliverr_order(order["id"])
     assert order["fulfilment_ref"] == sent["orderId"]
+    [routed] = entries(order, "routed")
+    assert (routed["from_state"], routed["to_state"], routed["detail"]) == (
+        "confirmed",
+        "confirmed",
+        {"provider": "deliverr/default", "reference": sent["orderId"]},
+    )
+    assert routed["source"].startswith("job:")
     assert sent["externalOrderId"] == order["id"]
     assert sent["source"] == "depop"
     assert sent["sourceOrderId"] == purchase_id
