@@ -101,14 +101,15 @@ def _run_claimed(runtime: Runtime, job: Job, then: NextClaim | None) -> Job | No
     latency.observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
     outcome = "ok"
     forget_status()
+    # Made before the handler runs, so a next job its finish claimed is run even if the
+    # handler raised afterwards (its failure then meets the fence: the job is done already).
+    ctx = JobContext(runtime, job, then=then)
     try:
         if kind is None:
             raise Permanent(f"no handler for job kind {job.kind!r}")
-        ctx = JobContext(runtime, job, then=then)
         kind.handler(ctx)
         if not ctx.finished:
             ctx.finish_alone()
-        return ctx.next_job
     except queue.LeaseLost:
         outcome = "lease_lost"
         log.warning("hub.jobs.lease_lost")
@@ -131,7 +132,7 @@ def _run_claimed(runtime: Runtime, job: Job, then: NextClaim | None) -> Job | No
     finally:
         _runs(job.kind, outcome).inc()
         seconds.observe(time.perf_counter() - started)
-    return None
+    return ctx.next_job
 
 
 # A metric's child for a set of labels, looked up once: `labels()` validates and locks on
@@ -384,7 +385,8 @@ class Worker:
         ran = 0
         with self.runtime.db.pinned():
             try:
-                while ran < max_rounds and runner.run_next(sweep=True):
+                # Sweeps before each claim of its own, as `run_one`.
+                while ran < max_rounds and runner.run_next(sweep=runner.held is None):
                     ran += 1
             finally:
                 runner.close()

@@ -643,6 +643,21 @@ def test_a_job_in_hand_whose_lease_moved_on_finishes_nothing_and_takes_nothing(
     assert _state(database, third) == ("queued", 0, None)
 
 
+def test_a_job_taken_with_a_finish_is_run_though_the_handler_raised_after_finishing(
+    database: Database,
+) -> None:
+    runner = Runner(_runtime(database), "thread-a")
+    crashed, bulk = _queue(database, (kinds.FINISH_THEN_CRASH, "crash"), (kinds.BULK, "bulk"))
+
+    assert runner.run_next()
+
+    assert _state(database, crashed) == ("done", 1, None), "its finish stands"
+    assert runner.held is not None and runner.held.id == bulk
+    assert runner.run_next()
+    assert _state(database, bulk) == ("done", 1, None)
+    assert kinds.runs() == {crashed: 1, bulk: 1}
+
+
 def test_a_stopped_worker_leaves_no_job_running(database: Database) -> None:
     runtime = _runtime(database)
     ids = _queue(database, *((kinds.URGENT, f"urgent-{n}") for n in range(200)))
