@@ -289,6 +289,16 @@ _attempts = JobAttempt.__table__  # type: ignore[attr-defined]
 _now = bindparam("now", type_=UTCDateTime())
 
 
+# The state check of an update by primary key that must still find the job running (the lease
+# fence, the sweep's put-back). Written as `IS NOT DISTINCT FROM`, the same test on a column
+# that is never null, because Postgres can then not prove from it the predicate of the partial
+# index of running jobs: with `state = 'running'` it chose that index over the primary key (it
+# is small by its statistics) and read every entry it holds, the dead ones of the jobs finished
+# since the last vacuum included: 290 buffers and 0.35 ms per finish after 3,000 jobs, against
+# a few buffers through the primary key.
+_STILL_RUNNING = _jobs.c.state.is_not_distinct_from(JobState.RUNNING.value)
+
+
 def _claim_statement(postgres: bool, single: bool) -> Update:
     """Take the `limit` most urgent due jobs in one statement, whatever the backlog: the inner
     SELECT walks the partial index of queued jobs in (priority, run_at) order and stops at
@@ -433,7 +443,7 @@ def sweep_expired(session: Bind, worker: str, *, now: datetime | None = None) ->
             update(_jobs)
             .where(
                 _jobs.c.id == job_id,
-                _jobs.c.state == JobState.RUNNING.value,
+                _STILL_RUNNING,
                 _jobs.c.attempts == attempt,
             )
             .values(
@@ -513,7 +523,7 @@ def _finish_statement(
         update(_jobs)
         .where(
             _jobs.c.id == _F_ID,
-            _jobs.c.state == JobState.RUNNING.value,
+            _STILL_RUNNING,
             _jobs.c.lease_owner == _F_OWNER,
             _jobs.c.attempts == _F_ATTEMPTS,
         )
@@ -677,7 +687,7 @@ def _fence(session: Bind, job: Job, values: dict[str, Any]) -> None:
         update(_jobs)
         .where(
             _jobs.c.id == job.id,
-            _jobs.c.state == JobState.RUNNING.value,
+            _STILL_RUNNING,
             _jobs.c.lease_owner == job.lease_owner,
             _jobs.c.attempts == job.attempts,
         )
