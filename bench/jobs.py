@@ -1,15 +1,15 @@
 """The job engine on Postgres: no-op jobs per second with 1 and 4 worker processes, beside a
 floor measured in the same run, and the same figure at a 3k and a 30k due backlog.
 
-The hub side is the real engine: each worker process loops as `Worker` does (`run_one`,
-sweeping expired leases a few times per lease), claiming with the one-statement SKIP LOCKED
-claim, running a handler that does nothing and finishing the job (with its attempt row, fenced
-by the lease) in a second transaction. The floor is raw psycopg on the same schema and index
-doing the least a durable queue can: one transaction claims a job (`UPDATE ... WHERE id = (SELECT
-... ORDER BY priority, run_at LIMIT 1 FOR UPDATE SKIP LOCKED)`), a second marks it done; no
-attempt row, no lease fence, no ORM. Worker processes are forked, each with one connection;
-the figure is jobs finished over the wall time from the common start to the last process's end.
-Rounds alternate hub and floor, and the ratio is the median of the rounds' ratios.
+The hub side is the real engine: each worker process loops as `Worker` does (`Runner`, sweeping
+expired leases a few times per lease), running a handler that does nothing and finishing the job
+(with its attempt row, fenced by the lease) in a statement that also claims its next job with the
+SKIP LOCKED claim (a claim of its own only when that found none). The floor is raw psycopg on the
+same schema and index doing the least a durable queue can: one transaction claims a job (`UPDATE
+... WHERE id = (SELECT ... ORDER BY priority, run_at LIMIT 1 FOR UPDATE SKIP LOCKED)`), a second
+marks it done; no attempt row, no lease fence, no ORM. Worker processes are forked, each with one
+connection; the figure is jobs finished over the wall time from the common start to the last
+process's end. Rounds alternate hub and floor, and the ratio is the median of the rounds' ratios.
 
 The backlog cases time the first BACKLOG_SAMPLE jobs drained by one hub worker from a queue of
 3,000 and of 30,000 due jobs: a claim that sorted the whole backlog would slow down tenfold.
@@ -82,7 +82,7 @@ def _hub_worker(
     from connectors.registry import Registry
     from hub.config import HubSettings
     from hub.db import Database
-    from hub.jobs.worker import _SweepClock, run_one, worker_name
+    from hub.jobs.worker import Runner, _SweepClock, worker_name
     from hub.runtime import Runtime
 
     settings = HubSettings(database_url=url)
@@ -90,13 +90,14 @@ def _hub_worker(
     with runtime.db.transaction() as session:  # connect before the clock starts
         session.connection()
     sweeps = _SweepClock(min(settings.job_lease_seconds / 4, 5.0))
-    name = worker_name()
+    runner = Runner(runtime, worker_name())
     ready.set()
     go.wait()
     ran = 0
     with runtime.db.pinned():  # as `Worker`'s threads do
-        while ran < limit and run_one(runtime, name, sweep=sweeps.due()):
+        while ran < limit and runner.run_next(sweep=sweeps.due()):
             ran += 1
+        runner.close()  # as a stopping `Worker` thread does with a job it took and never ran
     finished = time.monotonic()
     runtime.db.dispose()
     results.put((ran, finished))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -11,11 +12,25 @@ from hub.jobs.models import Job
 from hub.runtime import Runtime
 
 
+@dataclass(frozen=True, slots=True)
+class NextClaim:
+    """How the worker thread running a job claims its next one when the job finishes alone:
+    as `worker`, within its lane (`max_priority`), and only while `wanted()` (not once the
+    thread is told to stop)."""
+
+    worker: str
+    max_priority: int | None
+    wanted: Callable[[], bool]
+
+
 @dataclass
 class JobContext:
     runtime: Runtime
     job: Job
     finished: bool = False
+    then: NextClaim | None = None
+    # The job claimed by the statement that finished this one (`finish_alone` with `then`).
+    next_job: Job | None = None
 
     def finish(self, session: Session) -> None:
         """Mark the job done inside the transaction that applies its effects, so the effects
@@ -29,10 +44,26 @@ class JobContext:
     def finish_alone(self) -> None:
         """Mark the job done in a transaction of its own (a handler that returned without
         finishing: it had nothing to commit). A job that never failed has no done hook to run,
-        so it is finished on a plain connection: one statement and a commit, no ORM session."""
+        so it is finished on a plain connection: one statement and a commit, no ORM session;
+        with `then`, the same statement claims the worker's next job (`next_job`), saving the
+        claim's own round trip and transaction."""
         if registry.wants_done_hooks(self.job):
             with self.runtime.db.transaction() as session:
                 self.finish(session)
+            return
+        then = self.then
+        if then is not None and then.wanted():
+            settings = self.runtime.settings
+            with self.runtime.db.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
+                self.next_job = queue.complete_and_claim(
+                    connection,
+                    self.job,
+                    then.worker,
+                    settings.job_lease_seconds,
+                    max_attempts=settings.job_max_attempts,
+                    max_priority=then.max_priority,
+                )
+            self.finished = True
             return
         with self.runtime.db.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
             queue.complete(connection, self.job)

@@ -35,7 +35,7 @@ from connectors.base import ConnectorError, FlowNotSupported, Permanent, Retriab
 from connectors.http import forget_status, last_status
 from hub import metrics
 from hub.jobs import queue
-from hub.jobs.context import JobContext
+from hub.jobs.context import JobContext, NextClaim
 from hub.jobs.models import Job
 from hub.jobs.priorities import Priority
 from hub.jobs.registry import KINDS, TryAgain, on_dead
@@ -56,6 +56,16 @@ def run_one(
     """Claim and run one due job; False when there was nothing to do. With `sweep` the jobs
     whose lease expired are put back in the queue first (a busy worker does it now and then);
     with `max_priority` only jobs at least that urgent are taken (`Worker`'s order lane)."""
+    job = _claim_one(runtime, worker, sweep=sweep, max_priority=max_priority)
+    if job is None:
+        return False
+    run_claimed(runtime, job)
+    return True
+
+
+def _claim_one(
+    runtime: Runtime, worker: str, *, sweep: bool, max_priority: int | None
+) -> Job | None:
     settings = runtime.settings
     # A plain connection: the claim is one prebuilt statement, and an ORM session around it
     # cost more CPU than the statement itself. Without a sweep it is the only statement, so on
@@ -69,22 +79,21 @@ def run_one(
             sweep=sweep,
             max_priority=max_priority,
         )
-    if not jobs:
-        return False
-    run_claimed(runtime, jobs[0])
-    return True
+    return jobs[0] if jobs else None
 
 
-def run_claimed(runtime: Runtime, job: Job) -> None:
-    """Run a job this worker holds, and record how it ended."""
+def run_claimed(runtime: Runtime, job: Job, then: NextClaim | None = None) -> Job | None:
+    """Run a job this worker holds, and record how it ended. With `then`, a job that finishes
+    alone claims the worker's next job as it finishes (`JobContext.finish_alone`): that job,
+    now held by this worker, is returned for it to run; None otherwise."""
     # In a copy of this thread's context: the job's log bindings, and those a handler adds
     # (event_id, channel), are set in the copy and vanish with it, so the next job this
     # thread runs does not log under this one's ids, and there is nothing to unbind (clearing
     # structlog's context walks every variable: as much CPU as the rest of the bookkeeping).
-    contextvars.copy_context().run(_run_claimed, runtime, job)
+    return contextvars.copy_context().run(_run_claimed, runtime, job, then)
 
 
-def _run_claimed(runtime: Runtime, job: Job) -> None:
+def _run_claimed(runtime: Runtime, job: Job, then: NextClaim | None) -> Job | None:
     kind = KINDS.get(job.kind)
     structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind, order_id=job.order_id)
     started = time.perf_counter()
@@ -92,10 +101,12 @@ def _run_claimed(runtime: Runtime, job: Job) -> None:
     latency.observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
     outcome = "ok"
     forget_status()
+    # Made before the handler runs, so a next job its finish claimed is run even if the
+    # handler raised afterwards (its failure then meets the fence: the job is done already).
+    ctx = JobContext(runtime, job, then=then)
     try:
         if kind is None:
             raise Permanent(f"no handler for job kind {job.kind!r}")
-        ctx = JobContext(runtime, job)
         kind.handler(ctx)
         if not ctx.finished:
             ctx.finish_alone()
@@ -121,6 +132,7 @@ def _run_claimed(runtime: Runtime, job: Job) -> None:
     finally:
         _runs(job.kind, outcome).inc()
         seconds.observe(time.perf_counter() - started)
+    return ctx.next_job
 
 
 # A metric's child for a set of labels, looked up once: `labels()` validates and locks on
@@ -212,6 +224,53 @@ def _bury(runtime: Runtime, job: Job, error: str, status: int | None) -> None:
     log.error("hub.jobs.dead", error=error)
 
 
+class Runner:
+    """One worker thread's jobs, one at a time: claims a job and runs it; a job that finishes
+    alone takes the next one in the statement that finishes it (`queue.complete_and_claim`:
+    one round trip and one transaction per job instead of two), which runs next without a
+    claim of its own. No job is taken that way once `wanted()` is false (the thread is told
+    to stop); one taken just before is handed back by `close`, without spending an attempt."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        worker: str,
+        *,
+        max_priority: int | None = None,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.runtime = runtime
+        self.worker = worker
+        self.max_priority = max_priority
+        self._then = NextClaim(worker, max_priority, wanted)
+        self.held: Job | None = None
+
+    def run_next(self, *, sweep: bool = False) -> bool:
+        """Run the job in hand, else one claimed now; False when there was nothing to do. With
+        `sweep` the jobs whose lease expired are put back in the queue first (as `run_one`)."""
+        job, self.held = self.held, None
+        if job is None:
+            job = _claim_one(self.runtime, self.worker, sweep=sweep, max_priority=self.max_priority)
+            if job is None:
+                return False
+        elif sweep:
+            with self.runtime.db.connect() as connection:
+                queue.sweep_expired(connection, self.worker)
+        self.held = run_claimed(self.runtime, job, self._then)
+        return True
+
+    def close(self) -> None:
+        """Hand back the job in hand, if any: claimed with the last finish, never started."""
+        job, self.held = self.held, None
+        if job is None:
+            return
+        try:
+            with self.runtime.db.connect(one_statement=True) as connection:
+                queue.release(connection, job)
+        except queue.LeaseLost:
+            pass  # its lease expired meanwhile and a sweep put it back already
+
+
 class _SweepClock:
     """Tells the busy threads of one process when to sweep expired leases: a few times per
     lease, so a dead worker's job waits at most a lease and a quarter, and a claim does not pay
@@ -268,20 +327,26 @@ class Worker:
     def _loop(self, max_priority: int | None = None) -> None:
         name = worker_name()
         idle = self.runtime.settings.worker_poll_seconds
+        runner = Runner(
+            self.runtime, name, max_priority=max_priority, wanted=lambda: not self._stop.is_set()
+        )
         # The thread's claims and finishes share one kept connection (`Database.pinned`).
         with self.runtime.db.pinned():
             while not self._stop.is_set():
                 seen = WAKEUP.generation
                 try:
-                    busy = run_one(
-                        self.runtime, name, sweep=self._sweeps.due(), max_priority=max_priority
-                    )
+                    busy = runner.run_next(sweep=self._sweeps.due())
                 except Exception:
                     log.exception("hub.worker.claim_failed")
                     busy = False
                 if not busy and not self._stop.is_set():
                     self.idle.set()
                     WAKEUP.wait(seen, idle)
+            try:
+                runner.close()
+            except Exception:
+                # Its lease runs out and a sweep puts it back in the queue.
+                log.exception("hub.worker.release_failed")
 
     def _listen(self) -> None:
         """LISTEN for other processes' enqueues and wake this process's idle threads. A lost
@@ -316,11 +381,15 @@ class Worker:
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
         """Run due jobs in this thread until none is due (tests, demo, one-shot CLI runs)."""
-        name = worker_name()
+        runner = Runner(self.runtime, worker_name())
         ran = 0
         with self.runtime.db.pinned():
-            while ran < max_rounds and run_one(self.runtime, name):
-                ran += 1
+            try:
+                # Sweeps before each claim of its own, as `run_one`.
+                while ran < max_rounds and runner.run_next(sweep=runner.held is None):
+                    ran += 1
+            finally:
+                runner.close()
         return ran
 
 

@@ -19,6 +19,7 @@ CRASH = "test.crash"
 DATA_ERROR = "test.data_error"
 GATED = "test.gated"
 URGENT = "test.urgent"
+FINISH_THEN_CRASH = "test.finish_then_crash"
 # Held shut by a test; a gated job waits for it (at most a minute), occupying its thread.
 GATE = threading.Event()
 
@@ -95,3 +96,11 @@ def gated(ctx: JobContext) -> None:
 def urgent(ctx: JobContext) -> None:
     """An order-path step."""
     _record(ctx)
+
+
+@job_handler(FINISH_THEN_CRASH)
+def finish_then_crash(ctx: JobContext) -> None:
+    """A handler with a bug after its job is finished."""
+    _record(ctx)
+    ctx.finish_alone()
+    raise ZeroDivisionError("division by zero after finishing")

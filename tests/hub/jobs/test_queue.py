@@ -14,7 +14,7 @@ from hub.jobs import priorities, queue
 from hub.jobs.models import Job, JobAttempt, JobState
 from hub.jobs.priorities import Priority
 from hub.types import utcnow
-from tests.hub.jobs.kinds import BULK, COUNT
+from tests.hub.jobs.kinds import BULK, COUNT, URGENT
 
 
 def enqueue(database: Database, key: str, **kwargs: object) -> None:
@@ -330,3 +330,99 @@ def test_a_claim_with_max_priority_takes_only_jobs_that_urgent(database: Databas
         [taken] = queue.claim(session, "lane", 60.0, max_priority=priorities.of(COUNT))
     assert taken.idempotency_key == "default"
     assert [j.idempotency_key for j in claim(database, "any")] == ["bulk"]
+
+
+# -- finishing a job and claiming the next at once -------------------------------------------
+
+
+def complete_and_claim(
+    database: Database, held: Job, worker: str, lease: float = 60.0, **kwargs: object
+) -> Job | None:
+    with database.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
+        return queue.complete_and_claim(connection, held, worker, lease, **kwargs)  # type: ignore[arg-type]
+
+
+def test_complete_and_claim_finishes_the_job_and_leases_the_next_to_the_same_worker(
+    database: Database,
+) -> None:
+    now = utcnow()
+    enqueue(database, "first", run_at=now - timedelta(seconds=3))
+    enqueue(database, "second", run_at=now - timedelta(seconds=2), max_attempts=7)
+    enqueue(database, "third", run_at=now - timedelta(seconds=1))
+    [held] = claim(database, "worker-a")
+
+    taken = complete_and_claim(database, held, "worker-a", lease=90.0, max_attempts=4)
+
+    assert job(database, held.id).state == JobState.DONE
+    assert job(database, held.id).finished_at is not None
+    assert attempts(database, held.id) == [(1, "worker-a", "ok")]
+    assert taken is not None and taken.idempotency_key == "second"
+    stored = job(database, taken.id)
+    assert (stored.state, stored.lease_owner, stored.attempts) == ("running", "worker-a", 1)
+    assert stored.max_attempts == 7, "a job's own limit is kept"
+    assert stored.lease_expires_at is not None
+    assert timedelta(seconds=85) < stored.lease_expires_at - utcnow() <= timedelta(seconds=90)
+    # What the worker holds is the row as stored, so its finish passes the lease fence.
+    assert taken.model_dump() == stored.model_dump()
+    assert attempts(database, taken.id) == []
+    again = complete_and_claim(database, taken, "worker-a", max_attempts=4)
+    assert attempts(database, taken.id) == [(1, "worker-a", "ok")]
+    assert again is not None and again.idempotency_key == "third"
+    assert job(database, again.id).max_attempts == 4, "the configured limit is taken"
+
+
+def test_complete_and_claim_claims_nothing_when_no_job_is_due(database: Database) -> None:
+    enqueue(database, "now")
+    enqueue(database, "later", run_at=utcnow() + timedelta(hours=1))
+    [held] = claim(database, "worker-a")
+
+    assert complete_and_claim(database, held, "worker-a") is None
+
+    assert job(database, held.id).state == JobState.DONE
+    assert attempts(database, held.id) == [(1, "worker-a", "ok")]
+    with database.reader() as session:
+        [later] = queue.list_jobs(session, state=JobState.QUEUED)
+    assert (later.idempotency_key, later.attempts) == ("later", 0)
+
+
+def test_complete_and_claim_after_the_lease_moved_on_is_refused_and_claims_nothing(
+    database: Database,
+) -> None:
+    now = utcnow()
+    enqueue(database, "k", run_at=now - timedelta(seconds=2))
+    enqueue(database, "next", run_at=now - timedelta(seconds=1))
+    [held] = claim(database, "worker-a", lease=0.2)
+    time.sleep(0.3)
+    [taken] = claim(database, "worker-b")
+    assert taken.id == held.id
+
+    with pytest.raises(queue.LeaseLost):
+        complete_and_claim(database, held, "worker-a")
+
+    assert (job(database, held.id).state, job(database, held.id).lease_owner) == (
+        "running",
+        "worker-b",
+    )
+    assert attempts(database, held.id) == [(1, "worker-a", "lease_expired")]
+    with database.reader() as session:
+        [waiting] = queue.list_jobs(session, state=JobState.QUEUED)
+    assert (waiting.idempotency_key, waiting.attempts, waiting.lease_owner) == ("next", 0, None)
+
+
+def test_complete_and_claim_keeps_to_the_workers_lane(database: Database) -> None:
+    with database.transaction() as session:
+        queue.enqueue(session, URGENT, "urgent")
+        queue.enqueue(session, BULK, "bulk")
+        queue.enqueue(session, COUNT, "default")
+    with database.transaction() as session:
+        [held] = queue.claim(session, "lane", 60.0, max_priority=Priority.ORDER)
+
+    assert complete_and_claim(database, held, "lane", max_priority=Priority.ORDER) is None
+
+    assert job(database, held.id).state == JobState.DONE
+    with database.reader() as session:
+        waiting = queue.list_jobs(session, state=JobState.QUEUED)
+    assert sorted((j.idempotency_key, j.attempts) for j in waiting) == [
+        ("bulk", 0),
+        ("default", 0),
+    ]

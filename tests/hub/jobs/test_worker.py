@@ -23,7 +23,7 @@ from connectors.registry import Registry
 from hub.db import Database
 from hub.jobs import queue
 from hub.jobs.models import Job, JobAttempt, JobState
-from hub.jobs.worker import Worker, run_claimed, run_one
+from hub.jobs.worker import Runner, Worker, run_claimed, run_one
 from hub.runtime import Runtime
 from hub.types import utcnow
 from tests.fake_channel import FakeChannel, order_json, signed, webhook
@@ -531,3 +531,144 @@ def test_an_order_path_job_runs_while_bulk_work_holds_every_other_thread(
     finally:
         kinds.GATE.set()
         worker.stop()
+
+
+# -- a worker thread takes its next job as it finishes one ---------------------------------------
+
+
+def _runtime(database: Database) -> Runtime:
+    return Runtime(settings=hub_settings(database.url), db=database, connectors=Registry())
+
+
+def _queue(database: Database, *keyed: tuple[str, str]) -> list[int]:
+    """Queue a job of each (kind, key), each due a moment after the one before."""
+    now = utcnow()
+    ids = []
+    with database.transaction() as session:
+        for n, (kind, key) in enumerate(keyed):
+            queue.enqueue(session, kind, key, run_at=now - timedelta(seconds=len(keyed) - n))
+            found = session.scalar(select(col(Job.id)).where(col(Job.idempotency_key) == key))
+            assert found is not None
+            ids.append(found)
+    return ids
+
+
+def _state(database: Database, job_id: int) -> tuple[str, int, str | None]:
+    with database.reader() as session:
+        found = queue.get(session, job_id)
+    assert found is not None
+    return (str(found.state), found.attempts, found.lease_owner)
+
+
+def test_a_job_that_finishes_alone_hands_its_worker_the_next_job(database: Database) -> None:
+    runner = Runner(_runtime(database), "thread-a")
+    alone, in_transaction, last = _queue(
+        database, (kinds.URGENT, "alone"), (kinds.COUNT, "in-transaction"), (kinds.COUNT, "last")
+    )
+
+    assert runner.run_next()
+
+    assert _state(database, alone) == ("done", 1, None)
+    assert runner.held is not None and runner.held.id == in_transaction
+    assert _state(database, in_transaction) == ("running", 1, "thread-a")
+    assert _state(database, last) == ("queued", 0, None)
+
+    assert runner.run_next()  # runs the job it holds; finished in its handler's transaction
+    assert runner.held is None
+    assert _state(database, last) == ("queued", 0, None)
+    assert runner.run_next()
+    assert not runner.run_next()
+
+    assert kinds.runs() == {alone: 1, in_transaction: 1, last: 1}
+    with database.reader() as session:
+        for job_id in (alone, in_transaction, last):
+            assert [
+                (a.attempt, a.worker, a.outcome) for a in queue.attempts_of(session, job_id)
+            ] == [(1, "thread-a", "ok")]
+
+
+def test_a_worker_told_to_stop_takes_no_next_job_as_it_finishes_one(database: Database) -> None:
+    stopping = threading.Event()
+    runner = Runner(_runtime(database), "thread-a", wanted=lambda: not stopping.is_set())
+    first, second, third = _queue(
+        database, (kinds.URGENT, "first"), (kinds.URGENT, "second"), (kinds.URGENT, "third")
+    )
+    assert runner.run_next()
+    assert runner.held is not None and runner.held.id == second
+
+    stopping.set()
+    assert runner.run_next()
+
+    assert runner.held is None
+    assert _state(database, second) == ("done", 1, None)
+    assert _state(database, third) == ("queued", 0, None)
+    assert kinds.runs() == {first: 1, second: 1}
+
+
+def test_a_job_taken_with_a_finish_and_never_run_is_handed_back_on_close(
+    database: Database,
+) -> None:
+    runner = Runner(_runtime(database), "thread-a")
+    first, second = _queue(database, (kinds.URGENT, "first"), (kinds.URGENT, "second"))
+    assert runner.run_next()
+    assert runner.held is not None
+
+    runner.close()
+
+    assert runner.held is None
+    assert _state(database, second) == ("queued", 0, None)
+    with database.reader() as session:
+        assert queue.attempts_of(session, second) == []
+    assert kinds.runs() == {first: 1}
+
+
+def test_a_job_in_hand_whose_lease_moved_on_finishes_nothing_and_takes_nothing(
+    database: Database,
+) -> None:
+    settings = hub_settings(database.url, job_lease_seconds=0.2)
+    runner = Runner(Runtime(settings=settings, db=database, connectors=Registry()), "thread-a")
+    _, second, third = _queue(
+        database, (kinds.URGENT, "first"), (kinds.URGENT, "second"), (kinds.URGENT, "third")
+    )
+    assert runner.run_next()
+    time.sleep(0.3)
+    with database.transaction() as session:
+        [taken] = queue.claim(session, "thread-b", 60.0)
+    assert taken.id == second
+
+    assert runner.run_next()  # runs it; its finish is refused by the lease fence
+
+    assert runner.held is None
+    assert _state(database, second) == ("running", 2, "thread-b")
+    assert _state(database, third) == ("queued", 0, None)
+
+
+def test_a_job_taken_with_a_finish_is_run_though_the_handler_raised_after_finishing(
+    database: Database,
+) -> None:
+    runner = Runner(_runtime(database), "thread-a")
+    crashed, bulk = _queue(database, (kinds.FINISH_THEN_CRASH, "crash"), (kinds.BULK, "bulk"))
+
+    assert runner.run_next()
+
+    assert _state(database, crashed) == ("done", 1, None), "its finish stands"
+    assert runner.held is not None and runner.held.id == bulk
+    assert runner.run_next()
+    assert _state(database, bulk) == ("done", 1, None)
+    assert kinds.runs() == {crashed: 1, bulk: 1}
+
+
+def test_a_stopped_worker_leaves_no_job_running(database: Database) -> None:
+    runtime = _runtime(database)
+    ids = _queue(database, *((kinds.URGENT, f"urgent-{n}") for n in range(200)))
+    worker = Worker(runtime)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(kinds.runs()) < 20 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    worker.stop()
+
+    states = [_state(database, job_id) for job_id in ids]
+    assert 20 <= sum(1 for s in states if s[0] == "done") < 200
+    assert {s for s in states if s[0] != "done"} == {("queued", 0, None)}
+    assert all(s == ("done", 1, None) for s in states if s[0] == "done")
