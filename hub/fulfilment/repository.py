@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from hub.db import from_row
+from hub.db import Prebuilt, from_row
 from hub.fulfilment.models import ProviderSku, RoutingRule, Shipment, ShipmentLine
 from hub.orders.models import Order
 from hub.types import utcnow
@@ -16,13 +16,13 @@ from state_machines.order import Trigger, sources
 
 
 def rules(session: Session) -> Sequence[RoutingRule]:
-    """The routing rules by priority, read with Core (every route reads them; none is written
-    back through this list: it is attached to no session)."""
-    return [from_row(RoutingRule, row) for row in session.connection().execute(_RULES).mappings()]
+    """The routing rules by priority, by a statement compiled once (every route reads them;
+    none is written back through this list: it is attached to no session)."""
+    return [from_row(RoutingRule, row) for row in _RULES.rows(session.connection(), {})]
 
 
 _RULES_TABLE = RoutingRule.__table__  # type: ignore[attr-defined]
-_RULES = select(_RULES_TABLE).order_by(_RULES_TABLE.c.priority, _RULES_TABLE.c.id)
+_RULES = Prebuilt(select(_RULES_TABLE).order_by(_RULES_TABLE.c.priority, _RULES_TABLE.c.id))
 
 
 def get(session: Session, rule_id: int) -> RoutingRule | None:
