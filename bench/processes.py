@@ -128,8 +128,9 @@ class _Bench:
         response.raise_for_status()
         return response
 
-    def deliverr_orders(self) -> int:
-        """Orders the hub has routed (Deliverr answered their create). Counted in the hub's
+    def routed_orders(self) -> int:
+        """Orders the hub has routed (every order here goes to Deliverr: routed means Deliverr
+        answered its create). Counted in the hub's
         database: the simulator's order list grows with every order and serialising it at each
         poll cost the simulators' process (whose CPU is measured) more than the orders did."""
         with self.db.connect() as connection:
@@ -142,9 +143,9 @@ class _Bench:
 
     def wait_for(self, count: int, patience: float = PATIENCE) -> None:
         deadline = time.monotonic() + patience
-        while self.deliverr_orders() < count:
+        while self.routed_orders() < count:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.deliverr_orders()} of {count} Deliverr orders")
+                raise TimeoutError(f"{self.routed_orders()} of {count} orders routed")
             # The figures come from the database's timestamps, not from this loop: polling
             # more often would only take CPU from the processes being measured.
             time.sleep(0.02)
@@ -157,7 +158,7 @@ class _Bench:
 
     def quiet(self) -> list[float]:
         since = datetime.now(UTC)
-        done = self.deliverr_orders()
+        done = self.routed_orders()
         for n in range(QUIET):
             self.purchase(SKUS[n % len(SKUS)])
             self.wait_for(done + n + 1)
@@ -167,7 +168,7 @@ class _Bench:
         """`hub_pids`: the root process of each of the hub's processes, by name ("api",
         "worker"); the CPU of each tree is printed beside the total."""
         since = datetime.now(UTC)
-        done = self.deliverr_orders()
+        done = self.routed_orders()
         sims = _tree(self.cluster.simulators.popen.pid)
         postgres = _postgres_pids()
         trees = {name: _tree(root) for name, root in hub_pids.items()}
@@ -217,7 +218,7 @@ class _Bench:
     def import_delay(self, quiet_p50: float) -> list[Row]:
         items = [{"sku": f"IMPORT-{n:05d}", "on_hand": 3} for n in range(IMPORTED)]
         since = datetime.now(UTC)
-        done = self.deliverr_orders()
+        done = self.routed_orders()
         took: list[float] = []
 
         def run_import() -> None:

@@ -450,11 +450,23 @@ class _ReusedSchemaValidators(SchemaValidatorsFactory):
         forbid_unspecified_additional_properties: bool = False,
         enforce_properties_required: bool = False,
     ) -> SchemaValidator:
-        # One factory serves one contract's validators, so a schema's path names it.
+        if schema.accessor is not spec.accessor:
+            # A schema openapi-core built on the spot, not a node of this contract's
+            # description: its path names nothing, so it is not kept.
+            return self._factory.create(
+                spec,
+                schema,
+                format_validators=format_validators,
+                extra_format_validators=extra_format_validators,
+                forbid_unspecified_additional_properties=forbid_unspecified_additional_properties,
+                enforce_properties_required=enforce_properties_required,
+            )
+        # One factory serves one contract's validators, so a schema's path names it; the
+        # format validators are keyed by what they hold (a dict built per call may reuse an id).
         key = (
             schema.parts,
-            id(format_validators),
-            id(extra_format_validators),
+            _frozen(format_validators),
+            _frozen(extra_format_validators),
             forbid_unspecified_additional_properties,
             enforce_properties_required,
         )
@@ -469,6 +481,11 @@ class _ReusedSchemaValidators(SchemaValidatorsFactory):
                 enforce_properties_required=enforce_properties_required,
             )
         return built
+
+
+def _frozen(validators: FormatValidatorsDict | None) -> frozenset[Any] | None:
+    """Format validators (name -> callable) as a cache key part."""
+    return None if validators is None else frozenset(validators.items())
 
 
 def _reusing(module: Any, name: str, spec: SchemaPath, **options: Any) -> Any:

@@ -687,6 +687,7 @@ class AboutYouSimulator(SimulatorBase):
 
             async def counted(message: Message) -> None:
                 if message["type"] == "http.response.start":
+                    message.setdefault("headers", [])  # optional in ASGI
                     headers = MutableHeaders(scope=message)
                     headers["X-RateLimit-Limit"] = str(allowed)
                     headers["X-RateLimit-Remaining"] = str(remaining)

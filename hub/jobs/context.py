@@ -42,29 +42,38 @@ class JobContext:
         self.finished = True
 
     def finish_alone(self) -> None:
-        """Mark the job done in a transaction of its own (a handler that returned without
-        finishing: it had nothing to commit). A job that never failed has no done hook to run,
-        so it is finished on a plain connection: one statement and a commit, no ORM session;
-        with `then`, the same statement claims the worker's next job (`next_job`), saving the
-        claim's own round trip and transaction."""
+        """Mark the job done in a transaction of its own (a handler with nothing to commit). A
+        job that never failed has no done hook to run, so it is finished on a plain connection:
+        one statement and a commit, no ORM session."""
         if registry.wants_done_hooks(self.job):
             with self.runtime.db.transaction() as session:
                 self.finish(session)
             return
-        then = self.then
-        if then is not None and then.wanted():
-            settings = self.runtime.settings
-            with self.runtime.db.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
-                self.next_job = queue.complete_and_claim(
-                    connection,
-                    self.job,
-                    then.worker,
-                    settings.job_lease_seconds,
-                    max_attempts=settings.job_max_attempts,
-                    max_priority=then.max_priority,
-                )
-            self.finished = True
-            return
         with self.runtime.db.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
             queue.complete(connection, self.job)
+        self.finished = True
+
+    def finish_returned(self) -> None:
+        """`finish_alone` for a handler that has returned (the worker's own finish, never a
+        handler's): with `then`, the statement that finishes the job also claims the worker's
+        next one (`next_job`), saving the claim's own round trip and transaction. Only once the
+        handler is over: a job claimed mid-handler would have its lease running while the
+        handler still works."""
+        then = self.then
+        if then is None or not then.wanted() or registry.wants_done_hooks(self.job):
+            self.finish_alone()
+            return
+        settings = self.runtime.settings
+        with self.runtime.db.connect(one_statement=queue.FINISH_IS_ONE_STATEMENT) as connection:
+            claimed = queue.complete_and_claim(
+                connection,
+                self.job,
+                then.worker,
+                settings.job_lease_seconds,
+                max_attempts=settings.job_max_attempts,
+                max_priority=then.max_priority,
+            )
+        # Recorded once committed: on SQLite the finish and the claim commit as the block ends,
+        # and a claim whose commit failed is not this worker's.
+        self.next_job = claimed
         self.finished = True

@@ -92,7 +92,7 @@ def _finishing(func: Handler) -> Handler:
     def run(ctx: JobContext) -> None:
         func(ctx)
         if not ctx.finished:
-            ctx.finish_alone()
+            ctx.finish_returned()
 
     return run
 

@@ -101,15 +101,16 @@ def _run_claimed(runtime: Runtime, job: Job, then: NextClaim | None) -> Job | No
     latency.observe(max(0.0, (utcnow() - job.run_at).total_seconds()))
     outcome = "ok"
     forget_status()
-    # Made before the handler runs, so a next job its finish claimed is run even if the
-    # handler raised afterwards (its failure then meets the fence: the job is done already).
+    # A next job is claimed only by the finish after the handler returned (`finish_returned`,
+    # the last step of the `try` below): nothing that could raise runs after it is claimed, so
+    # it is always returned to be run.
     ctx = JobContext(runtime, job, then=then)
     try:
         if kind is None:
             raise Permanent(f"no handler for job kind {job.kind!r}")
         kind.handler(ctx)
         if not ctx.finished:
-            ctx.finish_alone()
+            ctx.finish_returned()
     except queue.LeaseLost:
         outcome = "lease_lost"
         log.warning("hub.jobs.lease_lost")
@@ -133,6 +134,15 @@ def _run_claimed(runtime: Runtime, job: Job, then: NextClaim | None) -> Job | No
         _runs(job.kind, outcome).inc()
         seconds.observe(time.perf_counter() - started)
     return ctx.next_job
+
+
+def _hand_back(runtime: Runtime, job: Job) -> None:
+    """Give back a job this worker claimed and never started, without spending an attempt."""
+    try:
+        with runtime.db.connect(one_statement=True) as connection:
+            queue.release(connection, job)
+    except queue.LeaseLost:
+        pass  # its lease expired meanwhile and a sweep put it back already
 
 
 # A metric's child for a set of labels, looked up once: `labels()` validates and locks on
@@ -248,27 +258,23 @@ class Runner:
     def run_next(self, *, sweep: bool = False) -> bool:
         """Run the job in hand, else one claimed now; False when there was nothing to do. With
         `sweep` the jobs whose lease expired are put back in the queue first (as `run_one`)."""
-        job, self.held = self.held, None
-        if job is None:
+        if self.held is None:
             job = _claim_one(self.runtime, self.worker, sweep=sweep, max_priority=self.max_priority)
             if job is None:
                 return False
-        elif sweep:
-            with self.runtime.db.connect() as connection:
-                queue.sweep_expired(connection, self.worker)
+        else:
+            if sweep:  # before the job leaves `held`: a failed sweep keeps it in hand
+                with self.runtime.db.connect() as connection:
+                    queue.sweep_expired(connection, self.worker)
+            job, self.held = self.held, None
         self.held = run_claimed(self.runtime, job, self._then)
         return True
 
     def close(self) -> None:
         """Hand back the job in hand, if any: claimed with the last finish, never started."""
         job, self.held = self.held, None
-        if job is None:
-            return
-        try:
-            with self.runtime.db.connect(one_statement=True) as connection:
-                queue.release(connection, job)
-        except queue.LeaseLost:
-            pass  # its lease expired meanwhile and a sweep put it back already
+        if job is not None:
+            _hand_back(self.runtime, job)
 
 
 class _SweepClock:

@@ -643,19 +643,44 @@ def test_a_job_in_hand_whose_lease_moved_on_finishes_nothing_and_takes_nothing(
     assert _state(database, third) == ("queued", 0, None)
 
 
-def test_a_job_taken_with_a_finish_is_run_though_the_handler_raised_after_finishing(
+def test_a_handler_finishing_its_own_job_claims_no_next_one_and_a_crash_after_it_loses_none(
     database: Database,
 ) -> None:
+    # Only the worker's finish after the handler returned takes the next job: one taken by a
+    # finish inside the handler would have its lease running while the handler still works.
     runner = Runner(_runtime(database), "thread-a")
     crashed, bulk = _queue(database, (kinds.FINISH_THEN_CRASH, "crash"), (kinds.BULK, "bulk"))
 
     assert runner.run_next()
 
     assert _state(database, crashed) == ("done", 1, None), "its finish stands"
-    assert runner.held is not None and runner.held.id == bulk
+    assert runner.held is None
+    assert _state(database, bulk) == ("queued", 0, None)
     assert runner.run_next()
     assert _state(database, bulk) == ("done", 1, None)
     assert kinds.runs() == {crashed: 1, bulk: 1}
+
+
+def test_a_job_in_hand_stays_in_hand_when_the_sweep_before_it_fails(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = Runner(_runtime(database), "thread-a")
+    first, second = _queue(database, (kinds.URGENT, "first"), (kinds.URGENT, "second"))
+    assert runner.run_next()
+    assert runner.held is not None and runner.held.id == second
+
+    def down(*_: Any, **__: Any) -> int:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(queue, "sweep_expired", down)
+    with pytest.raises(ConnectionError):
+        runner.run_next(sweep=True)
+    monkeypatch.undo()
+
+    assert runner.held is not None and runner.held.id == second
+    assert runner.run_next(sweep=True)
+    assert _state(database, second) == ("done", 1, None)
+    assert kinds.runs() == {first: 1, second: 1}
 
 
 def test_a_stopped_worker_leaves_no_job_running(database: Database) -> None:
