@@ -450,9 +450,7 @@ class _ReusedSchemaValidators(SchemaValidatorsFactory):
         forbid_unspecified_additional_properties: bool = False,
         enforce_properties_required: bool = False,
     ) -> SchemaValidator:
-        if schema.accessor is not spec.accessor:
-            # A schema openapi-core built on the spot, not a node of this contract's
-            # description: its path names nothing, so it is not kept.
+        def build() -> SchemaValidator:
             return self._factory.create(
                 spec,
                 schema,
@@ -461,6 +459,11 @@ class _ReusedSchemaValidators(SchemaValidatorsFactory):
                 forbid_unspecified_additional_properties=forbid_unspecified_additional_properties,
                 enforce_properties_required=enforce_properties_required,
             )
+
+        if schema.accessor is not spec.accessor:
+            # A schema openapi-core built on the spot, not a node of this contract's
+            # description: its path names nothing, so it is not kept.
+            return build()
         # One factory serves one contract's validators, so a schema's path names it; the
         # format validators are keyed by what they hold (a dict built per call may reuse an id).
         key = (
@@ -472,14 +475,7 @@ class _ReusedSchemaValidators(SchemaValidatorsFactory):
         )
         built = self._built.get(key)
         if built is None:
-            built = self._built[key] = self._factory.create(
-                spec,
-                schema,
-                format_validators=format_validators,
-                extra_format_validators=extra_format_validators,
-                forbid_unspecified_additional_properties=forbid_unspecified_additional_properties,
-                enforce_properties_required=enforce_properties_required,
-            )
+            built = self._built[key] = build()
         return built
 
 
