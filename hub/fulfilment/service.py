@@ -275,19 +275,14 @@ def routed(session: Session, order_id: str, provider: str, ref: str | None, sour
     """The order went to `provider` (a provider connection's key, or manual) as `ref`: its
     fulfilment columns set in one statement, and noted. The order's state as that statement
     found it, under its row lock (it may have been cancelled while the provider was called)."""
-    status = orders_repo.set_routing(
+    status = orders.record_routing(
         session,
         order_id,
         system_of(provider),
         None if provider == MANUAL else resolve(provider),
         ref,
-        "routed",
-        utcnow(),
-        note={
-            "trigger": "routed",
-            "source": source,
-            "detail": {"provider": provider, "reference": ref},
-        },
+        source,
+        {"provider": provider, "reference": ref},
     )
     if status is None:
         raise orders.OrderNotFound(order_id)

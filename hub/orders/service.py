@@ -309,6 +309,31 @@ def note(
     _history(session, order.id, what, order.status, order.status, source, detail)
 
 
+def record_routing(
+    session: Session,
+    order_id: str,
+    provider: str,
+    connection: str | None,
+    ref: str | None,
+    source: str,
+    detail: Mapping[str, Any],
+) -> str | None:
+    """The order went to the provider system `provider` (at `connection`) as `ref`: its
+    fulfilment columns set and a `routed` note with `detail` in its history, one statement on
+    Postgres. The order's state as that statement found it, under its row lock; None when
+    there is no such order."""
+    return repo.set_routing(
+        session,
+        order_id,
+        provider,
+        connection,
+        ref,
+        "routed",
+        utcnow(),
+        note={"trigger": "routed", "source": source, "detail": _jsonable(detail)},
+    )
+
+
 def flag(
     session: Session, order_id: str, reason: str, source: str, *, code: str = ATTENTION
 ) -> OrderFlag | None:
