@@ -5,10 +5,15 @@ Each hub reservation is what an order's confirmation does: one transaction runni
 inventory service's `reserve` for one unit (the reservation and movement rows, the conditional
 UPDATE, the coalesced listing-sync job). The floor is the bare conditional UPDATE and its
 commit in raw psycopg on the same schema, the least a reservation can cost; `ratio` is hub /
-floor. Clients are forked processes, so the database, not one
-interpreter's lock, is what they contend for; each has its own connection and runs for a fixed
-time. Stock is ample, so every reservation should succeed; after each case the totals are
-checked against what the clients counted (`consistent`).
+floor. A second floor sends the very rows the hub writes, from raw psycopg: the hub's own
+reservation statement (`_RESERVE_ONE`, as compiled for Postgres) and, when no listing sync is
+waiting for the SKU, the job row and the NOTIFY; hub / that floor is what the hub's Python costs
+on top of its writes, and that floor / the bare UPDATE is what the writes cost. Clients are
+forked processes, so the database, not one interpreter's lock, is what they contend for; each
+has its own connection and runs for a fixed time; `client_cpu_us` is their CPU per reservation
+and `machine_cpu_us` the whole machine's (Postgres included). Stock is ample, so every
+reservation should succeed; after each case the totals are checked against what the clients
+counted (`consistent`).
 
 Environment: HUB_BENCH_POSTGRES_URL (default: HUB_TEST_POSTGRES_URL, else
 postgresql+psycopg://postgres@127.0.0.1:5432/test), an admin URL under which a scratch database
@@ -18,21 +23,32 @@ is created and dropped. Without Postgres the benchmark reports that it was skipp
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from multiprocessing.synchronize import Event
+from pathlib import Path
 
 from bench.support import postgres_database
 
 CLIENTS = (1, 8)
 SECONDS = 3.0
 SPREAD = 1_000  # SKUs in the spread case
-ORDERS_PER_CASE = 8_000  # ample for SECONDS at any client count on a laptop
+ORDERS_PER_CASE = 30_000  # ample for SECONDS at any client count on this machine
 HOT_STOCK = 10_000_000
 Row = dict[str, object]
+# One client's (reserved, refused, when it finished, each reservation's seconds, its CPU seconds).
+Outcome = tuple[int, int, float, list[float], float]
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / _TICKS
 
 
 def _orders(url: str, tag: str, count: int) -> list[str]:
@@ -86,7 +102,7 @@ def _client(
     ready: Event,
     go: Event,
     deadline_after: float,
-    results: multiprocessing.Queue[tuple[int, int, float, list[float]]],
+    results: multiprocessing.Queue[Outcome],
 ) -> None:
     """One client process: reserve one unit per order, round-robin over `skus`, until time."""
     from hub.config import UntrackedSkuPolicy
@@ -99,6 +115,7 @@ def _client(
     ready.set()
     go.wait()
     deadline = time.monotonic() + deadline_after
+    cpu = time.process_time()
     ok = failed = 0
     latencies: list[float] = []
     for n, order_id in enumerate(order_ids):
@@ -113,7 +130,7 @@ def _client(
         ok, failed = (ok + 1, failed) if reserved.ok else (ok, failed + 1)
     finished = time.monotonic()
     db.dispose()
-    results.put((ok, failed, finished, latencies))
+    results.put((ok, failed, finished, latencies, time.process_time() - cpu))
 
 
 def _floor_client(
@@ -123,7 +140,7 @@ def _floor_client(
     ready: Event,
     go: Event,
     deadline_after: float,
-    results: multiprocessing.Queue[tuple[int, int, float, list[float]]],
+    results: multiprocessing.Queue[Outcome],
 ) -> None:
     """One floor client: the conditional UPDATE and COMMIT, raw psycopg, nothing else."""
     import psycopg
@@ -134,6 +151,7 @@ def _floor_client(
     ready.set()
     go.wait()
     deadline = time.monotonic() + deadline_after
+    cpu = time.process_time()
     ok = failed = 0
     latencies: list[float] = []
     for n in range(len(order_ids)):
@@ -153,23 +171,114 @@ def _floor_client(
         ok, failed = (ok + 1, failed) if taken else (ok, failed + 1)
     finished = time.monotonic()
     conn.close()
-    results.put((ok, failed, finished, latencies))
+    results.put((ok, failed, finished, latencies, time.process_time() - cpu))
 
 
-def _case(url: str, label: str, skus: list[str], clients: int, *, floor: bool = False) -> Row:
+def _same_writes_client(
+    url: str,
+    order_ids: list[str],
+    skus: list[str],
+    ready: Event,
+    go: Event,
+    deadline_after: float,
+    results: multiprocessing.Queue[Outcome],
+) -> None:
+    """One floor client sending what the hub sends for a reservation, from raw psycopg: its
+    reservation statement, then (no sync waiting) the listing-sync job and the NOTIFY."""
+    import json
+
+    import psycopg
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    from hub.inventory.repository import _RESERVE_ONE
+    from hub.inventory.service import LISTING_SYNC
+    from hub.jobs.priorities import Priority
+    from hub.jobs.queue import CONFIGURED_MAX_ATTEMPTS
+    from hub.jobs.wakeup import CHANNEL
+
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    reserve = str(_RESERVE_ONE.statement.compile(dialect=dialect))
+    enqueue = (
+        "INSERT INTO jobs (kind, priority, idempotency_key, payload, state, attempts,"
+        " max_attempts, run_at, created_at, updated_at)"
+        " VALUES (%(kind)s, %(priority)s, %(key)s, %(payload)s, 'queued', 0, %(max_attempts)s,"
+        " %(now)s, %(now)s, %(now)s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+    )
+    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(dsn)
+    ready.set()
+    go.wait()
+    deadline = time.monotonic() + deadline_after
+    cpu = time.process_time()
+    ok = failed = 0
+    latencies: list[float] = []
+    for n, order_id in enumerate(order_ids):
+        if time.monotonic() >= deadline:
+            break
+        started = time.perf_counter()
+        sku = skus[n % len(skus)]
+        now = datetime.now(UTC)
+        key = f"{LISTING_SYNC}:{sku}"
+        with conn.cursor() as cursor:
+            cursor.execute(
+                reserve,
+                {
+                    "sync_key": key,
+                    "queued": "queued",
+                    "order_id": order_id,
+                    "sku": sku,
+                    "quantity": 1,
+                    "now": now,
+                },
+                prepare=True,
+            )
+            _, waiting, _, taken = cursor.fetchone()  # type: ignore[misc]
+            if taken and not waiting:
+                cursor.execute(
+                    enqueue,
+                    {
+                        "kind": LISTING_SYNC,
+                        "priority": int(Priority.BULK),  # a listing sync's (`hub.inventory.tasks`)
+                        "key": key,
+                        "payload": json.dumps({"sku": sku, "skip_channel": None}),
+                        "max_attempts": CONFIGURED_MAX_ATTEMPTS,
+                        "now": now,
+                    },
+                    prepare=True,
+                )
+                if cursor.fetchone() is not None:
+                    cursor.execute(f"NOTIFY {CHANNEL}")
+        conn.commit()
+        latencies.append(time.perf_counter() - started)
+        ok, failed = (ok + 1, failed) if taken else (ok, failed + 1)
+    finished = time.monotonic()
+    conn.close()
+    results.put((ok, failed, finished, latencies, time.process_time() - cpu))
+
+
+_CLIENTS = {"hub": _client, "bare": _floor_client, "same": _same_writes_client}
+_LABELS = {
+    "hub": "hub",
+    "bare": "floor (bare UPDATE)",
+    "same": "floor (the hub's writes, raw)",
+}
+
+
+def _case(url: str, label: str, skus: list[str], clients: int, kind: str) -> Row:
     """`clients` processes reserving for SECONDS; one row of figures."""
     import sqlalchemy as sa
 
-    tag = f"{label}{clients}{'f' if floor else ''}"
+    tag = f"{label}{clients}{kind}"
     order_ids = _orders(url, tag, ORDERS_PER_CASE)
     context = multiprocessing.get_context("fork")
-    results: multiprocessing.Queue[tuple[int, int, float, list[float]]] = context.Queue()
+    results: multiprocessing.Queue[Outcome] = context.Queue()
     go = context.Event()
     readies = [context.Event() for _ in range(clients)]
     share = len(order_ids) // clients
     processes = [
         context.Process(
-            target=_floor_client if floor else _client,
+            target=_CLIENTS[kind],
             args=(
                 url,
                 order_ids[i * share : (i + 1) * share],
@@ -188,9 +297,11 @@ def _case(url: str, label: str, skus: list[str], clients: int, *, floor: bool = 
         process.start()
     for ready in readies:
         ready.wait(60)
+    busy = _busy_seconds()
     started = time.monotonic()
     go.set()
     outcomes = [results.get(timeout=SECONDS + 120) for _ in processes]
+    busy = _busy_seconds() - busy
     for process in processes:
         process.join()
     ok = sum(o[0] for o in outcomes)
@@ -208,8 +319,7 @@ def _case(url: str, label: str, skus: list[str], clients: int, *, floor: bool = 
         ).scalar_one()
     engine.dispose()
     return {
-        "case": f"{label}, {clients} client{'s' if clients > 1 else ''}: "
-        + ("floor (bare UPDATE)" if floor else "hub"),
+        "case": f"{label}, {clients} client{'s' if clients > 1 else ''}: " + _LABELS[kind],
         "value": round(ok / elapsed),
         "unit": "reservations/s",
         "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
@@ -217,7 +327,13 @@ def _case(url: str, label: str, skus: list[str], clients: int, *, floor: bool = 
         "reserved": ok,
         "refused": failed,
         "consistent": int(reserved) == ok and negative == 0,
+        "client_cpu_us": round(sum(o[4] for o in outcomes) / ok * 1e6) if ok else None,
+        "machine_cpu_us": round(busy / ok * 1e6) if ok else None,
     }
+
+
+def _ratio(a: Row, b: Row) -> float:
+    return round(float(a["value"]) / float(b["value"]), 2)  # type: ignore[arg-type]
 
 
 def run() -> list[Row]:
@@ -228,23 +344,35 @@ def run() -> list[Row]:
             return [{"case": "postgres: skipped (unreachable)", "value": None}]
         for label, count in (("hot SKU", 1), (f"{SPREAD:,} SKUs", SPREAD)):
             for clients in CLIENTS:
-                pair = []
-                for floor in (False, True):
+                measured: dict[str, Row] = {}
+                for kind in ("hub", "bare", "same"):
                     # Fresh SKUs per case, so earlier cases' reservations do not weigh on it.
-                    skus = [f"B-{label[:3]}-{clients}-{floor:d}-{n:04d}" for n in range(count)]
+                    skus = [f"B-{label[:3]}-{clients}-{kind}-{n:04d}" for n in range(count)]
                     _stock(url, skus, HOT_STOCK if count == 1 else HOT_STOCK // count)
-                    pair.append(_case(url, label, skus, clients, floor=floor))
-                hub, bare = pair
-                ratio = round(float(hub["value"]) / float(bare["value"]), 2)  # type: ignore[arg-type]
+                    measured[kind] = _case(url, label, skus, clients, kind)
+                hub, bare, same = measured["hub"], measured["bare"], measured["same"]
+                case = f"{label}, {clients} client{'s' * (clients > 1)}"
+                ratio = _ratio(hub, bare)
                 rows += [
                     hub,
                     bare,
+                    same,
                     {
-                        "case": f"{label}, {clients} client{'s' * (clients > 1)}: hub / floor",
+                        "case": f"{case}: hub / floor",
                         "value": ratio,
                         "unit": "ratio",
                         "target": ">= 0.7",
                         "met": ratio >= 0.7,
+                    },
+                    {
+                        "case": f"{case}: hub / the hub's writes, raw",
+                        "value": _ratio(hub, same),
+                        "unit": "ratio",
+                    },
+                    {
+                        "case": f"{case}: the hub's writes, raw / floor",
+                        "value": _ratio(same, bare),
+                        "unit": "ratio",
                     },
                 ]
     return rows
