@@ -20,6 +20,7 @@ from sqlalchemy import (
     insert,
     null,
     select,
+    text,
     true,
     update,
 )
@@ -163,6 +164,11 @@ def enqueue_coalesced(
     no transaction that only joined the job (`coalesce_waiting`'s key-share lock), so two such
     transactions never wait on each other through the job row.
     """
+    if len(keyed) == 1 and _is_postgres(session):
+        # The usual call (one SKU's listing sync, say): one statement, unless a job waits.
+        [(key, payload)] = keyed
+        if _enqueue_replacing(session, kind, key, payload):
+            return
     found = _jobs_by_keys(session, [key for key, _ in keyed])
     # Keys no job holds yet (a first stock import's thousands of SKUs) are queued in bulk; one
     # another transaction queued meanwhile is coalesced below, like any other.
@@ -191,6 +197,32 @@ def enqueue_coalesced(
                 break
             # Another transaction queued it first: coalesce with that one.
             job = _jobs_by_keys(session, [key]).get(key)
+
+
+def _enqueue_replacing(session: Session, kind: str, key: str, payload: dict[str, Any]) -> bool:
+    """On Postgres, one statement for the usual case of `enqueue_coalesced`: queue a job of
+    `kind` under `key`, first retiring the key of the job holding it if that job is no longer
+    waiting (`_retire_key`'s suffix). True when the job was queued; False when a waiting job
+    holds the key (or another transaction queued one first), for the caller to coalesce with.
+    Three statements and an ORM load otherwise: look up, retire, insert."""
+    if session.autoflush:
+        session.flush()  # as `enqueue`: the statement sees the session's changes
+    now = utcnow()
+    created = _ENQUEUE_REPLACING.rows(
+        session.connection(),
+        {
+            "kind": kind,
+            "priority": priorities.of(kind),
+            "idempotency_key": key,
+            "payload": payload,
+            "queued": JobState.QUEUED.value,
+            "max_attempts": CONFIGURED_MAX_ATTEMPTS,
+            "now": now,
+        },
+    )
+    if created:
+        wakeup.after_commit(session)
+    return bool(created)
 
 
 def coalesce_waiting(
@@ -284,6 +316,29 @@ _ENQUEUE = insert_ignore_prebuilt(
     ],
     ["idempotency_key"],
     "idempotency_key",
+)
+# `_enqueue_replacing`: the key of a job holding it that is no longer waiting is retired, then
+# the job inserted. The InitPlan over `retired` runs the UPDATE first, and the insert's unique
+# check does not see the row this transaction just re-keyed; a waiting job keeps the key and
+# the insert does nothing. A concurrent transaction that retired the key first holds the old
+# row: this UPDATE waits, finds it re-keyed and matches nothing, and the insert then meets the
+# other's new job (it waits for that transaction to end) and does nothing.
+_ENQUEUE_REPLACING = Prebuilt(
+    text(
+        """
+WITH retired AS (
+    UPDATE jobs SET idempotency_key = idempotency_key || ':' || CAST(id AS text)
+    WHERE idempotency_key = :idempotency_key AND state <> :queued
+    RETURNING id
+)
+INSERT INTO jobs (kind, priority, idempotency_key, payload, state, attempts, max_attempts,
+                  run_at, created_at, updated_at)
+SELECT :kind, :priority, :idempotency_key, :payload, :queued, 0, :max_attempts, :now, :now, :now
+WHERE (SELECT count(*) FROM retired) >= 0
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+    ).bindparams(bindparam("payload", type_=Job.__table__.c.payload.type))  # type: ignore[attr-defined]
 )
 _attempts = JobAttempt.__table__  # type: ignore[attr-defined]
 _now = bindparam("now", type_=UTCDateTime())

@@ -3,14 +3,15 @@ while the lease holds, back off with full jitter, and hand jobs back."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hub.db import Database
-from hub.jobs import priorities, queue
+from hub.jobs import priorities, queue, wakeup
 from hub.jobs.models import Job, JobAttempt, JobState
 from hub.jobs.priorities import Priority
 from hub.types import utcnow
@@ -300,6 +301,103 @@ def test_a_joined_job_is_not_claimed_until_the_joining_transaction_ends(
     finally:
         joined.__exit__(None, None, None)
     assert [j.idempotency_key for j in claim(postgres_database, "w")] == ["sync:a"]
+
+
+def test_enqueue_coalesced_gives_the_key_of_a_started_or_finished_job_to_a_new_one(
+    database: Database,
+) -> None:
+    with database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"n": 1})])
+    [done] = claim(database, "w")
+    with database.transaction() as session:
+        queue.complete(session, done)
+    with database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"n": 2})])
+    [running] = claim(database, "w")  # started: its inputs may be read already
+    with database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"n": 3})])
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"n": 4})])  # joins the waiting one
+
+    with database.reader() as session:
+        jobs = {j.idempotency_key: j for j in queue.list_jobs(session, kind=COUNT)}
+    assert sorted(jobs) == sorted(["sync:a", f"sync:a:{done.id}", f"sync:a:{running.id}"])
+    assert (jobs[f"sync:a:{done.id}"].state, jobs[f"sync:a:{done.id}"].payload) == (
+        JobState.DONE,
+        {"n": 1},
+    )
+    assert jobs[f"sync:a:{running.id}"].state == JobState.RUNNING
+    waiting = jobs["sync:a"]
+    assert (waiting.state, waiting.payload, waiting.attempts) == (JobState.QUEUED, {"n": 3}, 0)
+    assert waiting.priority == priorities.of(COUNT)
+    assert waiting.max_attempts == queue.CONFIGURED_MAX_ATTEMPTS
+
+
+def test_replacing_a_finished_jobs_key_is_one_prebuilt_statement_on_postgres(
+    postgres_database: Database,
+) -> None:
+    """The usual listing-sync enqueue (its last sync has run) costs one statement: no look-up
+    through the ORM, no separate re-keying (both go through SQLAlchemy's execution events)."""
+    with postgres_database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {})])
+    [done] = claim(postgres_database, "w")
+    with postgres_database.transaction() as session:
+        queue.complete(session, done)
+    executed: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        executed.append(statement)
+
+    event.listen(postgres_database.engine, "before_cursor_execute", count)
+    try:
+        with postgres_database.transaction() as session:
+            queue.enqueue_coalesced(session, COUNT, [("sync:a", {"n": 2})])
+    finally:
+        event.remove(postgres_database.engine, "before_cursor_execute", count)
+
+    assert executed == [f"NOTIFY {wakeup.CHANNEL}"]  # the wake-up, at commit
+    with postgres_database.reader() as session:
+        keys = sorted(j.idempotency_key for j in queue.list_jobs(session, kind=COUNT))
+    assert keys == sorted(["sync:a", f"sync:a:{done.id}"])
+
+
+def test_two_transactions_replacing_a_finished_jobs_key_queue_one_job(
+    postgres_database: Database,
+) -> None:
+    """Both find the finished job; the second waits for the first's re-keying, then coalesces
+    with the job the first queued (its payload merged), instead of failing or queueing two."""
+    with postgres_database.transaction() as session:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"origin": "x"})])
+    [done] = claim(postgres_database, "w")
+    with postgres_database.transaction() as session:
+        queue.complete(session, done)
+    first = postgres_database.transaction()
+    session = first.__enter__()
+    try:
+        queue.enqueue_coalesced(session, COUNT, [("sync:a", {"origin": "x"})], merge=_merge_origin)
+        failures: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                with postgres_database.transaction() as other:
+                    queue.enqueue_coalesced(
+                        other, COUNT, [("sync:a", {"origin": "y"})], merge=_merge_origin
+                    )
+            except BaseException as exc:  # reported below, in the test's thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the first transaction's row lock
+    finally:
+        first.__exit__(None, None, None)
+    thread.join(30)
+    assert not thread.is_alive() and failures == []
+
+    with postgres_database.reader() as session:
+        jobs = {j.idempotency_key: j for j in queue.list_jobs(session, kind=COUNT)}
+    assert sorted(jobs) == sorted(["sync:a", f"sync:a:{done.id}"])
+    assert (jobs["sync:a"].state, jobs["sync:a"].payload) == (JobState.QUEUED, {"origin": None})
 
 
 def test_enqueue_many_queues_each_key_once_in_one_call(database: Database) -> None:
