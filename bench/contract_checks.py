@@ -15,29 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.contracts import Contract
+from connectors.deliverr.samples import CREATE_ORDER, CREATED
 from connectors.deliverr.spec import CONTRACT as DELIVERR
 from connectors.depop.spec import CONTRACT as DEPOP
 
 CALLS = 2_000
 
-_ORDER = {
-    "externalOrderId": "ord_1",
-    "source": "depop",
-    "sourceOrderId": "depop-ord_1",
-    "shiptoAddress": {
-        "name": "Ada Lovelace",
-        "street1": "1 Engine Way",
-        "city": "Austin",
-        "state": "TX",
-        "postcode": "78701",
-        "countryCode": "US",
-    },
-    "lineItems": [{"externalProductId": "SKU-A", "quantity": 2, "lineItemId": "line-1"}],
-    "shipMethod": "Standard",
-    "orderCreationTime": "2024-05-01T12:30:00Z",
-}
-# What Deliverr's 201 repeats of the order it created.
-_ANSWERED = ("externalOrderId", "source", "sourceOrderId", "shiptoAddress", "lineItems")
 _JSON = {"content-type": "application/json", "accept": "application/json"}
 _KEY = "ea7fcc9d-803c-4849-bfe4-7839c45bbcc3"
 _DELIVERR = "https://api.deliverr.com"
@@ -53,7 +36,7 @@ CASES: list[Case] = [
         "POST",
         f"{_DELIVERR}/orders/v1/order",
         {**_JSON, "authorization": "Bearer t", "idempotency-key": _KEY},
-        json.dumps(_ORDER).encode(),
+        json.dumps(CREATE_ORDER).encode(),
     ),
     (
         "depop mark as shipped",
@@ -94,8 +77,7 @@ def run() -> list[dict[str, object]]:
                 "unit": "CPU us/call",
             }
         )
-    created = {key: value for key, value in _ORDER.items() if key in _ANSWERED}
-    answer = json.dumps({**created, "orderId": "100000001", "status": "CREATED", "shipments": []})
+    answer = json.dumps(CREATED)
     rows.append(
         {
             "case": "response_problems: deliverr create order 201",

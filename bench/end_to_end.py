@@ -106,7 +106,7 @@ def _case(
     started = time.perf_counter()
     cpu = time.process_time()
     try:
-        with round_trips(hub.runtime.db.engine) as trips:
+        with round_trips(hub.runtime.db) as trips:
             for n in range(orders):
                 depop.purchase(SKUS[n % len(SKUS)])
                 if paced:

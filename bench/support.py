@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection
+
+    from hub.db import Database
 
 
 @contextmanager
@@ -51,7 +53,8 @@ def postgres_database(prefix: str) -> Iterator[str | None]:
 
 @dataclass
 class RoundTrips:
-    """What a piece of work sent to the database, counted by SQLAlchemy's events."""
+    """What a piece of work sent to the database, counted by SQLAlchemy's events and by
+    `hub.db.watching_prebuilt` (the prebuilt statements sent on the DBAPI cursor itself)."""
 
     statements: int = 0
     commits: int = 0
@@ -66,17 +69,27 @@ class RoundTrips:
 
 
 @contextmanager
-def round_trips(engine: Engine) -> Iterator[RoundTrips]:
-    """Count what `engine` sends to its database while the block runs (any thread)."""
+def round_trips(database: Database) -> Iterator[RoundTrips]:
+    """Count what `database` sends while the block runs (any thread): through its transactions'
+    engine, through the autocommit engine of its one-statement units (where a commit or a
+    rollback sends nothing: only statements count), and as prebuilt statements on either."""
     from sqlalchemy import event
 
+    from hub.db import watching_prebuilt
+
     counts = RoundTrips()
+    engine, *autocommit = database.engines
+    pools = {each.pool for each in database.engines}
     pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
     lock = threading.Lock()
 
     def statement(*_: Any) -> None:
         with lock:
             counts.statements += 1
+
+    def prebuilt(connection: Connection, *_: Any) -> None:
+        if connection.engine.pool in pools:
+            statement()
 
     def commit(*_: Any) -> None:
         with lock:
@@ -96,11 +109,13 @@ def round_trips(engine: Engine) -> Iterator[RoundTrips]:
         (engine, "commit", commit),
         (engine, "rollback", rollback),
         (engine.pool, "checkout", checkout),
+        *((each, "before_cursor_execute", statement) for each in autocommit),
     ]
     for target, name, fn in hooks:
         event.listen(target, name, fn)
     try:
-        yield counts
+        with watching_prebuilt(prebuilt):
+            yield counts
     finally:
         for target, name, fn in hooks:
             event.remove(target, name, fn)

@@ -200,6 +200,14 @@ class Database:
         """
         return self._group.run(work)
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine this database sends through: the transactions' one and, on Postgres,
+        the autocommit one of the one-statement units; for instruments that watch them all."""
+        if self._autocommit is self.engine:
+            return (self.engine,)
+        return (self.engine, self._autocommit)
+
     def dispose(self) -> None:
         self.engine.dispose()
         self._autocommit.dispose()
@@ -416,6 +424,33 @@ def insert_ignore_prebuilt(
     )
 
 
+# Told of each statement a `Prebuilt` sends on the DBAPI cursor itself (on Postgres), which
+# SQLAlchemy's engine events never see: for instruments such as the benchmarks' count of round
+# trips. A tuple, replaced whole, so a statement sent meanwhile reads one consistent set; empty
+# unless someone watches, which costs each statement one test of it.
+PrebuiltListener = Callable[[Connection, str, Mapping[str, Any]], None]
+_prebuilt_listeners: tuple[PrebuiltListener, ...] = ()
+_prebuilt_listeners_guard = threading.Lock()
+
+
+@contextmanager
+def watching_prebuilt(listener: PrebuiltListener) -> Iterator[None]:
+    """Call `listener(connection, sql, params)` before each statement any `Prebuilt` sends on
+    the DBAPI cursor while the block runs, from whichever thread sends it. Elsewhere than on
+    Postgres a `Prebuilt` runs through SQLAlchemy, whose `before_cursor_execute` event sees it,
+    and `listener` is not called, so a count of both never counts a statement twice."""
+    global _prebuilt_listeners
+    with _prebuilt_listeners_guard:
+        _prebuilt_listeners = (*_prebuilt_listeners, listener)
+    try:
+        yield
+    finally:
+        with _prebuilt_listeners_guard:
+            kept = list(_prebuilt_listeners)
+            kept.remove(listener)
+            _prebuilt_listeners = tuple(kept)
+
+
 class Prebuilt:
     """A Core statement compiled once, for the few statements run so often that SQLAlchemy's
     per-execution work (cache key, execution context, bind and result processing: about
@@ -473,6 +508,9 @@ class Prebuilt:
             cursor = pooled.info.get(_CURSOR)
             if cursor is None or cursor.connection is not driver or cursor.closed:
                 cursor = pooled.info[_CURSOR] = driver.cursor()
+            if _prebuilt_listeners:
+                for listener in _prebuilt_listeners:
+                    listener(connection, sql, params)
             cursor.execute(sql, params)
             if cursor.pgresult is None or cursor.pgresult.nfields == 0:
                 return []

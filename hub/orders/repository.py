@@ -415,17 +415,22 @@ _ORDER_BY_ID = Prebuilt(select(_ORDERS).where(_ORDERS.c.id == bindparam("order_i
 _LINES_OF_ORDER = Prebuilt(
     select(_LINES).where(_LINES.c.order_id == bindparam("order_id")).order_by(_LINES.c.id)
 )
+
+# The columns routing sets, each with the name of the value it takes (`set_routing`'s keys):
+# one list for both statements below, so the noted one can never set a column the other does
+# not, or miss one.
+_ROUTING_COLUMNS = (
+    ("fulfilment_provider", "to_provider"),
+    ("fulfilment_connection", "to_connection"),
+    ("fulfilment_ref", "to_ref"),
+    ("fulfilment_status", "to_status"),
+    ("fulfilment_checked_at", "routed_at"),
+    ("updated_at", "routed_at"),
+)
 _SET_ROUTING = Prebuilt(
     _ORDERS.update()
     .where(_ORDERS.c.id == bindparam("order_id"))
-    .values(
-        fulfilment_provider=bindparam("to_provider"),
-        fulfilment_connection=bindparam("to_connection"),
-        fulfilment_ref=bindparam("to_ref"),
-        fulfilment_status=bindparam("to_status"),
-        fulfilment_checked_at=bindparam("routed_at"),
-        updated_at=bindparam("routed_at"),
-    )
+    .values({column: bindparam(value) for column, value in _ROUTING_COLUMNS})
     .returning(_ORDERS.c.status)
 )
 
@@ -434,11 +439,9 @@ _SET_ROUTING = Prebuilt(
 _SET_ROUTING_NOTED = Prebuilt(
     text(
         "WITH routed AS ("
-        " UPDATE orders SET fulfilment_provider = :to_provider,"
-        " fulfilment_connection = :to_connection, fulfilment_ref = :to_ref,"
-        " fulfilment_status = :to_status, fulfilment_checked_at = :routed_at,"
-        " updated_at = :routed_at"
-        " WHERE id = :order_id RETURNING status"
+        " UPDATE orders SET "
+        + ", ".join(f"{column} = :{value}" for column, value in _ROUTING_COLUMNS)
+        + " WHERE id = :order_id RETURNING status"
         "), noted AS ("
         " INSERT INTO order_events (order_id, trigger, from_state, to_state, source, detail, at)"
         " SELECT :order_id, :trigger, status, status, :source, CAST(:detail AS json), :routed_at"

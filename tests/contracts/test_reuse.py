@@ -30,6 +30,8 @@ from connectors.contracts import (
     _WireResponse,
     published_contract,
 )
+from connectors.deliverr.samples import CREATE_ORDER as ORDER
+from connectors.deliverr.samples import CREATED
 from connectors.deliverr.spec import CONTRACT as DELIVERR
 from connectors.depop.spec import CONTRACT as DEPOP
 from tests.contracts.test_contracts import DOCUMENT
@@ -110,22 +112,6 @@ def fresh_response_verdict(
     return [line for e in validator.iter_errors(request, response) for line in _describe(e)]
 
 
-ORDER: dict[str, Any] = {
-    "externalOrderId": "ord_1",
-    "source": "depop",
-    "sourceOrderId": "depop-ord_1",
-    "shiptoAddress": {
-        "name": "Ada Lovelace",
-        "street1": "1 Engine Way",
-        "city": "Austin",
-        "state": "TX",
-        "postcode": "78701",
-        "countryCode": "US",
-    },
-    "lineItems": [{"externalProductId": "SKU-A", "quantity": 2, "lineItemId": "line-1"}],
-    "shipMethod": "Standard",
-    "orderCreationTime": "2024-05-01T12:30:00Z",
-}
 KEY = "ea7fcc9d-803c-4849-bfe4-7839c45bbcc3"
 JSON = {"content-type": "application/json"}
 DELIVERR_AUTH = {**JSON, "authorization": "Bearer t", "idempotency-key": KEY}
@@ -225,13 +211,6 @@ def test_a_reused_check_finds_what_a_fresh_openapi_core_check_finds(case: str) -
     assert valid == (not problems and not security), (problems, security)
 
 
-ANSWERED = ("externalOrderId", "source", "sourceOrderId", "shiptoAddress", "lineItems")
-CREATED = {
-    **{k: v for k, v in ORDER.items() if k in ANSWERED},
-    "orderId": "100000001",
-    "status": "CREATED",
-    "shipments": [],
-}
 ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
     "created": (201, CREATED),
     "created without shipments": (201, {k: v for k, v in CREATED.items() if k != "shipments"}),

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from hub.db import Database, Prebuilt
+from hub.db import Database, Prebuilt, watching_prebuilt
 
 _BACKEND = Prebuilt(text("SELECT pg_backend_pid() AS pid"))
 
@@ -77,3 +77,15 @@ def test_more_pinned_threads_than_the_pool_holds_each_get_a_connection(postgres_
         assert len(pids) == 8 and len(set(pids)) == 4
     finally:
         database.dispose()
+
+
+def test_a_prebuilt_statement_sent_on_the_cursor_is_shown_to_whoever_watches(
+    postgres_database: Database,
+) -> None:
+    """Postgres only: elsewhere a `Prebuilt` runs through SQLAlchemy, whose own events see it."""
+    seen: list[tuple[str, dict[str, object]]] = []
+    with postgres_database.pinned():
+        with watching_prebuilt(lambda _, sql, params: seen.append((sql, dict(params)))):
+            pid = _pid(postgres_database)
+        _pid(postgres_database)
+    assert pid and seen == [("SELECT pg_backend_pid() AS pid", {})]

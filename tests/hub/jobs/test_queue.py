@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
-from hub.db import Database
+from hub.db import Database, watching_prebuilt
 from hub.jobs import priorities, queue, wakeup
 from hub.jobs.models import Job, JobAttempt, JobState
 from hub.jobs.priorities import Priority
@@ -524,3 +526,68 @@ def test_complete_and_claim_keeps_to_the_workers_lane(database: Database) -> Non
         ("bulk", 0),
         ("default", 0),
     ]
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+# A busy queue's history: thousands of jobs claimed, then finished (their entries in the
+# partial index of running jobs dead until a vacuum), and the table analyzed between jobs,
+# when none was running; the statistics then show that index empty.
+_RAN = text(
+    "INSERT INTO jobs (kind, payload, idempotency_key, state, priority, attempts, max_attempts,"
+    " run_at, lease_owner, lease_expires_at, created_at, updated_at, claimed_at)"
+    " SELECT :kind, '{}', 'ran:' || n, 'running', 50, 1, 0, now(), 'other',"
+    " now() + interval '1 minute', now(), now(), now() FROM generate_series(1, :jobs) AS n"
+)
+_FINISHED = text(
+    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL,"
+    " finished_at = now() WHERE state = 'running'"
+)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("finish", ["complete", "complete_and_claim"])
+def test_a_finish_finds_its_job_by_primary_key_on_postgres(
+    postgres_database: Database, finish: str
+) -> None:
+    """The lease fence of a finish, as the hub sends it, reaches its job through `jobs_pkey`.
+    Written with `state = 'running'` (or any test from which Postgres can prove the predicate
+    of `ix_jobs_leases`), it went through that partial index instead whenever statistics showed
+    the index (nearly) empty, and read every entry of it, the dead ones of jobs finished since
+    the last vacuum included. With a few jobs running at the last ANALYZE Postgres takes the
+    primary key either way, so the history here has none. A planner's choice, so Postgres
+    only: SQLite's planner has no such pick to pin, and this test has no SQLite run by
+    design."""
+    database = postgres_database
+    with database.engine.begin() as connection:
+        connection.execute(_RAN, {"kind": COUNT, "jobs": 3000})
+    with database.engine.begin() as connection:
+        connection.execute(_FINISHED)
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE jobs"))
+    enqueue(database, "mine")
+    sent: list[tuple[str, dict[str, Any]]] = []
+    with database.connect(one_statement=True) as connection:
+        [job] = queue.claim(connection, "w1", 60.0, sweep=False)
+        with watching_prebuilt(lambda _, sql, params: sent.append((sql, dict(params)))):
+            if finish == "complete":
+                queue.complete(connection, job)
+            else:
+                assert queue.complete_and_claim(connection, job, "w1", 60.0) is None
+    [(sql, params)] = sent
+    with database.connect(one_statement=True) as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            [[[explained]]] = cursor.fetchall()
+    nodes = list(_plan_nodes(explained["Plan"]))
+    [fenced] = [node for node in nodes if node.get("Subplan Name") == "CTE fenced"]
+    assert (fenced["Node Type"], fenced["Operation"]) == ("ModifyTable", "Update")
+    [found] = fenced["Plans"]
+    assert (found["Node Type"], found.get("Index Name")) == ("Index Scan", "jobs_pkey"), found
+    assert "ix_jobs_leases" not in {node.get("Index Name") for node in nodes}
