@@ -338,7 +338,7 @@ def test_replacing_a_finished_jobs_key_is_one_prebuilt_statement_on_postgres(
     postgres_database: Database,
 ) -> None:
     """The usual listing-sync enqueue (its last sync has run) costs one statement: no look-up
-    through the ORM, no separate re-keying (both go through SQLAlchemy's execution events)."""
+    through the ORM and no separate re-keying."""
     with postgres_database.transaction() as session:
         queue.enqueue_coalesced(session, COUNT, [("sync:a", {})])
     [done] = claim(postgres_database, "w")
@@ -349,13 +349,18 @@ def test_replacing_a_finished_jobs_key_is_one_prebuilt_statement_on_postgres(
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         executed.append(statement)
 
+    prebuilt: list[str] = []
     event.listen(postgres_database.engine, "before_cursor_execute", count)
     try:
-        with postgres_database.transaction() as session:
+        with (
+            watching_prebuilt(lambda _conn, sql, _params: prebuilt.append(sql)),
+            postgres_database.transaction() as session,
+        ):
             queue.enqueue_coalesced(session, COUNT, [("sync:a", {"n": 2})])
     finally:
         event.remove(postgres_database.engine, "before_cursor_execute", count)
 
+    assert len(prebuilt) == 1 and "INSERT INTO jobs" in prebuilt[0]
     assert executed == [f"NOTIFY {wakeup.CHANNEL}"]  # the wake-up, at commit
     with postgres_database.reader() as session:
         keys = sorted(j.idempotency_key for j in queue.list_jobs(session, kind=COUNT))
