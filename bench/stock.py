@@ -26,11 +26,12 @@ import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 from bench.support import postgres_database
 
@@ -95,8 +96,8 @@ def _stock(url: str, skus: Sequence[str], on_hand: int) -> None:
         db.dispose()
 
 
-def _client(
-    url: str,
+def _drive(
+    reserve_one: Callable[[str, str], bool],
     order_ids: list[str],
     skus: list[str],
     ready: Event,
@@ -104,14 +105,9 @@ def _client(
     deadline_after: float,
     results: multiprocessing.Queue[Outcome],
 ) -> None:
-    """One client process: reserve one unit per order, round-robin over `skus`, until time."""
-    from hub.config import UntrackedSkuPolicy
-    from hub.db import Database
-    from hub.inventory import service as inventory
-
-    db = Database(url, pool_size=1)
-    with db.transaction() as session:  # connect before the clock starts
-        session.connection()
+    """The clock and the tally every client shares: `reserve_one(order_id, sku)` for one unit
+    per order, round-robin over `skus`, from the start signal until time; it answers whether
+    the unit was taken."""
     ready.set()
     go.wait()
     deadline = time.monotonic() + deadline_after
@@ -122,73 +118,62 @@ def _client(
         if time.monotonic() >= deadline:
             break
         started = time.perf_counter()
+        taken = reserve_one(order_id, skus[n % len(skus)])
+        latencies.append(time.perf_counter() - started)
+        ok, failed = (ok + 1, failed) if taken else (ok, failed + 1)
+    results.put((ok, failed, time.monotonic(), latencies, time.process_time() - cpu))
+
+
+def _client(url: str, *driven: Any) -> None:
+    """One hub client: `inventory.reserve` in its own `db.transaction()`."""
+    from hub.config import UntrackedSkuPolicy
+    from hub.db import Database
+    from hub.inventory import service as inventory
+
+    db = Database(url, pool_size=1)
+    with db.transaction() as session:  # connect before the clock starts
+        session.connection()
+
+    def reserve_one(order_id: str, sku: str) -> bool:
         with db.transaction() as session:
             reserved = inventory.reserve(
-                session, order_id, [(skus[n % len(skus)], 1)], policy=UntrackedSkuPolicy.REJECT
+                session, order_id, [(sku, 1)], policy=UntrackedSkuPolicy.REJECT
             )
-        latencies.append(time.perf_counter() - started)
-        ok, failed = (ok + 1, failed) if reserved.ok else (ok, failed + 1)
-    finished = time.monotonic()
-    db.dispose()
-    results.put((ok, failed, finished, latencies, time.process_time() - cpu))
+        return reserved.ok
+
+    try:
+        _drive(reserve_one, *driven)
+    finally:
+        db.dispose()
 
 
-def _floor_client(
-    url: str,
-    order_ids: list[str],
-    skus: list[str],
-    ready: Event,
-    go: Event,
-    deadline_after: float,
-    results: multiprocessing.Queue[Outcome],
-) -> None:
+def _floor_client(url: str, *driven: Any) -> None:
     """One floor client: the conditional UPDATE and COMMIT, raw psycopg, nothing else."""
-    import psycopg
-    import sqlalchemy as sa
+    conn = _raw_connection(url)
 
-    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = psycopg.connect(dsn)
-    ready.set()
-    go.wait()
-    deadline = time.monotonic() + deadline_after
-    cpu = time.process_time()
-    ok = failed = 0
-    latencies: list[float] = []
-    for n in range(len(order_ids)):
-        if time.monotonic() >= deadline:
-            break
-        started = time.perf_counter()
+    def reserve_one(_order_id: str, sku: str) -> bool:
         with conn.cursor() as cursor:
             cursor.execute(
                 "UPDATE stock_items SET reserved = reserved + 1, updated_at = now()"
                 " WHERE sku = %s AND on_hand - reserved >= 1",
-                (skus[n % len(skus)],),
+                (sku,),
                 prepare=True,
             )
             taken = cursor.rowcount == 1
         conn.commit()
-        latencies.append(time.perf_counter() - started)
-        ok, failed = (ok + 1, failed) if taken else (ok, failed + 1)
-    finished = time.monotonic()
-    conn.close()
-    results.put((ok, failed, finished, latencies, time.process_time() - cpu))
+        return bool(taken)
+
+    try:
+        _drive(reserve_one, *driven)
+    finally:
+        conn.close()
 
 
-def _same_writes_client(
-    url: str,
-    order_ids: list[str],
-    skus: list[str],
-    ready: Event,
-    go: Event,
-    deadline_after: float,
-    results: multiprocessing.Queue[Outcome],
-) -> None:
+def _same_writes_client(url: str, *driven: Any) -> None:
     """One floor client sending what the hub sends for a reservation, from raw psycopg: its
     reservation statement, then (no sync waiting) the listing-sync job and the NOTIFY."""
     import json
 
-    import psycopg
-    import sqlalchemy as sa
     from sqlalchemy.dialects import postgresql
 
     from hub.inventory.repository import _RESERVE_ONE
@@ -205,19 +190,9 @@ def _same_writes_client(
         " VALUES (%(kind)s, %(priority)s, %(key)s, %(payload)s, 'queued', 0, %(max_attempts)s,"
         " %(now)s, %(now)s, %(now)s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
     )
-    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = psycopg.connect(dsn)
-    ready.set()
-    go.wait()
-    deadline = time.monotonic() + deadline_after
-    cpu = time.process_time()
-    ok = failed = 0
-    latencies: list[float] = []
-    for n, order_id in enumerate(order_ids):
-        if time.monotonic() >= deadline:
-            break
-        started = time.perf_counter()
-        sku = skus[n % len(skus)]
+    conn = _raw_connection(url)
+
+    def reserve_one(order_id: str, sku: str) -> bool:
         now = datetime.now(UTC)
         key = f"{LISTING_SYNC}:{sku}"
         with conn.cursor() as cursor:
@@ -233,7 +208,7 @@ def _same_writes_client(
                 },
                 prepare=True,
             )
-            _, waiting, _, taken = cursor.fetchone()  # type: ignore[misc]
+            _, waiting, _, taken = cursor.fetchone()
             if taken and not waiting:
                 cursor.execute(
                     enqueue,
@@ -250,11 +225,21 @@ def _same_writes_client(
                 if cursor.fetchone() is not None:
                     cursor.execute(f"NOTIFY {CHANNEL}")
         conn.commit()
-        latencies.append(time.perf_counter() - started)
-        ok, failed = (ok + 1, failed) if taken else (ok, failed + 1)
-    finished = time.monotonic()
-    conn.close()
-    results.put((ok, failed, finished, latencies, time.process_time() - cpu))
+        return bool(taken)
+
+    try:
+        _drive(reserve_one, *driven)
+    finally:
+        conn.close()
+
+
+def _raw_connection(url: str) -> Any:
+    """A raw psycopg connection to `url` (an SQLAlchemy URL), outside any pool."""
+    import psycopg
+    import sqlalchemy as sa
+
+    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(dsn)
 
 
 _CLIENTS = {"hub": _client, "bare": _floor_client, "same": _same_writes_client}
