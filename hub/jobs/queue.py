@@ -318,17 +318,27 @@ _ENQUEUE = insert_ignore_prebuilt(
     "idempotency_key",
 )
 # `_enqueue_replacing`: the key of a job holding it that is no longer waiting is retired, then
-# the job inserted. The InitPlan over `retired` runs the UPDATE first, and the insert's unique
-# check does not see the row this transaction just re-keyed; a waiting job keeps the key and
-# the insert does nothing. A concurrent transaction that retired the key first holds the old
-# row: this UPDATE waits, finds it re-keyed and matches nothing, and the insert then meets the
-# other's new job (it waits for that transaction to end) and does nothing.
+# the job inserted. The job is locked with SKIP LOCKED before it is re-keyed: a reservation
+# may hold a key-share lock on it (`coalesce_waiting`: a job that went back to waiting after
+# this statement's snapshot, by a retry or a release) while it waits for a stock row this
+# transaction holds, so waiting for that lock here could deadlock. A locked job is left alone,
+# the insert then meets its key and does nothing, and the caller's general path coalesces
+# (its `FOR NO KEY UPDATE` shares with key-share locks). The InitPlan over `retired` runs the
+# UPDATE before the INSERT, whose unique check does not see the row this transaction re-keyed;
+# were a planner to run them the other way round, the insert would meet the old key and the
+# general path would queue the job: a statement more, the same result. A concurrent
+# transaction re-keying the same job first makes this one skip it, and its insert waits for
+# that transaction's new job, meets it and does nothing.
 _ENQUEUE_REPLACING = Prebuilt(
     text(
         """
 WITH retired AS (
     UPDATE jobs SET idempotency_key = idempotency_key || ':' || CAST(id AS text)
-    WHERE idempotency_key = :idempotency_key AND state <> :queued
+    WHERE id = (
+        SELECT id FROM jobs
+        WHERE idempotency_key = :idempotency_key AND state <> :queued
+        FOR UPDATE SKIP LOCKED
+    ) AND state <> :queued
     RETURNING id
 )
 INSERT INTO jobs (kind, priority, idempotency_key, payload, state, attempts, max_attempts,
