@@ -11,10 +11,11 @@ stock, confirming, routing to Deliverr over httpx, listing updates to the other 
   Latency then includes the wait behind the backlog.
 - one at a time: each purchase waits for its Deliverr order before the next is placed, so
   latency is the pipeline's own. This case also prints the round trips per order (every
-  statement, commit, rollback and pool ping the hub's engine sent, counted by SQLAlchemy's
-  events) and the CPU per order of this process (the hub's app and workers, and the simulators
-  that share the process); once with a 10 ms idle poll and once with default settings (the
-  quiet path: p50 from webhook stored to Deliverr create, target < 50 ms).
+  statement, commit, rollback and pool ping the hub's database sent: both its engines and the
+  prebuilt statements, `bench.support.round_trips`) and the CPU per order of this process (the
+  hub's app and workers, and the simulators that share the process); once with a 10 ms idle
+  poll and once with default settings (the quiet path: p50 from webhook stored to Deliverr
+  create, target < 50 ms).
 - after a stock import: 5,000 new SKUs imported through the admin API (each queues a listing
   sync), then one order placed at once; its latency beside the quiet path's is the delay the
   import causes (target <= 1 s).

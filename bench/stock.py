@@ -47,9 +47,11 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy so far (/proc/stat: all but idle and iowait)."""
+    """CPU seconds the whole machine spent busy so far: /proc/stat's user, nice, system, irq
+    and softirq (guest time is inside user already; idle, iowait and steal are not ours)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / _TICKS
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / _TICKS
 
 
 def _orders(url: str, tag: str, count: int) -> list[str]:
@@ -176,9 +178,10 @@ def _same_writes_client(url: str, *driven: Any) -> None:
 
     from sqlalchemy.dialects import postgresql
 
+    from hub.inventory import tasks  # noqa: F401  (declares the listing sync's priority)
     from hub.inventory.repository import _RESERVE_ONE
     from hub.inventory.service import LISTING_SYNC
-    from hub.jobs.priorities import Priority
+    from hub.jobs import priorities
     from hub.jobs.queue import CONFIGURED_MAX_ATTEMPTS
     from hub.jobs.wakeup import CHANNEL
 
@@ -214,7 +217,7 @@ def _same_writes_client(url: str, *driven: Any) -> None:
                     enqueue,
                     {
                         "kind": LISTING_SYNC,
-                        "priority": int(Priority.BULK),  # a listing sync's (`hub.inventory.tasks`)
+                        "priority": priorities.of(LISTING_SYNC),
                         "key": key,
                         "payload": json.dumps({"sku": sku, "skip_channel": None}),
                         "max_attempts": CONFIGURED_MAX_ATTEMPTS,
