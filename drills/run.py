@@ -46,6 +46,8 @@ class DrillConfig:
     # so a drill always restarts processes mid-work.
     min_kills: int = 2
     terminate_interval: float = 5.0  # seconds between terminations of every backend (0: none)
+    # Likewise rounds of terminations: the load can end before the first interval does.
+    min_terminations: int = 1
     error_rate: float = 0.03
     throttle_rate: float = 0.02
     hang_rate: float = 0.005
@@ -225,7 +227,11 @@ class Drill:
         admin = sa.create_engine(
             self.engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT"
         )
-        while interval and not self.stop_faults.wait(interval):
+        rounds = 0
+        while interval:
+            if self.stop_faults.wait(interval) and rounds >= self.config.min_terminations:
+                break
+            rounds += 1
             with admin.connect() as conn:
                 ended = conn.execute(
                     sa.text(
