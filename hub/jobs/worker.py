@@ -142,7 +142,8 @@ def _hand_back(runtime: Runtime, job: Job) -> None:
         with runtime.db.connect(one_statement=True) as connection:
             queue.release(connection, job)
     except queue.LeaseLost:
-        pass  # its lease expired meanwhile and a sweep put it back already
+        # Its lease expired meanwhile and a sweep put it back already: nothing left to give.
+        log.info("hub.jobs.hand_back_after_sweep", job_id=job.id, kind=job.kind)
 
 
 # A metric's child for a set of labels, looked up once: `labels()` validates and locks on
